@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command: provisions a throwaway PostgreSQL and Redis (installing them with
+# apt-get when missing and running as root), runs the whole test suite against them,
+# and tears everything down, even on failure.
+#
+#   scripts/test.sh                 format check, clippy, every test
+#   scripts/test.sh -- <filter>     extra arguments go to `cargo test`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
+
+trap services_stop EXIT INT TERM
+REQUIRE_REDIS=1 services_start "$PWD/target/test-services"
+
+# sqlx::test creates one database per test through DATABASE_URL.
+export DATABASE_URL=$SERVICES_POSTGRES_URL
+export TEST_POSTGRES_URL=$SERVICES_POSTGRES_URL
+export TEST_REDIS_URL=$SERVICES_REDIS_URL
+
+if [ "${1:-}" = "--" ]; then shift; fi
+
+if [ $# -eq 0 ]; then
+  echo "==> cargo fmt --check"
+  cargo fmt --all -- --check
+  echo "==> cargo clippy --all-targets -- -D warnings"
+  cargo clippy --all-targets --locked -- -D warnings
+fi
+echo "==> cargo test"
+cargo test --locked -- "$@"

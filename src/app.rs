@@ -1,0 +1,115 @@
+//! The service's lifecycle: connect the dependencies, serve on a listener the caller
+//! bound, and shut down gracefully when the state's cancellation token fires.
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::state::AppState;
+use crate::storage::{self, StartupError};
+
+/// Connects Postgres (and Redis when configured), applies migrations, and builds the
+/// state. Each dependency is retried with backoff up to the startup timeout.
+pub async fn connect(config: Config) -> Result<AppState, StartupError> {
+    let db = storage::postgres::connect(&config).await?;
+    storage::postgres::migrate(&db).await?;
+    tracing::info!(
+        component = "storage",
+        "postgres connected, migrations applied"
+    );
+    let redis = match &config.redis_url {
+        Some(url) => {
+            let manager = storage::redis::connect(url, config.startup_timeout).await?;
+            tracing::info!(component = "storage", "redis connected");
+            Some(manager)
+        }
+        None => {
+            tracing::info!(
+                component = "storage",
+                "REDIS_URL unset: caches and pub/sub are in-process (single replica)"
+            );
+            None
+        }
+    };
+    Ok(AppState::new(config, db, redis))
+}
+
+/// Serves the application on `listener` until `state.shutdown` is cancelled, then stops
+/// accepting, lets in-flight requests finish, waits for background tasks, and closes
+/// the pool — all within the configured shutdown timeout.
+pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let deadline = state.config.shutdown_timeout;
+    let shutdown = state.shutdown.clone();
+    let app = crate::http::router(state.clone());
+    tracing::info!(
+        component = "http",
+        address = %listener.local_addr()?,
+        "serving"
+    );
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future(),
+    );
+
+    shutdown.cancelled().await;
+    let started = tokio::time::Instant::now();
+    tracing::info!(component = "service", "shutting down");
+    let remaining = |started: tokio::time::Instant| deadline.saturating_sub(started.elapsed());
+
+    match tokio::time::timeout(remaining(started), server).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(join_error)) => {
+            tracing::error!(component = "http", error = %join_error, "server task failed")
+        }
+        Err(_) => tracing::warn!(
+            component = "http",
+            "in-flight requests did not finish before the shutdown deadline"
+        ),
+    }
+    state.tasks.close();
+    if tokio::time::timeout(remaining(started), state.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            component = "service",
+            "background tasks did not stop before the shutdown deadline"
+        );
+    }
+    // Closing waits for checked-out connections; never past the deadline.
+    let _ = tokio::time::timeout(
+        remaining(started).max(Duration::from_millis(100)),
+        state.db.close(),
+    )
+    .await;
+    tracing::info!(
+        component = "service",
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "stopped"
+    );
+    Ok(())
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+pub fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing a SIGTERM handler succeeds on unix");
+            tokio::select! {
+                _ = interrupt => tracing::info!(component = "service", signal = "SIGINT", "signal received"),
+                _ = terminate.recv() => tracing::info!(component = "service", signal = "SIGTERM", "signal received"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = interrupt.await;
+        }
+        token.cancel();
+    });
+}

@@ -1,0 +1,121 @@
+//! The command line: `serve` (the default), `migrate` and `check-config`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use crate::app;
+use crate::config::Config;
+use crate::telemetry;
+
+/// Exit code for a configuration problem (bad or missing key).
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code for a dependency that could not be reached or prepared.
+pub const EXIT_STARTUP: u8 = 1;
+
+/// monitoring-service: watches trading strategies and alerts their owners.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// A TOML file layered between the defaults and the environment
+    /// (default: ./monitoring.toml when present).
+    #[arg(long, global = true, env = "MONITORING_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do; `serve` when omitted.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the effective configuration with secrets redacted and exit.
+    CheckConfig,
+}
+
+/// Parses the command line and runs the command; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("configuration error: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => {
+            for (key, value) in config.redacted() {
+                println!("{key}={value}");
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Migrate => {
+            telemetry::init(config.log_format, &config.rust_log);
+            runtime().block_on(migrate(config))
+        }
+        Command::Serve => {
+            telemetry::init(config.log_format, &config.rust_log);
+            runtime().block_on(serve(config))
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+}
+
+async fn migrate(config: Config) -> ExitCode {
+    match app::connect(config).await {
+        Ok(state) => {
+            state.db.close().await;
+            tracing::info!(component = "storage", "migrations applied");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            tracing::error!(component = "storage", error = %err, "migrate failed");
+            ExitCode::from(EXIT_STARTUP)
+        }
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let address = config.bind_address();
+    tracing::info!(
+        component = "service",
+        version = env!("CARGO_PKG_VERSION"),
+        config = ?config.redacted(),
+        "starting"
+    );
+    let state = match app::connect(config).await {
+        Ok(state) => state,
+        Err(err) => {
+            tracing::error!(component = "service", error = %err, "startup failed");
+            return ExitCode::from(EXIT_STARTUP);
+        }
+    };
+    let listener = match TcpListener::bind(address).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(component = "http", %address, error = %err, "cannot bind");
+            return ExitCode::from(EXIT_STARTUP);
+        }
+    };
+    app::cancel_on_signal(state.shutdown.clone());
+    match app::serve(listener, state).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(component = "http", error = %err, "server failed");
+            ExitCode::from(EXIT_STARTUP)
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The HTTP interface of DESIGN.md §7: probes and metrics in the open, everything under
+//! `/internal` behind the API key. Routes are registered through utoipa's
+//! `OpenApiRouter`, so the OpenAPI document and the router cannot drift apart, and
+//! tests can iterate every route from it.
+
+pub mod auth;
+pub mod error;
+pub mod middleware;
+pub mod openapi;
+pub mod probes;
+pub mod status;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use self::auth::{API_KEY_HEADER, ApiKeys, require_api_key};
+use self::error::ApiError;
+use crate::state::AppState;
+
+/// Every route, with its OpenAPI description. `keys` guards `/internal`.
+fn api_routes(keys: Arc<ApiKeys>) -> OpenApiRouter<AppState> {
+    let internal = OpenApiRouter::new()
+        .routes(routes!(status::status))
+        .routes(routes!(openapi::openapi_json))
+        // An unknown /internal path is refused like a known one, so the key guards the
+        // whole namespace and a caller without it learns nothing about what exists.
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(keys, require_api_key));
+    OpenApiRouter::with_openapi(openapi::base_document())
+        .routes(routes!(probes::health))
+        .routes(routes!(probes::ready))
+        .routes(routes!(probes::metrics))
+        .nest("/internal", internal)
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi_document() -> OpenApi {
+    api_routes(Arc::new(ApiKeys::new(&[]))).split_for_parts().1
+}
+
+/// The complete application: routes, auth, and the middleware stack.
+pub fn router(state: AppState) -> Router {
+    let (routes, _) = api_routes(state.api_keys.clone()).split_for_parts();
+    let config = &state.config;
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(
+            config
+                .cors_allowed_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        ))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            axum::http::header::CONTENT_TYPE,
+            HeaderName::from_static(API_KEY_HEADER),
+        ]);
+    let request_id = HeaderName::from_static(middleware::REQUEST_ID_HEADER);
+
+    routes.fallback(not_found).with_state(state.clone()).layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(middleware::request_span)
+                    .on_request(())
+                    .on_response(DefaultOnResponse::new().level(Level::INFO))
+                    .on_failure(DefaultOnFailure::new().level(Level::WARN)),
+            )
+            .layer(PropagateRequestIdLayer::new(request_id))
+            .layer(CatchPanicLayer::custom(middleware::panic_response))
+            .layer(axum::middleware::from_fn_with_state(
+                state.metrics.clone(),
+                middleware::record_metrics,
+            ))
+            .layer(axum::middleware::from_fn(middleware::json_errors))
+            .layer(cors)
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                config.http_request_timeout,
+            ))
+            .layer(RequestBodyLimitLayer::new(config.http_body_limit_bytes)),
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}

@@ -1,0 +1,17 @@
+//! monitoring-service watches trading strategies around the clock and tells their
+//! owners the moment a strategy's conditions hold.
+//!
+//! The layout follows the data flow of DESIGN.md §2: [`config`] and [`telemetry`] set
+//! the process up, [`storage`] owns Postgres and Redis, [`http`] is the interface
+//! (probes, metrics, `/internal/*`), and [`app`] ties the lifecycle together.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod state;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,60 @@
+//! The shared application state: built once at startup, cloned cheaply into every
+//! handler and background task.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::FromRef;
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::http::auth::ApiKeys;
+use crate::metrics::Metrics;
+
+/// Everything a handler or a background task needs, behind `Arc`s.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: PgPool,
+    /// `None` when `REDIS_URL` is unset: caches and pub/sub are then in-process.
+    pub redis: Option<ConnectionManager>,
+    pub metrics: Arc<Metrics>,
+    pub api_keys: Arc<ApiKeys>,
+    /// Cancelled when the service begins to shut down.
+    pub shutdown: CancellationToken,
+    /// Background tasks; shutdown waits for them with a deadline.
+    pub tasks: TaskTracker,
+    pub started_at: Instant,
+}
+
+impl AppState {
+    /// Assembles the state from connected dependencies.
+    pub fn new(config: Config, db: PgPool, redis: Option<ConnectionManager>) -> Self {
+        let api_keys = ApiKeys::new(&config.api_keys);
+        Self {
+            config: Arc::new(config),
+            db,
+            redis,
+            metrics: Arc::new(Metrics::new()),
+            api_keys: Arc::new(api_keys),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            started_at: Instant::now(),
+        }
+    }
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<ApiKeys> {
+    fn from_ref(state: &AppState) -> Self {
+        state.api_keys.clone()
+    }
+}

@@ -1,0 +1,353 @@
+//! The HTTP interface served for real: probes, the key guard on every internal route,
+//! metrics labels, request ids and JSON errors for bad requests.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use utoipa::openapi::path::HttpMethod;
+
+use crate::support::{ScratchDatabase, TEST_KEY, TestApp, test_config};
+
+#[sqlx::test]
+async fn health_answers_ok(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let response = app.get("/health").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"status": "ok"})
+    );
+    app.stop().await.unwrap();
+}
+
+#[sqlx::test]
+async fn ready_when_postgres_and_redis_answer(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let response = app.get("/ready").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"status": "ready", "checks": {"postgres": "ok", "redis": "ok"}, "failing": []})
+    );
+    app.stop().await.unwrap();
+}
+
+#[sqlx::test]
+async fn ready_without_redis_checks_only_postgres(pool: PgPool) {
+    let app = TestApp::spawn_with(pool, test_config(false, &[])).await;
+    let body: Value = app.get("/ready").await.json().await.unwrap();
+    assert_eq!(body["checks"], json!({"postgres": "ok"}));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn not_ready_when_postgres_goes_away() {
+    let database = ScratchDatabase::create().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(std::time::Duration::from_secs(1))
+        .connect(&database.url)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(pool).await;
+    assert_eq!(app.get("/ready").await.status(), StatusCode::OK);
+
+    database.drop_now().await;
+
+    let response = app.get("/ready").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["checks"]["postgres"], "failed");
+    assert_eq!(body["checks"]["redis"], "ok");
+    assert_eq!(body["failing"], json!(["postgres"]));
+    // Liveness is unaffected: the process still serves.
+    assert_eq!(app.get("/health").await.status(), StatusCode::OK);
+
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("monitoring_dependency_up{dependency=\"postgres\"} 0"));
+    app.stop().await.unwrap();
+}
+
+/// Every documented `/internal` route, with path parameters filled in.
+fn internal_routes() -> Vec<(reqwest::Method, String)> {
+    let document = monitoring_service::http::openapi_document();
+    let mut routes = Vec::new();
+    for (path, item) in &document.paths.paths {
+        if !path.starts_with("/internal") {
+            continue;
+        }
+        let concrete = fill_path_parameters(path);
+        let methods = [
+            (HttpMethod::Get, &item.get, reqwest::Method::GET),
+            (HttpMethod::Post, &item.post, reqwest::Method::POST),
+            (HttpMethod::Put, &item.put, reqwest::Method::PUT),
+            (HttpMethod::Delete, &item.delete, reqwest::Method::DELETE),
+            (HttpMethod::Patch, &item.patch, reqwest::Method::PATCH),
+        ];
+        for (_, operation, method) in methods {
+            if operation.is_some() {
+                routes.push((method, concrete.clone()));
+            }
+        }
+    }
+    routes
+}
+
+fn fill_path_parameters(template: &str) -> String {
+    template
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with('{') {
+                uuid::Uuid::new_v4().to_string()
+            } else {
+                segment.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[sqlx::test]
+async fn every_internal_route_requires_the_key(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let routes = internal_routes();
+    assert!(
+        routes.iter().any(|(_, path)| path == "/internal/status"),
+        "the route table is read from the OpenAPI document: {routes:?}"
+    );
+    let mut probes = routes.clone();
+    // A path nobody registered is guarded too.
+    probes.push((reqwest::Method::GET, "/internal/no-such-route".to_owned()));
+
+    for (method, path) in &probes {
+        for key in [None, Some("wrong-key-0123456789abcdef"), Some("")] {
+            let mut request = app.client.request(method.clone(), app.url(path));
+            if let Some(key) = key {
+                request = request.header("X-MONITORING-KEY", key);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with key {key:?}"
+            );
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "unauthorized", "{method} {path}");
+        }
+    }
+
+    // With the key, the guard lets requests through.
+    for (method, path) in &routes {
+        let response = app
+            .client
+            .request(method.clone(), app.url(path))
+            .header("X-MONITORING-KEY", TEST_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}"
+        );
+    }
+    app.stop().await.unwrap();
+}
+
+#[sqlx::test]
+async fn a_rotated_key_list_accepts_each_key(pool: PgPool) {
+    let keys = "new-key-0123456789abcdef,old-key-0123456789abcdef";
+    let app = TestApp::spawn_with(pool, test_config(true, &[("MONITORING_API_KEY", keys)])).await;
+    for key in keys.split(',') {
+        let response = app
+            .client
+            .get(app.url("/internal/status"))
+            .header("X-MONITORING-KEY", key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    app.stop().await.unwrap();
+}
+
+#[sqlx::test]
+async fn status_reports_shard_and_dependencies(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let body: Value = app
+        .client
+        .get(app.url("/internal/status"))
+        .header("X-MONITORING-KEY", TEST_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["service"], "monitoring-service");
+    assert_eq!(body["shard"], json!({"index": 0, "count": 1}));
+    assert_eq!(body["redis"], "connected");
+    assert!(body["postgres"]["max_connections"].as_u64().unwrap() >= 1);
+    app.stop().await.unwrap();
+}
+
+#[sqlx::test]
+async fn openapi_document_lists_every_route(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let body: Value = app
+        .client
+        .get(app.url("/internal/openapi.json"))
+        .header("X-MONITORING-KEY", TEST_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths: Vec<&str> = body["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for expected in [
+        "/health",
+        "/ready",
+        "/metrics",
+        "/internal/status",
+        "/internal/openapi.json",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "{expected} missing from {paths:?}"
+        );
+    }
+    assert_eq!(
+        body["components"]["securitySchemes"]["api_key"]["name"],
+        "x-monitoring-key"
+    );
+    app.stop().await.unwrap();
+}
+
+#[sqlx::test]
+async fn metrics_are_labelled_by_route_template_never_raw_path(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.get("/health").await;
+    app.get("/health").await;
+    let secret_looking_path = "/internal/strategies/7f3e-secret-path";
+    app.get(secret_looking_path).await;
+    app.get("/definitely/not/a/route").await;
+
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains(
+            "monitoring_http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"} 2"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("route=\"unmatched\",status=\"404\"} 1"),
+        "{text}"
+    );
+    assert!(!text.contains("secret-path"));
+    assert!(!text.contains("/definitely/not"));
+    assert!(text.contains("monitoring_http_request_duration_seconds_bucket"));
+    assert!(text.contains("process_cpu_seconds_total"));
+    app.stop().await.unwrap();
+}
+
+#[sqlx::test]
+async fn every_response_carries_a_request_id(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let generated = app.get("/health").await;
+    let id = generated.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+
+    let echoed = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "caller-chosen-id")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "caller-chosen-id");
+    app.stop().await.unwrap();
+}
+
+#[sqlx::test]
+async fn bad_requests_get_json_errors(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+
+    let oversized = app
+        .client
+        .post(app.url("/internal/status"))
+        .header("X-MONITORING-KEY", TEST_KEY)
+        .body(vec![b'x'; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversized.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        oversized.json::<Value>().await.unwrap()["error"],
+        "payload_too_large"
+    );
+
+    let wrong_method = app.client.post(app.url("/health")).send().await.unwrap();
+    assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(wrong_method.headers().contains_key("allow"));
+    assert_eq!(
+        wrong_method.json::<Value>().await.unwrap()["error"],
+        "method_not_allowed"
+    );
+
+    let unknown = app.get("/nope").await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(unknown.json::<Value>().await.unwrap()["error"], "not_found");
+    app.stop().await.unwrap();
+}
+
+#[sqlx::test]
+async fn cors_allows_only_configured_origins(pool: PgPool) {
+    let config = test_config(true, &[("CORS_ALLOWED_ORIGINS", "https://ops.example.com")]);
+    let app = TestApp::spawn_with(pool, config).await;
+    for (origin, allowed) in [
+        ("https://ops.example.com", true),
+        ("https://evil.example.com", false),
+    ] {
+        let response = app
+            .client
+            .request(reqwest::Method::OPTIONS, app.url("/internal/status"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", "x-monitoring-key")
+            .send()
+            .await
+            .unwrap();
+        let header = response.headers().get("access-control-allow-origin");
+        assert_eq!(header.is_some(), allowed, "{origin}");
+    }
+    app.stop().await.unwrap();
+}
+
+#[sqlx::test]
+async fn shutdown_lets_the_server_return(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    assert_eq!(app.get("/health").await.status(), StatusCode::OK);
+    let address = app.address;
+    app.stop().await.unwrap();
+    assert!(pool.is_closed(), "the pool is closed on shutdown");
+    assert!(
+        tokio::net::TcpStream::connect(address).await.is_err(),
+        "the listener is closed"
+    );
+}

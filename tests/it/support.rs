@@ -1,0 +1,161 @@
+//! Shared test plumbing: the real server on 127.0.0.1:0 against the real Postgres and
+//! Redis that `scripts/test.sh` starts, and throwaway databases for the binary's tests.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use monitoring_service::app;
+use monitoring_service::config::Config;
+use monitoring_service::state::AppState;
+use monitoring_service::storage;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::net::TcpListener;
+
+/// The API key every test app accepts.
+pub const TEST_KEY: &str = "test-key-0123456789abcdef";
+
+/// The Postgres URL of the test command's server (panics with a hint when unset).
+pub fn postgres_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .expect("TEST_POSTGRES_URL is unset: run the tests with scripts/test.sh")
+}
+
+/// The Redis URL of the test command's server (panics with a hint when unset).
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .expect("TEST_REDIS_URL is unset: run the tests with scripts/test.sh")
+}
+
+/// The same server, another database.
+pub fn url_for_database(name: &str) -> String {
+    let base = postgres_url();
+    let (server, _) = base.rsplit_once('/').expect("URL has a database");
+    format!("{server}/{name}")
+}
+
+/// A database of its own for a test that runs the binary; dropped by [`Self::drop_now`].
+pub struct ScratchDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl ScratchDatabase {
+    pub async fn create() -> Self {
+        let name = format!("scratch_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&postgres_url()).await.unwrap();
+        // The name is generated above from a UUID.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        Self {
+            url: url_for_database(&name),
+            name,
+        }
+    }
+
+    /// Drops the database, closing whatever is connected to it.
+    pub async fn drop_now(&self) {
+        let mut admin = PgConnection::connect(&postgres_url()).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+}
+
+/// Configuration for an in-process test app: test key, test Redis, everything else
+/// default.
+pub fn test_config(with_redis: bool, extra: &[(&str, &str)]) -> Config {
+    let postgres = postgres_url();
+    let redis = if with_redis {
+        redis_url()
+    } else {
+        String::new()
+    };
+    let mut vars = vec![
+        ("POSTGRES_URL", postgres.as_str()),
+        ("REDIS_URL", redis.as_str()),
+        ("MONITORING_API_KEY", TEST_KEY),
+        ("LOG_FORMAT", "pretty"),
+    ];
+    vars.extend_from_slice(extra);
+    Config::load_from_vars(None, vars).expect("test config is valid")
+}
+
+/// The real application serving on 127.0.0.1:0.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TestApp {
+    /// Serves `pool` (and the test Redis) with the test configuration.
+    pub async fn spawn(pool: PgPool) -> Self {
+        Self::spawn_with(pool, test_config(true, &[])).await
+    }
+
+    pub async fn spawn_with(pool: PgPool, config: Config) -> Self {
+        let redis = match &config.redis_url {
+            Some(url) => Some(
+                storage::redis::connect(url, Duration::from_secs(5))
+                    .await
+                    .expect("test Redis answers"),
+            ),
+            None => None,
+        };
+        let state = AppState::new(config, pool, redis);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(app::serve(listener, state.clone()));
+        Self {
+            address,
+            state,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+            server,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// Shuts the server down and waits for it to return.
+    pub async fn stop(self) -> std::io::Result<()> {
+        self.state.shutdown.cancel();
+        self.server.await.expect("server task does not panic")
+    }
+}
+
+/// Polls `probe` every 50 ms until it returns `Some`, or panics after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            started.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
