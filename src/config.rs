@@ -68,7 +68,7 @@ notify_allow_private_networks = false
 shard_index = 0
 shard_count = 1
 log_format = "json"
-rust_log = "info"
+rust_log = "info,sqlx=warn"
 db_max_connections = 16
 startup_timeout_seconds = 60
 shutdown_timeout_seconds = 10
@@ -827,6 +827,20 @@ mod tests {
         let config = load(&[("POSTGRES_URL", PG)]).unwrap();
         let printed: Vec<_> = config.redacted().into_iter().map(|(k, _)| k).collect();
         assert_eq!(printed, ENV_KEYS);
+    }
+
+    #[test]
+    fn env_example_lists_exactly_the_keys_read() {
+        let listed: Vec<&str> = include_str!("../.env.example")
+            .lines()
+            .filter(|line| !line.starts_with('#') && line.contains('='))
+            .map(|line| line.split('=').next().unwrap())
+            .collect();
+        let mut expected = ENV_KEYS.to_vec();
+        let mut listed_sorted = listed.clone();
+        expected.sort_unstable();
+        listed_sorted.sort_unstable();
+        assert_eq!(listed_sorted, expected);
     }
 
     #[test]

@@ -343,8 +343,21 @@ async fn cors_allows_only_configured_origins(pool: PgPool) {
 async fn shutdown_lets_the_server_return(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     assert_eq!(app.get("/health").await.status(), StatusCode::OK);
+    // A background task that needs a moment to wind down after cancellation.
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let token = app.state.shutdown.clone();
+    let flag = finished.clone();
+    app.state.tasks.spawn(async move {
+        token.cancelled().await;
+        tokio::task::yield_now().await;
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
     let address = app.address;
     app.stop().await.unwrap();
+    assert!(
+        finished.load(std::sync::atomic::Ordering::SeqCst),
+        "shutdown waited for the background task"
+    );
     assert!(pool.is_closed(), "the pool is closed on shutdown");
     assert!(
         tokio::net::TcpStream::connect(address).await.is_err(),

@@ -1,0 +1,35 @@
+-- Demo strategies for scripts/dev.sh, in the JSON of DESIGN.md §4 and §6. Idempotent.
+INSERT INTO strategies (id, user_id, name, logic_tree, frequency, trigger_mode, cooldown_seconds, channels)
+VALUES
+  ('00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-0000000000aa',
+   'BTC oversold on the hour',
+   '{"and": [{"condition": "00000000-0000-4000-8000-000000000101"},
+             {"condition": "00000000-0000-4000-8000-000000000102"}]}',
+   'candle_close', 'once_per_bar_close', 0,
+   '[{"type": "telegram", "chat_id": "123456"}]'),
+  ('00000000-0000-4000-8000-000000000002', '00000000-0000-4000-8000-0000000000aa',
+   'ETH trend flip (EMA 20 crosses EMA 50, 4h)',
+   '{"condition": "00000000-0000-4000-8000-000000000201"}',
+   '5m', 'on_rising_edge', 300,
+   '[{"type": "webhook", "url": "http://127.0.0.1:9999/hook", "secret": "demo-secret"}]'),
+  ('00000000-0000-4000-8000-000000000003', '00000000-0000-4000-8000-0000000000bb',
+   'BTC above 65k or down 5% in an hour',
+   '{"or": [{"condition": "00000000-0000-4000-8000-000000000301"},
+            {"condition": "00000000-0000-4000-8000-000000000302"}]}',
+   '1m', 'every_time', 900,
+   '[{"type": "slack", "webhook_url": "http://127.0.0.1:9999/slack"}]')
+ON CONFLICT (id) DO NOTHING;
+
+INSERT INTO strategy_conditions (id, strategy_id, kind, params)
+VALUES
+  ('00000000-0000-4000-8000-000000000101', '00000000-0000-4000-8000-000000000001', 'technical_indicator',
+   '{"source": "binance", "symbol": "BTCUSDT", "interval": "1h", "indicator": "rsi", "period": 14, "operator": "below", "value": 30}'),
+  ('00000000-0000-4000-8000-000000000102', '00000000-0000-4000-8000-000000000001', 'technical_indicator',
+   '{"source": "binance", "symbol": "BTCUSDT", "interval": "1h", "indicator": "ema", "period": 200, "operator": "below", "compare_to": "price"}'),
+  ('00000000-0000-4000-8000-000000000201', '00000000-0000-4000-8000-000000000002', 'technical_indicator',
+   '{"source": "binance", "symbol": "ETHUSDT", "interval": "4h", "indicator": "ema", "period": 20, "operator": "crosses_above", "compare_to": {"indicator": "ema", "period": 50}}'),
+  ('00000000-0000-4000-8000-000000000301', '00000000-0000-4000-8000-000000000003', 'price_alert',
+   '{"source": "binance", "symbol": "BTCUSDT", "operator": "crosses_above", "value": 65000}'),
+  ('00000000-0000-4000-8000-000000000302', '00000000-0000-4000-8000-000000000003', 'price_alert',
+   '{"source": "coingecko", "symbol": "bitcoin", "operator": "pct_change_below", "value": -5, "window": "1h"}')
+ON CONFLICT (id) DO NOTHING;
