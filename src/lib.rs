@@ -11,6 +11,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod indicators;
 pub mod metrics;
 pub mod state;
 pub mod storage;

@@ -3,5 +3,6 @@
 
 mod binary;
 mod http_api;
+mod indicators_golden;
 mod schema;
 mod support;

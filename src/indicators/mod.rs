@@ -1,0 +1,35 @@
+//! Technical indicators, equal to TA-Lib's on the same input.
+//!
+//! Each function takes whole series and returns outputs of the same length, `NaN`
+//! during the warm-up (TA-Lib's lookback), so index `i` of an output belongs to candle
+//! `i`. Every function follows TA-Lib's C code operation for operation — seeding (EMA
+//! seeded with the SMA of its first `period` inputs), Wilder smoothing for RSI and ATR,
+//! running sums for SMA and the Bollinger variance, MACD's fast EMA seeded at the slow
+//! EMA's first index — so that the same IEEE operations in the same order give the same
+//! bits. `tests/golden/indicators.json`, made by TA-Lib itself
+//! (`scripts/golden/generate_indicators.py`), proves it.
+//!
+//! The functions are pure and allocation-light (one output vector each); callers compute
+//! each distinct (series, indicator, parameters) once per batch.
+
+mod atr;
+mod bollinger;
+mod macd;
+mod moving_average;
+mod rsi;
+mod stochastic;
+
+pub use atr::{atr, true_range};
+pub use bollinger::{Bollinger, bbands};
+pub use macd::{Macd, macd};
+pub use moving_average::{ema, sma, wma};
+pub use rsi::rsi;
+pub use stochastic::{Stochastic, stoch};
+
+/// TA-Lib's zero test (`TA_IS_ZERO`, `TA_IS_ZERO_OR_NEG`) in its 0.6 sources.
+pub(crate) const TA_EPSILON: f64 = 0.000_000_000_000_01;
+
+/// A vector of `len` NaNs, the warm-up part of every output.
+pub(crate) fn nan_vec(len: usize) -> Vec<f64> {
+    vec![f64::NAN; len]
+}
