@@ -9,10 +9,14 @@
 
 pub mod app;
 pub mod cli;
+pub mod conditions;
 pub mod config;
+pub mod engine;
 pub mod http;
 pub mod indicators;
+pub mod market;
 pub mod metrics;
 pub mod state;
 pub mod storage;
+pub mod strategy;
 pub mod telemetry;

@@ -17,6 +17,7 @@ mod bollinger;
 mod macd;
 mod moving_average;
 mod rsi;
+mod spec;
 mod stochastic;
 
 pub use atr::{atr, true_range};
@@ -24,6 +25,7 @@ pub use bollinger::{Bollinger, bbands};
 pub use macd::{Macd, macd};
 pub use moving_average::{ema, sma, wma};
 pub use rsi::rsi;
+pub use spec::{IndicatorSpec, IndicatorValues, LastTwo, Output, Scale};
 pub use stochastic::{Stochastic, stoch};
 
 /// TA-Lib's zero test (`TA_IS_ZERO`, `TA_IS_ZERO_OR_NEG`) in its 0.6 sources.

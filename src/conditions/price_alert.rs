@@ -1,0 +1,214 @@
+//! `price_alert`: a spot price against a threshold, a cross of it since the previous
+//! evaluation, or a percent change over a window.
+//!
+//! ```json
+//! {"source": "binance", "symbol": "BTCUSDT", "operator": "crosses_above", "value": 65000}
+//! {"source": "coingecko", "symbol": "bitcoin", "operator": "pct_change_below", "value": -5, "window": "1h"}
+//! ```
+
+use serde_json::{Map, Value};
+
+use super::params::Params;
+use super::{Evaluation, Observed, SymbolInterner, parse_source_and_symbol};
+use crate::engine::{BatchContext, Tri};
+use crate::indicators::LastTwo;
+use crate::market::{DataNeed, DataNeeds, PriceKey};
+use crate::strategy::ValidationError;
+
+use super::comparison::Comparison;
+
+const FIELDS: &str = "source, symbol, operator, value, window";
+const OPERATORS: &str =
+    "above, below, crosses_above, crosses_below, pct_change_above, pct_change_below";
+/// Windows from one minute to thirty days.
+const MAX_WINDOW_SECONDS: u32 = 30 * 86_400;
+
+/// What a price alert compares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PriceTest {
+    /// `above`, `below`, `crosses_*` against `value`.
+    Level(Comparison),
+    /// Percent change over the window above (`true`) or below `value`.
+    PercentChange { above: bool, window_seconds: u32 },
+}
+
+/// A compiled price alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceAlert {
+    pub key: PriceKey,
+    test: PriceTest,
+    value: f64,
+}
+
+impl PriceAlert {
+    pub(crate) fn parse(
+        map: &Map<String, Value>,
+        interner: &mut SymbolInterner,
+    ) -> Result<Self, ValidationError> {
+        let mut params = Params::new(map, "");
+        let (source, symbol) = parse_source_and_symbol(&mut params, interner, None)?;
+        let operator = params.required_str("operator")?;
+        let value = params
+            .optional_number("value")?
+            .ok_or_else(|| ValidationError::new("value", "is required"))?;
+        let window = params.optional_str("window")?;
+        let test = match (operator, window) {
+            ("pct_change_above" | "pct_change_below", Some(window)) => PriceTest::PercentChange {
+                above: operator == "pct_change_above",
+                window_seconds: parse_window(window)?,
+            },
+            ("pct_change_above" | "pct_change_below", None) => {
+                return Err(ValidationError::new(
+                    "window",
+                    "is required for percent-change operators (e.g. \"1h\")",
+                ));
+            }
+            (_, Some(_)) if Comparison::parse(operator).is_some() => {
+                return Err(ValidationError::new(
+                    "window",
+                    "applies only to pct_change_above and pct_change_below",
+                ));
+            }
+            (_, None) => match Comparison::parse(operator) {
+                Some(comparison) => {
+                    if value <= 0.0 {
+                        return Err(ValidationError::new(
+                            "value",
+                            "a price threshold must be greater than 0",
+                        ));
+                    }
+                    PriceTest::Level(comparison)
+                }
+                None => {
+                    return Err(ValidationError::new(
+                        "operator",
+                        format!("unknown operator `{operator}`; one of {OPERATORS}"),
+                    ));
+                }
+            },
+            (_, Some(_)) => {
+                return Err(ValidationError::new(
+                    "operator",
+                    format!("unknown operator `{operator}`; one of {OPERATORS}"),
+                ));
+            }
+        };
+        if let PriceTest::PercentChange { .. } = test
+            && !(-100.0..=10_000.0).contains(&value)
+        {
+            return Err(ValidationError::new(
+                "value",
+                "a percent change must be between -100 and 10000",
+            ));
+        }
+        params.finish(FIELDS)?;
+        Ok(Self {
+            key: PriceKey { source, symbol },
+            test,
+            value,
+        })
+    }
+
+    pub fn needs(&self, needs: &mut DataNeeds) {
+        needs.add(DataNeed::Price(self.key.clone()));
+        if let PriceTest::PercentChange { window_seconds, .. } = self.test {
+            needs.add(DataNeed::PriceAgo(self.key.clone(), window_seconds));
+        }
+    }
+
+    /// Whether the alert compares with the previous evaluation's price.
+    pub fn remembers_price(&self) -> bool {
+        matches!(self.test, PriceTest::Level(c) if c.is_cross())
+    }
+
+    /// The price to remember for the next evaluation's cross.
+    pub fn memory(&self, ctx: &BatchContext) -> Option<f64> {
+        if self.remembers_price() {
+            ctx.snapshot.price(&self.key).map(|q| q.price)
+        } else {
+            None
+        }
+    }
+
+    pub fn evaluate(&self, ctx: &BatchContext, previous_price: Option<f64>) -> Evaluation {
+        let quote = ctx.snapshot.price(&self.key);
+        let mut observed = Observed {
+            compare_to: Some(self.value),
+            answered_by: quote.map(|q| q.answered_by),
+            ..Observed::default()
+        };
+        let Some(quote) = quote else {
+            return Evaluation::unknown(observed);
+        };
+        let result = match self.test {
+            PriceTest::Level(comparison) => {
+                observed.value = Some(quote.price);
+                observed.previous = previous_price;
+                let price = LastTwo {
+                    last: quote.price,
+                    previous: previous_price.unwrap_or(f64::NAN),
+                };
+                let line = LastTwo {
+                    last: self.value,
+                    previous: self.value,
+                };
+                comparison.apply(price, line)
+            }
+            PriceTest::PercentChange {
+                above,
+                window_seconds,
+            } => match ctx.snapshot.price_ago(&self.key, window_seconds) {
+                Some(before) if before > 0.0 => {
+                    let change = (quote.price - before) / before * 100.0;
+                    observed.value = Some(change);
+                    observed.previous = Some(before);
+                    Tri::from_bool(if above {
+                        change > self.value
+                    } else {
+                        change < self.value
+                    })
+                }
+                _ => Tri::Unknown,
+            },
+        };
+        Evaluation { result, observed }
+    }
+}
+
+/// `"15m"`, `"1h"`, `"7d"` → seconds.
+fn parse_window(text: &str) -> Result<u32, ValidationError> {
+    let invalid = || {
+        ValidationError::new(
+            "window",
+            "must be a duration such as 15m, 1h or 7d, between 1m and 30d",
+        )
+    };
+    let (digits, unit) = text.split_at(text.len().saturating_sub(1));
+    let count: u32 = digits.parse().map_err(|_| invalid())?;
+    let unit_seconds = match unit {
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(invalid()),
+    };
+    let seconds = count.checked_mul(unit_seconds).ok_or_else(invalid)?;
+    if seconds == 0 || seconds > MAX_WINDOW_SECONDS {
+        return Err(invalid());
+    }
+    Ok(seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_parse_within_bounds() {
+        assert_eq!(parse_window("1h").unwrap(), 3600);
+        assert_eq!(parse_window("15m").unwrap(), 900);
+        assert_eq!(parse_window("30d").unwrap(), MAX_WINDOW_SECONDS);
+        for bad in ["", "h", "0m", "31d", "1y", "-1h", "1.5h", "99999999999d"] {
+            assert!(parse_window(bad).is_err(), "{bad}");
+        }
+    }
+}

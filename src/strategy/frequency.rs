@@ -1,0 +1,116 @@
+//! How often a strategy is evaluated: a fixed period aligned to the wall clock, on each
+//! candle close of its bar interval, or a 6-field cron expression.
+
+use std::sync::Arc;
+
+use croner::parser::{CronParser, Seconds, Year};
+
+/// The fixed periods DESIGN.md §3 allows, in seconds.
+const FIXED: [(&str, u32); 9] = [
+    ("10s", 10),
+    ("30s", 30),
+    ("1m", 60),
+    ("5m", 300),
+    ("15m", 900),
+    ("30m", 1800),
+    ("1h", 3600),
+    ("4h", 14_400),
+    ("1d", 86_400),
+];
+
+/// A strategy's evaluation frequency; strategies with equal frequencies form a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Frequency {
+    /// Every `n` seconds, aligned to wall-clock boundaries.
+    Every(u32),
+    /// On each close of the strategy's bar interval.
+    CandleClose,
+    /// At the times of a 6-field cron expression (`sec min hour dom month dow`).
+    Cron(Arc<str>),
+}
+
+impl Frequency {
+    /// Parses the `frequency` column.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if let Some((_, seconds)) = FIXED.iter().find(|(name, _)| *name == text) {
+            return Ok(Frequency::Every(*seconds));
+        }
+        if text == "candle_close" {
+            return Ok(Frequency::CandleClose);
+        }
+        let fields = text.split_whitespace().count();
+        if fields != 6 {
+            return Err(format!(
+                "must be one of {}, candle_close, or a 6-field cron expression (sec min hour day month weekday); `{text}` has {fields} field(s)",
+                FIXED.map(|(n, _)| n).join(", "),
+            ));
+        }
+        CronParser::builder()
+            .seconds(Seconds::Required)
+            .year(Year::Disallowed)
+            .build()
+            .parse(text)
+            .map_err(|err| format!("invalid cron expression: {err}"))?;
+        Ok(Frequency::Cron(Arc::from(text)))
+    }
+
+    /// The period in seconds, for fixed frequencies.
+    pub fn period_seconds(&self) -> Option<u32> {
+        match self {
+            Frequency::Every(seconds) => Some(*seconds),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Frequency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Frequency::Every(seconds) => {
+                let name = FIXED
+                    .iter()
+                    .find(|(_, s)| s == seconds)
+                    .map_or("?", |(n, _)| n);
+                f.write_str(name)
+            }
+            Frequency::CandleClose => f.write_str("candle_close"),
+            Frequency::Cron(expression) => f.write_str(expression),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_candle_close_and_cron_parse() {
+        assert_eq!(Frequency::parse("5m").unwrap(), Frequency::Every(300));
+        assert_eq!(
+            Frequency::parse("candle_close").unwrap(),
+            Frequency::CandleClose
+        );
+        assert_eq!(
+            Frequency::parse("0 */5 * * * *").unwrap(),
+            Frequency::Cron(Arc::from("0 */5 * * * *"))
+        );
+        assert_eq!(Frequency::parse("1h").unwrap().to_string(), "1h");
+    }
+
+    #[test]
+    fn bad_frequencies_are_explained() {
+        assert!(Frequency::parse("2m").unwrap_err().contains("has 1 field"));
+        assert!(
+            Frequency::parse("*/5 * * * *")
+                .unwrap_err()
+                .contains("has 5 field")
+        );
+        assert!(
+            Frequency::parse("0 61 * * * *")
+                .unwrap_err()
+                .starts_with("invalid cron")
+        );
+        assert!(Frequency::parse("").is_err());
+    }
+}

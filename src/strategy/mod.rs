@@ -1,0 +1,17 @@
+//! Strategies: rows from Postgres, validated and compiled into their runtime form,
+//! kept in an atomically swapped in-memory index that the loader fills.
+
+mod compiled;
+mod frequency;
+mod resolved;
+mod trigger_mode;
+mod validation_error;
+
+pub use compiled::{CompiledStrategy, MAX_CONDITIONS};
+pub use frequency::Frequency;
+pub use resolved::{ConditionRow, ResolvedStrategy, StrategyRow};
+pub use trigger_mode::TriggerMode;
+pub use validation_error::ValidationError;
+
+#[cfg(test)]
+mod validation_tests;
