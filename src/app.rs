@@ -47,6 +47,7 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
         address = %listener.local_addr()?,
         "serving"
     );
+    spawn_initial_load(&state);
     let server = tokio::spawn(
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
@@ -90,6 +91,32 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
         "stopped"
     );
     Ok(())
+}
+
+/// Loads the strategies once, retrying with backoff until it succeeds or the service
+/// shuts down; `/ready` answers 503 until then.
+fn spawn_initial_load(state: &AppState) {
+    let loader = state.loader.clone();
+    let shutdown = state.shutdown.clone();
+    state.tasks.spawn(async move {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match loader.reload_all().await {
+                Ok(_) => return,
+                Err(err) => tracing::warn!(
+                    component = "strategy",
+                    error = %err,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "initial strategy load failed"
+                ),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    });
 }
 
 /// Cancels `token` on SIGTERM or SIGINT.

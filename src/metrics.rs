@@ -16,8 +16,8 @@ pub struct Metrics {
     pub http_request_duration: HistogramVec,
     /// `monitoring_http_requests_in_flight`
     pub http_in_flight: IntGauge,
-    /// `monitoring_dependency_up{dependency}`: 1 when the last readiness check passed.
-    pub dependency_up: IntGaugeVec,
+    /// `monitoring_readiness_check{check}`: 1 when the check passed at the last `/ready`.
+    pub readiness_check: IntGaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -55,12 +55,12 @@ impl Metrics {
             "HTTP requests being served now.",
         )
         .expect("valid metric");
-        let dependency_up = IntGaugeVec::new(
+        let readiness_check = IntGaugeVec::new(
             Opts::new(
-                "monitoring_dependency_up",
-                "1 when the dependency answered the last readiness check, else 0.",
+                "monitoring_readiness_check",
+                "1 when the readiness check passed at the last /ready, else 0.",
             ),
-            &["dependency"],
+            &["check"],
         )
         .expect("valid metric");
         let build_info = IntGaugeVec::new(
@@ -79,7 +79,7 @@ impl Metrics {
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_request_duration.clone()),
             Box::new(http_in_flight.clone()),
-            Box::new(dependency_up.clone()),
+            Box::new(readiness_check.clone()),
             Box::new(build_info),
         ] {
             registry
@@ -98,7 +98,7 @@ impl Metrics {
             http_requests,
             http_request_duration,
             http_in_flight,
-            dependency_up,
+            readiness_check,
         }
     }
 

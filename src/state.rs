@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::http::auth::ApiKeys;
 use crate::metrics::Metrics;
+use crate::strategy::{Shard, StrategyIndex, StrategyLoader};
 
 /// Everything a handler or a background task needs, behind `Arc`s.
 #[derive(Clone)]
@@ -23,6 +24,9 @@ pub struct AppState {
     pub redis: Option<ConnectionManager>,
     pub metrics: Arc<Metrics>,
     pub api_keys: Arc<ApiKeys>,
+    /// The compiled strategies, swapped atomically by the loader.
+    pub index: Arc<StrategyIndex>,
+    pub loader: Arc<StrategyLoader>,
     /// Cancelled when the service begins to shut down.
     pub shutdown: CancellationToken,
     /// Background tasks; shutdown waits for them with a deadline.
@@ -34,12 +38,25 @@ impl AppState {
     /// Assembles the state from connected dependencies.
     pub fn new(config: Config, db: PgPool, redis: Option<ConnectionManager>) -> Self {
         let api_keys = ApiKeys::new(&config.api_keys);
+        let index = Arc::new(StrategyIndex::new());
+        let shard = Shard {
+            index: config.shard_index,
+            count: config.shard_count,
+        };
+        let loader = Arc::new(StrategyLoader::new(
+            db.clone(),
+            redis.clone(),
+            shard,
+            index.clone(),
+        ));
         Self {
             config: Arc::new(config),
             db,
             redis,
             metrics: Arc::new(Metrics::new()),
             api_keys: Arc::new(api_keys),
+            index,
+            loader,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             started_at: Instant::now(),

@@ -209,3 +209,6 @@ fn parse_source_and_symbol(
         .map_err(|message| ValidationError::new("symbol", message))?;
     Ok((source, interner.intern(symbol)))
 }
+
+#[cfg(test)]
+mod evaluation_tests;

@@ -73,7 +73,7 @@ impl LogicTree {
     fn evaluate_node(&self, index: u16, leaf: &mut impl FnMut(u16) -> Tri) -> Tri {
         match self.nodes[usize::from(index)] {
             Node::Leaf(condition) => leaf(condition),
-            Node::Not(child) => self.evaluate_node(child, leaf).not(),
+            Node::Not(child) => !self.evaluate_node(child, leaf),
             Node::And { start, len } => {
                 let mut result = Tri::True;
                 for &child in self.children_of(start, len) {
@@ -332,7 +332,7 @@ mod tests {
         let (key, inner) = value.as_object().unwrap().iter().next().unwrap();
         match key.as_str() {
             "condition" => leaves[inner.as_str().unwrap().parse::<usize>().unwrap()],
-            "not" => reference(inner, leaves).not(),
+            "not" => !reference(inner, leaves),
             "and" => inner
                 .as_array()
                 .unwrap()
@@ -360,10 +360,10 @@ mod tests {
                 visits.push(i);
                 leaves[usize::from(i)]
             }
-            "not" => reference_visits(inner, leaves, visits).not(),
+            "not" => !reference_visits(inner, leaves, visits),
             "and" | "or" => {
                 let stop = if key == "and" { Tri::False } else { Tri::True };
-                let mut result = stop.not();
+                let mut result = !stop;
                 for child in inner.as_array().unwrap() {
                     match reference_visits(child, leaves, visits) {
                         t if t == stop => return stop,

@@ -23,9 +23,13 @@ impl Tri {
             Tri::Unknown => None,
         }
     }
+}
 
-    /// Kleene negation: not unknown is unknown.
-    pub fn not(self) -> Self {
+/// Kleene negation: not unknown is unknown.
+impl std::ops::Not for Tri {
+    type Output = Tri;
+
+    fn not(self) -> Tri {
         match self {
             Tri::True => Tri::False,
             Tri::False => Tri::True,

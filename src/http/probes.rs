@@ -35,13 +35,14 @@ pub async fn health() -> Json<HealthBody> {
 pub struct ReadyBody {
     /// `ready` or `not_ready`.
     pub status: &'static str,
-    /// Each check by name (`postgres`, `redis`): `ok` or `failed`.
+    /// Each check by name (`postgres`, `redis`, `strategies_loaded`): `ok` or `failed`.
     pub checks: BTreeMap<&'static str, &'static str>,
     /// The names of the failing checks, empty when ready.
     pub failing: Vec<&'static str>,
 }
 
-/// Readiness: Postgres answers and, when configured, Redis answers.
+/// Readiness: Postgres answers, Redis answers (when configured), and the strategies
+/// were loaded once.
 #[utoipa::path(get, path = "/ready", tag = "probes", responses(
     (status = 200, description = "Every check passed", body = ReadyBody),
     (status = 503, description = "At least one check failed; `failing` names them", body = ReadyBody)))]
@@ -69,12 +70,18 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     if let Some(redis) = redis {
         results.push(("redis", redis));
     }
+    let loaded = if state.index.is_loaded() {
+        Ok(())
+    } else {
+        Err("no strategy load has completed yet".to_owned())
+    };
+    results.push(("strategies_loaded", loaded));
     let mut checks = BTreeMap::new();
     let mut failing = Vec::new();
     for (name, result) in results {
         state
             .metrics
-            .dependency_up
+            .readiness_check
             .with_label_values(&[name])
             .set(i64::from(result.is_ok()));
         match result {

@@ -18,6 +18,21 @@ pub struct StatusBody {
     pub postgres: PoolStatus,
     /// `connected` or `not_configured` (caches and pub/sub in-process).
     pub redis: &'static str,
+    pub strategies: StrategiesStatus,
+}
+
+/// The strategy index.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StrategiesStatus {
+    /// Active strategies loaded and evaluated.
+    pub loaded: usize,
+    /// Strategies in status `error` (invalid).
+    pub errors: usize,
+    /// Index version: 0 until the first load, then +1 per reload.
+    pub generation: u64,
+    pub loaded_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Loaded strategies per frequency (the batches).
+    pub buckets: std::collections::BTreeMap<String, usize>,
 }
 
 /// Which slice of the strategies this replica owns.
@@ -42,6 +57,7 @@ pub struct PoolStatus {
         (status = 200, description = "Service status", body = StatusBody),
         (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody)))]
 pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
+    let index = state.index.snapshot();
     Json(StatusBody {
         service: env!("CARGO_PKG_NAME"),
         version: env!("CARGO_PKG_VERSION"),
@@ -59,6 +75,17 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
             "connected"
         } else {
             "not_configured"
+        },
+        strategies: StrategiesStatus {
+            loaded: index.strategies.len(),
+            errors: index.errors.len(),
+            generation: index.generation,
+            loaded_at: index.loaded_at,
+            buckets: index
+                .by_frequency
+                .iter()
+                .map(|(frequency, strategies)| (frequency.to_string(), strategies.len()))
+                .collect(),
         },
     })
 }

@@ -12,6 +12,10 @@
 //! The functions are pure and allocation-light (one output vector each); callers compute
 //! each distinct (series, indicator, parameters) once per batch.
 
+// The loops mirror TA-Lib's indexed C loops statement for statement; that is what makes
+// them comparable with it, so iterator rewrites are not wanted here.
+#![allow(clippy::needless_range_loop, clippy::explicit_counter_loop)]
+
 mod atr;
 mod bollinger;
 mod macd;

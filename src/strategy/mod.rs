@@ -1,15 +1,23 @@
 //! Strategies: rows from Postgres, validated and compiled into their runtime form,
 //! kept in an atomically swapped in-memory index that the loader fills.
 
+mod cache;
 mod compiled;
 mod frequency;
+mod index;
+mod loader;
 mod resolved;
+pub mod shard;
+mod store;
 mod trigger_mode;
 mod validation_error;
 
 pub use compiled::{CompiledStrategy, MAX_CONDITIONS};
 pub use frequency::Frequency;
+pub use index::{IndexSnapshot, StrategyError, StrategyIndex};
+pub use loader::{ReloadError, ReloadReport, StrategyLoader};
 pub use resolved::{ConditionRow, ResolvedStrategy, StrategyRow};
+pub use store::Shard;
 pub use trigger_mode::TriggerMode;
 pub use validation_error::ValidationError;
 

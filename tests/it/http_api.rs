@@ -22,13 +22,12 @@ async fn health_answers_ok(pool: PgPool) {
 }
 
 #[sqlx::test]
-async fn ready_when_postgres_and_redis_answer(pool: PgPool) {
+async fn ready_when_postgres_and_redis_answer_and_strategies_loaded(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let response = app.get("/ready").await;
-    assert_eq!(response.status(), StatusCode::OK);
+    let body = app.wait_ready().await;
     assert_eq!(
-        response.json::<Value>().await.unwrap(),
-        json!({"status": "ready", "checks": {"postgres": "ok", "redis": "ok"}, "failing": []})
+        body,
+        json!({"status": "ready", "checks": {"postgres": "ok", "redis": "ok", "strategies_loaded": "ok"}, "failing": []})
     );
     app.stop().await.unwrap();
 }
@@ -36,8 +35,11 @@ async fn ready_when_postgres_and_redis_answer(pool: PgPool) {
 #[sqlx::test]
 async fn ready_without_redis_checks_only_postgres(pool: PgPool) {
     let app = TestApp::spawn_with(pool, test_config(false, &[])).await;
-    let body: Value = app.get("/ready").await.json().await.unwrap();
-    assert_eq!(body["checks"], json!({"postgres": "ok"}));
+    let body = app.wait_ready().await;
+    assert_eq!(
+        body["checks"],
+        json!({"postgres": "ok", "strategies_loaded": "ok"})
+    );
     app.stop().await.unwrap();
 }
 
@@ -50,8 +52,11 @@ async fn not_ready_when_postgres_goes_away() {
         .connect(&database.url)
         .await
         .unwrap();
+    monitoring_service::storage::postgres::migrate(&pool)
+        .await
+        .unwrap();
     let app = TestApp::spawn(pool).await;
-    assert_eq!(app.get("/ready").await.status(), StatusCode::OK);
+    app.wait_ready().await;
 
     database.drop_now().await;
 
@@ -66,7 +71,7 @@ async fn not_ready_when_postgres_goes_away() {
     assert_eq!(app.get("/health").await.status(), StatusCode::OK);
 
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("monitoring_dependency_up{dependency=\"postgres\"} 0"));
+    assert!(metrics.contains("monitoring_readiness_check{check=\"postgres\"} 0"));
     app.stop().await.unwrap();
 }
 
@@ -189,6 +194,7 @@ async fn status_reports_shard_and_dependencies(pool: PgPool) {
     assert_eq!(body["service"], "monitoring-service");
     assert_eq!(body["shard"], json!({"index": 0, "count": 1}));
     assert_eq!(body["redis"], "connected");
+    assert_eq!(body["strategies"]["loaded"], 0);
     assert!(body["postgres"]["max_connections"].as_u64().unwrap() >= 1);
     app.stop().await.unwrap();
 }

@@ -4,5 +4,6 @@
 mod binary;
 mod http_api;
 mod indicators_golden;
+mod loader;
 mod schema;
 mod support;

@@ -134,6 +134,20 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// Polls `/ready` until it answers 200 (the initial strategy load is asynchronous);
+    /// returns its body.
+    pub async fn wait_ready(&self) -> serde_json::Value {
+        eventually(Duration::from_secs(10), "/ready to answer 200", || async {
+            let response = self.get("/ready").await;
+            if response.status() == 200 {
+                response.json().await.ok()
+            } else {
+                None
+            }
+        })
+        .await
+    }
+
     /// Shuts the server down and waits for it to return.
     pub async fn stop(self) -> std::io::Result<()> {
         self.state.shutdown.cancel();

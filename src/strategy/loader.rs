@@ -1,0 +1,248 @@
+//! Loads strategies from Postgres (through the Redis cache when configured), compiles
+//! them, records validation outcomes, and publishes the result to the index.
+//!
+//! A full reload costs one query for ids and versions, then two queries for whatever
+//! changed since the last load (nothing, usually), whatever their number. A reload of
+//! given ids costs those two queries for just those ids. Reloads are serialised so two
+//! never interleave their read-modify-publish.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+use sqlx::PgPool;
+use tokio::sync::Mutex;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::cache;
+use super::index::{StrategyError, StrategyIndex};
+use super::store::{self, Shard, StatusChange};
+use super::{CompiledStrategy, ResolvedStrategy};
+use crate::conditions::SymbolInterner;
+
+/// What a reload did.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct ReloadReport {
+    /// Strategies in the index afterwards.
+    pub loaded: usize,
+    /// Strategies compiled by this reload (new or changed versions).
+    pub reloaded: usize,
+    /// Strategies that left the index (deleted, paused, expired, moved shard).
+    pub removed: usize,
+    /// Changed strategies read from the Redis cache instead of Postgres.
+    pub cache_hits: usize,
+    /// Strategies that failed validation, with their message.
+    pub errors: Vec<ReloadError>,
+    pub duration_ms: f64,
+}
+
+/// One strategy that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ReloadError {
+    pub strategy_id: Uuid,
+    pub error: String,
+}
+
+/// Builds and refreshes the [`StrategyIndex`].
+pub struct StrategyLoader {
+    db: PgPool,
+    redis: Option<ConnectionManager>,
+    shard: Shard,
+    index: Arc<StrategyIndex>,
+    /// Serialises reloads; also keeps the symbol interner shared across them.
+    reloading: Mutex<SymbolInterner>,
+}
+
+impl std::fmt::Debug for StrategyLoader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StrategyLoader")
+            .field("shard", &self.shard)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StrategyLoader {
+    pub fn new(
+        db: PgPool,
+        redis: Option<ConnectionManager>,
+        shard: Shard,
+        index: Arc<StrategyIndex>,
+    ) -> Self {
+        Self {
+            db,
+            redis,
+            shard,
+            index,
+            reloading: Mutex::new(SymbolInterner::default()),
+        }
+    }
+
+    pub fn index(&self) -> &Arc<StrategyIndex> {
+        &self.index
+    }
+
+    /// Reloads every strategy of this shard, compiling only new or changed versions.
+    #[tracing::instrument(skip_all, fields(component = "strategy"))]
+    pub async fn reload_all(&self) -> Result<ReloadReport, sqlx::Error> {
+        let started = Instant::now();
+        let mut interner = self.reloading.lock().await;
+        store::expire(&self.db, self.shard).await?;
+        let versions = store::versions(&self.db, self.shard).await?;
+        let current = self.index.snapshot();
+
+        let mut strategies = HashMap::with_capacity(versions.len());
+        let mut errors = HashMap::new();
+        let mut changed = Vec::new();
+        for (&id, &version) in &versions {
+            if let Some(strategy) = current.strategies.get(&id).filter(|s| s.version == version) {
+                strategies.insert(id, strategy.clone());
+            } else if let Some(error) = current.errors.get(&id).filter(|e| e.version == version) {
+                errors.insert(id, error.clone());
+            } else {
+                changed.push((id, version));
+            }
+        }
+        let removed = current
+            .strategies
+            .keys()
+            .chain(current.errors.keys())
+            .filter(|id| !versions.contains_key(id))
+            .count();
+
+        let (resolved, cache_hits) = self.resolve(&changed).await?;
+        let mut report = self
+            .compile_and_record(&resolved, &mut interner, &mut strategies, &mut errors)
+            .await?;
+        let published = self.index.publish(strategies, errors);
+        report.loaded = published.strategies.len();
+        report.removed = removed;
+        report.cache_hits = cache_hits;
+        report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(
+            loaded = report.loaded,
+            reloaded = report.reloaded,
+            removed = report.removed,
+            errors = report.errors.len(),
+            cache_hits = report.cache_hits,
+            duration_ms = report.duration_ms,
+            "strategies reloaded"
+        );
+        Ok(report)
+    }
+
+    /// Reloads only `ids`: a changed one is recompiled, a deleted, paused, expired or
+    /// foreign-shard one leaves the index. Costs two queries whatever the index size.
+    #[tracing::instrument(skip_all, fields(component = "strategy", count = ids.len()))]
+    pub async fn reload_ids(&self, ids: &[Uuid]) -> Result<ReloadReport, sqlx::Error> {
+        let started = Instant::now();
+        let mut interner = self.reloading.lock().await;
+        let fetched = store::fetch(&self.db, ids).await?;
+        let now = chrono::Utc::now();
+        let loadable: Vec<ResolvedStrategy> = fetched
+            .into_iter()
+            .filter(|r| {
+                matches!(r.row.status.as_str(), "active" | "error")
+                    && r.row.expires_at.is_none_or(|at| at > now)
+                    && store::in_shard(r.row.user_id, self.shard)
+            })
+            .collect();
+        let current = self.index.snapshot();
+        let mut strategies = current.strategies.clone();
+        let mut errors = current.errors.clone();
+        let mut removed = 0;
+        for id in ids {
+            let was_loaded = strategies.remove(id).is_some() | errors.remove(id).is_some();
+            let stays = loadable.iter().any(|r| r.row.id == *id);
+            removed += usize::from(was_loaded && !stays);
+        }
+        let mut report = self
+            .compile_and_record(&loadable, &mut interner, &mut strategies, &mut errors)
+            .await?;
+        let published = self.index.publish(strategies, errors);
+        report.loaded = published.strategies.len();
+        report.removed = removed;
+        report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(report)
+    }
+
+    /// The resolved forms of `changed`: from the Redis cache where present, the rest
+    /// from Postgres (then cached).
+    async fn resolve(
+        &self,
+        changed: &[(Uuid, chrono::DateTime<chrono::Utc>)],
+    ) -> Result<(Vec<ResolvedStrategy>, usize), sqlx::Error> {
+        let Some(mut redis) = self.redis.clone() else {
+            let ids: Vec<Uuid> = changed.iter().map(|(id, _)| *id).collect();
+            return Ok((store::fetch(&self.db, &ids).await?, 0));
+        };
+        let cached = cache::get_many(&mut redis, changed).await;
+        let mut resolved = Vec::with_capacity(changed.len());
+        let mut missing = Vec::new();
+        for ((id, _), hit) in changed.iter().zip(cached) {
+            match hit {
+                Some(strategy) => resolved.push(strategy),
+                None => missing.push(*id),
+            }
+        }
+        let hits = resolved.len();
+        let fetched = store::fetch(&self.db, &missing).await?;
+        cache::put_many(&mut redis, &fetched).await;
+        resolved.extend(fetched);
+        Ok((resolved, hits))
+    }
+
+    /// Compiles `resolved` into `strategies` / `errors` and records status changes.
+    async fn compile_and_record(
+        &self,
+        resolved: &[ResolvedStrategy],
+        interner: &mut SymbolInterner,
+        strategies: &mut HashMap<Uuid, Arc<CompiledStrategy>>,
+        errors: &mut HashMap<Uuid, StrategyError>,
+    ) -> Result<ReloadReport, sqlx::Error> {
+        let mut report = ReloadReport::default();
+        let mut status_changes = Vec::new();
+        for strategy in resolved {
+            let row = &strategy.row;
+            match CompiledStrategy::compile(strategy, interner) {
+                Ok(compiled) => {
+                    if row.status == "error" {
+                        status_changes.push(StatusChange {
+                            id: row.id,
+                            version: row.updated_at,
+                            error: None,
+                        });
+                    }
+                    strategies.insert(row.id, Arc::new(compiled));
+                    report.reloaded += 1;
+                }
+                Err(err) => {
+                    let message = err.to_string();
+                    if row.status != "error" || row.error.as_deref() != Some(message.as_str()) {
+                        status_changes.push(StatusChange {
+                            id: row.id,
+                            version: row.updated_at,
+                            error: Some(message.clone()),
+                        });
+                    }
+                    tracing::warn!(strategy_id = %row.id, error = %message, "strategy is invalid");
+                    report.errors.push(ReloadError {
+                        strategy_id: row.id,
+                        error: message.clone(),
+                    });
+                    errors.insert(
+                        row.id,
+                        StrategyError {
+                            version: row.updated_at,
+                            message,
+                        },
+                    );
+                }
+            }
+        }
+        store::record_statuses(&self.db, &status_changes).await?;
+        Ok(report)
+    }
+}
