@@ -1,74 +1,77 @@
 //! Simple, exponential and weighted moving averages (TA-Lib `SMA`, `EMA`, `WMA`).
 
 use super::nan_vec;
+use super::recurrence::linear_recurrence;
 
-/// Simple moving average; first value at `period - 1`.
+/// Simple moving average; first value at `period - 1`. A running total: each candle
+/// adds the newest input and drops the one that left the window.
 pub fn sma(input: &[f64], period: usize) -> Vec<f64> {
-    let mut out = nan_vec(input.len());
-    sma_into(input, period, &mut out);
+    let len = input.len();
+    if period == 0 || len < period {
+        return nan_vec(len);
+    }
+    let mut out = nan_vec(len);
+    let inverse = 1.0 / period as f64;
+    let first = period - 1;
+    let seed: f64 = input[..period].iter().sum();
+    out[first] = seed * inverse;
+    let window = &mut out[period..];
+    linear_recurrence(
+        seed,
+        1.0,
+        len - period,
+        |i| input[period + i] - input[i],
+        |i, total| window[i] = total * inverse,
+    );
     out
 }
 
-/// SMA written into `out` (same length as `input`); indices before the first value are
-/// left untouched. TA-Lib's running sum: add the newest, emit, subtract the oldest.
-pub(crate) fn sma_into(input: &[f64], period: usize, out: &mut [f64]) {
-    if period == 0 || input.len() < period {
-        return;
-    }
-    let divisor = period as f64;
-    let mut total = 0.0;
-    for &value in &input[..period - 1] {
-        total += value;
-    }
-    let mut trailing = 0;
-    for i in period - 1..input.len() {
-        total += input[i];
-        let current = total;
-        total -= input[trailing];
-        trailing += 1;
-        out[i] = current / divisor;
-    }
+/// The EMA recursion `prev = x·k + prev·(1 − k)`: one multiply-add on the dependency
+/// chain per candle.
+#[inline(always)]
+pub(crate) fn ema_step(previous: f64, value: f64, k: f64, keep: f64) -> f64 {
+    value * k + previous * keep
+}
+
+/// The smoothing factor of an EMA of `period`.
+pub(crate) fn ema_k(period: usize) -> f64 {
+    2.0 / (period as f64 + 1.0)
 }
 
 /// Exponential moving average with k = 2 / (period + 1), seeded with the SMA of the
 /// first `period` inputs; first value at `period - 1`.
 pub fn ema(input: &[f64], period: usize) -> Vec<f64> {
-    let mut out = nan_vec(input.len());
-    if period > 0 && input.len() >= period {
-        ema_seeded_at(input, period, period - 1, &mut out);
+    let len = input.len();
+    if period == 0 || len < period {
+        return nan_vec(len);
     }
+    let mut out = nan_vec(len);
+    let (k, keep) = (ema_k(period), 1.0 - ema_k(period));
+    let seed = input[..period].iter().sum::<f64>() / period as f64;
+    out[period - 1] = seed;
+    let rest = &input[period..];
+    let window = &mut out[period..];
+    linear_recurrence(
+        seed,
+        keep,
+        rest.len(),
+        |i| rest[i] * k,
+        |i, y| window[i] = y,
+    );
     out
-}
-
-/// TA-Lib's `TA_INT_EMA` started at `first`: the seed is the SMA of the `period` inputs
-/// ending at `first`, then `prev = (x - prev) * k + prev`. Requires
-/// `period - 1 <= first < input.len()`.
-pub(crate) fn ema_seeded_at(input: &[f64], period: usize, first: usize, out: &mut [f64]) {
-    let k = 2.0 / (period as f64 + 1.0);
-    let mut total = 0.0;
-    for &value in &input[first + 1 - period..=first] {
-        total += value;
-    }
-    let mut previous = total / period as f64;
-    out[first] = previous;
-    for i in first + 1..input.len() {
-        previous = ((input[i] - previous) * k) + previous;
-        out[i] = previous;
-    }
 }
 
 /// Weighted moving average, weights 1..=period (newest heaviest); first value at
 /// `period - 1`.
 pub fn wma(input: &[f64], period: usize) -> Vec<f64> {
-    let mut out = nan_vec(input.len());
-    if period == 0 || input.len() < period {
-        return out;
+    let len = input.len();
+    if period == 0 || len < period {
+        return nan_vec(len);
     }
     if period == 1 {
-        out.copy_from_slice(input);
-        return out;
+        return input.to_vec();
     }
-    let divider = ((period * (period + 1)) >> 1) as f64;
+    let inverse_divider = 1.0 / ((period * (period + 1)) >> 1) as f64;
     let weight = period as f64;
     let mut period_sum = 0.0;
     let mut period_sub = 0.0;
@@ -76,16 +79,18 @@ pub fn wma(input: &[f64], period: usize) -> Vec<f64> {
         period_sub += value;
         period_sum += value * (i + 1) as f64;
     }
+    let mut out = nan_vec(len);
     let mut trailing_value = 0.0;
-    let mut trailing = 0;
-    for i in period - 1..input.len() {
-        let value = input[i];
+    for ((slot, &value), &oldest) in out[period - 1..]
+        .iter_mut()
+        .zip(&input[period - 1..])
+        .zip(input)
+    {
         period_sub += value;
         period_sub -= trailing_value;
         period_sum += value * weight;
-        trailing_value = input[trailing];
-        trailing += 1;
-        out[i] = period_sum / divider;
+        trailing_value = oldest;
+        *slot = period_sum * inverse_divider;
         period_sum -= period_sub;
     }
     out
@@ -106,14 +111,14 @@ mod tests {
     fn ema_is_seeded_with_the_sma() {
         let out = ema(&[1.0, 2.0, 3.0, 4.0], 3);
         assert_eq!(out[2], 2.0);
-        assert_eq!(out[3], (4.0 - 2.0) * 0.5 + 2.0);
+        assert_eq!(out[3], 4.0 * 0.5 + 2.0 * 0.5);
     }
 
     #[test]
     fn wma_weights_the_newest_most() {
         let out = wma(&[1.0, 2.0, 3.0, 6.0], 3);
-        assert_eq!(out[2], (1.0 + 4.0 + 9.0) / 6.0);
-        assert_eq!(out[3], (2.0 + 6.0 + 18.0) / 6.0);
+        assert!((out[2] - (1.0 + 4.0 + 9.0) / 6.0).abs() < 1e-15);
+        assert!((out[3] - (2.0 + 6.0 + 18.0) / 6.0).abs() < 1e-15);
     }
 
     #[test]

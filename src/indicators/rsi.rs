@@ -1,21 +1,21 @@
-//! Relative strength index with Wilder smoothing (TA-Lib `RSI`, classic compatibility).
+//! Relative strength index with Wilder smoothing (TA-Lib `RSI`).
 
+use super::recurrence::recurrence_in_place;
 use super::{TA_EPSILON, nan_vec};
 
 /// RSI; first value at `period` (one change per candle, `period` changes to seed).
+/// Wilder's smoothing `avg = avg·(p − 1)/p + x/p` keeps one multiply-add per candle on
+/// each of the two (independent) dependency chains.
 pub fn rsi(input: &[f64], period: usize) -> Vec<f64> {
-    let mut out = nan_vec(input.len());
-    if period < 2 || input.len() <= period {
-        return out;
+    let len = input.len();
+    if period < 2 || len <= period {
+        return nan_vec(len);
     }
     let divisor = period as f64;
-    let keep = divisor - 1.0;
-    let mut previous = input[0];
     let mut gain = 0.0;
     let mut loss = 0.0;
-    for &value in &input[1..=period] {
-        let change = value - previous;
-        previous = value;
+    for pair in input[..=period].windows(2) {
+        let change = pair[1] - pair[0];
         if change < 0.0 {
             loss -= change;
         } else {
@@ -24,21 +24,27 @@ pub fn rsi(input: &[f64], period: usize) -> Vec<f64> {
     }
     loss /= divisor;
     gain /= divisor;
+    let mut out = nan_vec(len);
     out[period] = ratio(gain, loss);
-    for i in period + 1..input.len() {
-        let value = input[i];
-        let change = value - previous;
-        previous = value;
-        loss *= keep;
-        gain *= keep;
-        if change < 0.0 {
-            loss -= change;
-        } else {
-            gain += change;
-        }
-        loss /= divisor;
-        gain /= divisor;
-        out[i] = ratio(gain, loss);
+    let keep = (divisor - 1.0) / divisor;
+    let inverse = 1.0 / divisor;
+    // Two smoothings in place: average gains in the output, average losses in a
+    // scratch vector, then their ratio.
+    let window = &mut out[period + 1..];
+    let mut losses = vec![0.0; window.len()];
+    for ((gain_slot, loss_slot), pair) in window
+        .iter_mut()
+        .zip(losses.iter_mut())
+        .zip(input[period..].windows(2))
+    {
+        let change = pair[1] - pair[0];
+        *gain_slot = change.max(0.0) * inverse;
+        *loss_slot = (-change).max(0.0) * inverse;
+    }
+    recurrence_in_place(gain, keep, window);
+    recurrence_in_place(loss, keep, &mut losses);
+    for (slot, &average_loss) in window.iter_mut().zip(&losses) {
+        *slot = ratio(*slot, average_loss);
     }
     out
 }
@@ -46,6 +52,7 @@ pub fn rsi(input: &[f64], period: usize) -> Vec<f64> {
 /// TA-Lib (0.6+) tests the total with its scale-aware zero test against the total's own
 /// magnitude; gains and losses are never negative, so only an exactly flat window is
 /// zero. A long flat stretch therefore keeps the ratio of the decaying averages.
+#[inline(always)]
 fn ratio(gain: f64, loss: f64) -> f64 {
     let total = gain + loss;
     if total.abs() <= TA_EPSILON * total {

@@ -1,6 +1,5 @@
 //! The slow stochastic oscillator (TA-Lib `STOCH` with SMA smoothing for %K and %D).
 
-use super::moving_average::sma_into;
 use super::nan_vec;
 
 /// %K and %D, aligned with the input.
@@ -10,9 +9,51 @@ pub struct Stochastic {
     pub d: Vec<f64>,
 }
 
+/// Running mean of the last `period` values pushed.
+struct RunningMean {
+    window: Vec<f64>,
+    next: usize,
+    filled: usize,
+    total: f64,
+    inverse: f64,
+}
+
+impl RunningMean {
+    fn new(period: usize) -> Self {
+        Self {
+            window: vec![0.0; period],
+            next: 0,
+            filled: 0,
+            total: 0.0,
+            inverse: 1.0 / period as f64,
+        }
+    }
+
+    /// Adds a value; the mean of the last `period` values once there are that many.
+    #[inline(always)]
+    fn push(&mut self, value: f64) -> Option<f64> {
+        self.total += value;
+        self.window[self.next] = value;
+        self.next += 1;
+        if self.next == self.window.len() {
+            self.next = 0;
+        }
+        if self.filled < self.window.len() {
+            self.filled += 1;
+        }
+        if self.filled < self.window.len() {
+            return None;
+        }
+        let mean = self.total * self.inverse;
+        // The slot written next holds the oldest value: it leaves the window now.
+        self.total -= self.window[self.next];
+        Some(mean)
+    }
+}
+
 /// Fast %K over `fastk` candles (0 when the range is flat), smoothed by an SMA of
 /// `slowk` into %K, and %K by an SMA of `slowd` into %D. Both outputs start at
-/// `(fastk − 1) + (slowk − 1) + (slowd − 1)`, as TA-Lib aligns them.
+/// `(fastk − 1) + (slowk − 1) + (slowd − 1)`, as TA-Lib aligns them. One pass.
 pub fn stoch(
     high: &[f64],
     low: &[f64],
@@ -22,81 +63,61 @@ pub fn stoch(
     slowd: usize,
 ) -> Stochastic {
     let len = high.len().min(low.len()).min(close.len());
+    let first_fast = fastk.saturating_sub(1);
+    let first_output = first_fast + slowk.saturating_sub(1) + slowd.saturating_sub(1);
     let mut result = Stochastic {
         k: nan_vec(len),
         d: nan_vec(len),
     };
-    if fastk == 0 || slowk == 0 || slowd == 0 {
+    if fastk == 0 || slowk == 0 || slowd == 0 || len <= first_output {
         return result;
     }
-    let first_fast = fastk - 1;
-    let first_output = first_fast + (slowk - 1) + (slowd - 1);
-    if len <= first_output {
-        return result;
-    }
-
-    // Fast %K, with TA-Lib's incremental tracking of the window's extremes.
-    let mut fast = nan_vec(len);
-    let mut lowest_idx: Option<usize> = None;
-    let mut highest_idx: Option<usize> = None;
-    let (mut lowest, mut highest, mut diff) = (0.0_f64, 0.0_f64, 0.0_f64);
+    let mut smooth_k = RunningMean::new(slowk);
+    let mut smooth_d = RunningMean::new(slowd);
+    // TA-Lib's tracking of the window's extremes: an extreme is rescanned only when it
+    // leaves the window.
+    let (mut lowest_idx, mut highest_idx) = (usize::MAX, usize::MAX);
+    let (mut lowest, mut highest) = (0.0_f64, 0.0_f64);
     for today in first_fast..len {
         let trailing = today - first_fast;
-        let value = low[today];
-        if lowest_idx.is_none_or(|i| i < trailing) {
-            let mut idx = trailing;
-            lowest = low[idx];
-            for (i, &candidate) in low.iter().enumerate().take(today + 1).skip(trailing + 1) {
+        if lowest_idx == usize::MAX || lowest_idx < trailing {
+            lowest_idx = trailing;
+            lowest = low[trailing];
+            for (i, &candidate) in low[trailing + 1..=today].iter().enumerate() {
                 if candidate < lowest {
-                    idx = i;
+                    lowest_idx = trailing + 1 + i;
                     lowest = candidate;
                 }
             }
-            lowest_idx = Some(idx);
-            diff = (highest - lowest) / 100.0;
-        } else if value <= lowest {
-            lowest_idx = Some(today);
-            lowest = value;
-            diff = (highest - lowest) / 100.0;
+        } else if low[today] <= lowest {
+            lowest_idx = today;
+            lowest = low[today];
         }
-        let value = high[today];
-        if highest_idx.is_none_or(|i| i < trailing) {
-            let mut idx = trailing;
-            highest = high[idx];
-            for (i, &candidate) in high.iter().enumerate().take(today + 1).skip(trailing + 1) {
+        if highest_idx == usize::MAX || highest_idx < trailing {
+            highest_idx = trailing;
+            highest = high[trailing];
+            for (i, &candidate) in high[trailing + 1..=today].iter().enumerate() {
                 if candidate > highest {
-                    idx = i;
+                    highest_idx = trailing + 1 + i;
                     highest = candidate;
                 }
             }
-            highest_idx = Some(idx);
-            diff = (highest - lowest) / 100.0;
-        } else if value >= highest {
-            highest_idx = Some(today);
-            highest = value;
-            diff = (highest - lowest) / 100.0;
+        } else if high[today] >= highest {
+            highest_idx = today;
+            highest = high[today];
         }
-        fast[today] = if diff != 0.0 {
+        let diff = (highest - lowest) / 100.0;
+        let fast = if diff != 0.0 {
             (close[today] - lowest) / diff
         } else {
             0.0
         };
+        if let Some(k) = smooth_k.push(fast)
+            && let Some(d) = smooth_d.push(k)
+        {
+            result.k[today] = k;
+            result.d[today] = d;
+        }
     }
-
-    let mut slow_k = nan_vec(len);
-    if slowk == 1 {
-        slow_k[first_fast..].copy_from_slice(&fast[first_fast..]);
-    } else {
-        sma_into(&fast[first_fast..], slowk, &mut slow_k[first_fast..]);
-    }
-    let first_k = first_fast + slowk - 1;
-    let mut slow_d = nan_vec(len);
-    if slowd == 1 {
-        slow_d[first_k..].copy_from_slice(&slow_k[first_k..]);
-    } else {
-        sma_into(&slow_k[first_k..], slowd, &mut slow_d[first_k..]);
-    }
-    result.k[first_output..].copy_from_slice(&slow_k[first_output..]);
-    result.d[first_output..].copy_from_slice(&slow_d[first_output..]);
     result
 }

@@ -90,8 +90,13 @@ impl StrategyLoader {
         let started = Instant::now();
         let mut interner = self.reloading.lock().await;
         store::expire(&self.db, self.shard).await?;
-        let versions = store::versions(&self.db, self.shard).await?;
         let current = self.index.snapshot();
+        if current.strategies.is_empty() && current.errors.is_empty() && self.redis.is_none() {
+            // Cold start without a cache: everything is new, so read it all directly
+            // rather than ids first.
+            return self.cold_load(&mut interner, started).await;
+        }
+        let versions = store::versions(&self.db, self.shard).await?;
 
         let mut strategies = HashMap::with_capacity(versions.len());
         let mut errors = HashMap::new();
@@ -129,6 +134,29 @@ impl StrategyLoader {
             cache_hits = report.cache_hits,
             duration_ms = report.duration_ms,
             "strategies reloaded"
+        );
+        Ok(report)
+    }
+
+    async fn cold_load(
+        &self,
+        interner: &mut SymbolInterner,
+        started: Instant,
+    ) -> Result<ReloadReport, sqlx::Error> {
+        let resolved = store::fetch_loadable(&self.db, self.shard).await?;
+        let mut strategies = HashMap::with_capacity(resolved.len());
+        let mut errors = HashMap::new();
+        let mut report = self
+            .compile_and_record(&resolved, interner, &mut strategies, &mut errors)
+            .await?;
+        let published = self.index.publish(strategies, errors);
+        report.loaded = published.strategies.len();
+        report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(
+            loaded = report.loaded,
+            errors = report.errors.len(),
+            duration_ms = report.duration_ms,
+            "strategies loaded"
         );
         Ok(report)
     }

@@ -64,9 +64,30 @@ pub async fn versions(
     Ok(rows.into_iter().collect())
 }
 
-fn bounded(column: &str, max: i32) -> String {
+/// The strategies columns, each JSON document converted to text once (the `OFFSET 0`
+/// keeps Postgres from inlining the conversion into both the size test and the output)
+/// and replaced by NULL past its bound.
+fn strategies_select(filter: &str) -> String {
     format!(
-        "CASE WHEN octet_length({column}::text) > {max} THEN NULL ELSE {column}::text END AS {column}"
+        "SELECT s.id, s.user_id, s.name, s.status,
+                CASE WHEN octet_length(t.logic_tree) > {MAX_TREE_BYTES} THEN NULL ELSE t.logic_tree END AS logic_tree,
+                s.frequency, s.trigger_mode, s.cooldown_seconds,
+                CASE WHEN octet_length(t.channels) > {MAX_CHANNELS_BYTES} THEN NULL ELSE t.channels END AS channels,
+                CASE WHEN octet_length(s.message_template) > {MAX_TEMPLATE_BYTES} THEN NULL ELSE s.message_template END AS message_template,
+                s.expires_at, s.error, s.updated_at
+         FROM strategies s,
+              LATERAL (SELECT s.logic_tree::text AS logic_tree, s.channels::text AS channels OFFSET 0) t
+         WHERE {filter}"
+    )
+}
+
+fn conditions_select(filter: &str) -> String {
+    format!(
+        "SELECT c.id, c.strategy_id, c.kind,
+                CASE WHEN octet_length(t.params) > {MAX_PARAMS_DB_BYTES} THEN NULL ELSE t.params END AS params
+         FROM strategy_conditions c,
+              LATERAL (SELECT c.params::text AS params OFFSET 0) t
+         WHERE {filter}"
     )
 }
 
@@ -76,32 +97,46 @@ pub async fn fetch(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<ResolvedStrategy>,
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    fetch_where(pool, "s.id = ANY($1)", "c.strategy_id = ANY($1)", Some(ids)).await
+}
+
+/// Every loadable strategy of the shard with its conditions: the cold-start load, with
+/// no id list to send. Two queries.
+pub async fn fetch_loadable(
+    pool: &PgPool,
+    shard: Shard,
+) -> Result<Vec<ResolvedStrategy>, sqlx::Error> {
+    // Unqualified columns resolve to `strategies`: the lateral part only has the texts.
+    let strategies = format!("{LOADABLE} AND {}", shard.sql());
+    let conditions = format!(
+        "c.strategy_id IN (SELECT id FROM strategies WHERE {LOADABLE} AND {})",
+        shard.sql()
+    );
+    fetch_where(pool, &strategies, &conditions, None).await
+}
+
+async fn fetch_where(
+    pool: &PgPool,
+    strategies_filter: &str,
+    conditions_filter: &str,
+    ids: Option<&[Uuid]>,
+) -> Result<Vec<ResolvedStrategy>, sqlx::Error> {
     let mut tx: Transaction<'_, Postgres> = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let strategies_sql = format!(
-        "SELECT id, user_id, name, status, {}, frequency, trigger_mode, cooldown_seconds, {},
-                {}, expires_at, error, updated_at
-         FROM strategies WHERE id = ANY($1)",
-        bounded("logic_tree", MAX_TREE_BYTES),
-        bounded("channels", MAX_CHANNELS_BYTES),
-        // message_template is text already; the cast is a no-op.
-        bounded("message_template", MAX_TEMPLATE_BYTES),
-    );
-    let rows: Vec<StrategyRow> = sqlx::query_as(sqlx::AssertSqlSafe(strategies_sql))
-        .bind(ids)
-        .fetch_all(&mut *tx)
-        .await?;
-    let conditions_sql = format!(
-        "SELECT id, strategy_id, kind, {} FROM strategy_conditions
-         WHERE strategy_id = ANY($1) ORDER BY strategy_id, id",
-        bounded("params", MAX_PARAMS_DB_BYTES)
-    );
-    let conditions: Vec<ConditionRow> = sqlx::query_as(sqlx::AssertSqlSafe(conditions_sql))
-        .bind(ids)
-        .fetch_all(&mut *tx)
-        .await?;
+    // The filters are built in this module from constants and integers only.
+    let mut conditions_query = sqlx::query_as::<_, ConditionRow>(sqlx::AssertSqlSafe(
+        conditions_select(conditions_filter),
+    ));
+    let mut strategies_query =
+        sqlx::query_as::<_, StrategyRow>(sqlx::AssertSqlSafe(strategies_select(strategies_filter)));
+    if let Some(ids) = ids {
+        conditions_query = conditions_query.bind(ids);
+        strategies_query = strategies_query.bind(ids);
+    }
+    let conditions: Vec<ConditionRow> = conditions_query.fetch_all(&mut *tx).await?;
+    let rows: Vec<StrategyRow> = strategies_query.fetch_all(&mut *tx).await?;
     tx.commit().await?;
 
     let mut by_strategy: HashMap<Uuid, Vec<ConditionRow>> = HashMap::with_capacity(rows.len());
@@ -113,9 +148,12 @@ pub async fn fetch(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<ResolvedStrategy>,
     }
     Ok(rows
         .into_iter()
-        .map(|row| ResolvedStrategy {
-            conditions: by_strategy.remove(&row.id).unwrap_or_default(),
-            row,
+        .map(|row| {
+            let mut conditions = by_strategy.remove(&row.id).unwrap_or_default();
+            // Condition order (`conditions[i]` in messages) is by id; sorting here
+            // spares Postgres a sort of every condition row.
+            conditions.sort_unstable_by_key(|c| c.id);
+            ResolvedStrategy { conditions, row }
         })
         .collect())
 }
