@@ -55,11 +55,11 @@ pub fn series(n: usize, seed: u64, base: f64) -> CandleSeries {
 /// The params of the three condition shapes the fixtures mix.
 pub fn condition_params(i: usize, slot: usize) -> (&'static str, Value) {
     let symbol = symbol(i % SYMBOLS);
-    let interval = if i % 2 == 0 { "1h" } else { "4h" };
+    let interval = if i.is_multiple_of(2) { "1h" } else { "4h" };
     match slot {
         0 => (
             "price_alert",
-            json!({"source": "binance", "symbol": symbol, "operator": if i % 3 == 0 { "above" } else { "below" },
+            json!({"source": "binance", "symbol": symbol, "operator": if i.is_multiple_of(3) { "above" } else { "below" },
                    "value": 100.0 * (1.0 + (i % 7) as f64 / 100.0)}),
         ),
         1 => (
@@ -68,7 +68,7 @@ pub fn condition_params(i: usize, slot: usize) -> (&'static str, Value) {
                    "period": 14, "operator": "below", "value": 30 + (i % 40)}),
         ),
         _ => {
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 (
                     "technical_indicator",
                     json!({"source": "binance", "symbol": symbol, "interval": interval,
@@ -94,7 +94,7 @@ pub fn resolved(i: usize) -> ResolvedStrategy {
     let ids: Vec<Uuid> = (0..3)
         .map(|k| Uuid::from_u128(((i as u128 + 1) << 8) | k))
         .collect();
-    let tree = if i % 2 == 0 {
+    let tree = if i.is_multiple_of(2) {
         json!({"and": [{"condition": ids[0]}, {"or": [{"condition": ids[1]}, {"condition": ids[2]}]}]})
     } else {
         json!({"or": [{"condition": ids[0]}, {"and": [{"condition": ids[1]}, {"not": {"condition": ids[2]}}]}]})
