@@ -183,12 +183,17 @@ fn parse_window(text: &str) -> Result<u32, ValidationError> {
             "must be a duration such as 15m, 1h or 7d, between 1m and 30d",
         )
     };
-    let (digits, unit) = text.split_at(text.len().saturating_sub(1));
+    // Split off the last character, not the last byte: the text is user input and may
+    // end in a multi-byte character (found by the fuzzer).
+    let Some(unit) = text.chars().last() else {
+        return Err(invalid());
+    };
+    let digits = &text[..text.len() - unit.len_utf8()];
     let count: u32 = digits.parse().map_err(|_| invalid())?;
     let unit_seconds = match unit {
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
         _ => return Err(invalid()),
     };
     let seconds = count.checked_mul(unit_seconds).ok_or_else(invalid)?;
@@ -207,7 +212,18 @@ mod tests {
         assert_eq!(parse_window("1h").unwrap(), 3600);
         assert_eq!(parse_window("15m").unwrap(), 900);
         assert_eq!(parse_window("30d").unwrap(), MAX_WINDOW_SECONDS);
-        for bad in ["", "h", "0m", "31d", "1y", "-1h", "1.5h", "99999999999d"] {
+        for bad in [
+            "",
+            "h",
+            "0m",
+            "31d",
+            "1y",
+            "-1h",
+            "1.5h",
+            "99999999999d",
+            "1h\u{FFFD}",
+            "é",
+        ] {
             assert!(parse_window(bad).is_err(), "{bad}");
         }
     }
