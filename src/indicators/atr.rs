@@ -41,6 +41,7 @@ pub fn atr(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<f64> 
     out[period] = previous;
     let keep = (divisor - 1.0) / divisor;
     let inverse = 1.0 / divisor;
+    // True ranges in a vectorisable pass, then the smoothing in place.
     let window = &mut out[period + 1..];
     let bars = high[period + 1..len]
         .iter()

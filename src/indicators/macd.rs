@@ -2,7 +2,7 @@
 
 use super::moving_average::{ema_k, ema_step};
 use super::nan_vec;
-use super::recurrence::recurrence_in_place;
+use super::recurrence::Powers;
 
 /// The three MACD outputs, aligned with the input.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,31 +53,39 @@ pub fn macd(input: &[f64], fast: usize, slow: usize, signal: usize) -> Macd {
     result.macd[first_output] = line;
     result.signal[first_output] = signal_ema;
     result.histogram[first_output] = line - signal_ema;
-    // One recurrence per pass over contiguous outputs: the fast EMA in `macd`, the slow
-    // EMA in `histogram` (as scratch), then the line, the signal over it, and the
-    // histogram.
+    // One pass: the three smoothings advance four candles per dependency link, side by
+    // side, and each block writes all three outputs.
     let start = first_output + 1;
     let rest = &input[start..];
-    let line = &mut result.macd[start..];
-    let scratch = &mut result.histogram[start..];
-    for ((f, s), &x) in line.iter_mut().zip(scratch.iter_mut()).zip(rest) {
-        *f = x * fast_k;
-        *s = x * slow_k;
+    let (fast_powers, slow_powers) = (Powers::new(fast_keep), Powers::new(slow_keep));
+    let signal_powers = Powers::new(signal_keep);
+    let (mut fast_ema, mut slow_ema, mut signal_ema) = (fast_ema, slow_ema, signal_ema);
+    let blocks = rest.len() / 4 * 4;
+    for i in (0..blocks).step_by(4) {
+        let x = [rest[i], rest[i + 1], rest[i + 2], rest[i + 3]];
+        let f = fast_powers.advance4(fast_ema, x.map(|v| v * fast_k));
+        let s = slow_powers.advance4(slow_ema, x.map(|v| v * slow_k));
+        let line = [f[0] - s[0], f[1] - s[1], f[2] - s[2], f[3] - s[3]];
+        let g = signal_powers.advance4(signal_ema, line.map(|v| v * signal_k));
+        (fast_ema, slow_ema, signal_ema) = (f[3], s[3], g[3]);
+        let at = start + i;
+        result.macd[at..at + 4].copy_from_slice(&line);
+        result.signal[at..at + 4].copy_from_slice(&g);
+        result.histogram[at..at + 4].copy_from_slice(&[
+            line[0] - g[0],
+            line[1] - g[1],
+            line[2] - g[2],
+            line[3] - g[3],
+        ]);
     }
-    recurrence_in_place(fast_ema, fast_keep, line);
-    recurrence_in_place(slow_ema, slow_keep, scratch);
-    let signal_out = &mut result.signal[start..];
-    for ((l, s), signal) in line
-        .iter_mut()
-        .zip(scratch.iter())
-        .zip(signal_out.iter_mut())
-    {
-        *l -= s;
-        *signal = *l * signal_k;
-    }
-    recurrence_in_place(signal_ema, signal_keep, signal_out);
-    for ((h, l), s) in scratch.iter_mut().zip(line.iter()).zip(signal_out.iter()) {
-        *h = l - s;
+    for (i, &value) in rest.iter().enumerate().skip(blocks) {
+        fast_ema = ema_step(fast_ema, value, fast_k, fast_keep);
+        slow_ema = ema_step(slow_ema, value, slow_k, slow_keep);
+        let line = fast_ema - slow_ema;
+        signal_ema = ema_step(signal_ema, line, signal_k, signal_keep);
+        result.macd[start + i] = line;
+        result.signal[start + i] = signal_ema;
+        result.histogram[start + i] = line - signal_ema;
     }
     result
 }

@@ -18,21 +18,15 @@ pub(crate) fn linear_recurrence(
     b: impl Fn(usize) -> f64,
     mut emit: impl FnMut(usize, f64),
 ) -> f64 {
-    let (a2, a3) = (a * a, a * a * a);
-    let a4 = a2 * a2;
+    let powers = Powers::new(a);
     let mut y = start;
     let mut i = 0;
     while i + 4 <= n {
-        let (b0, b1, b2, b3) = (b(i), b(i + 1), b(i + 2), b(i + 3));
-        let y0 = a * y + b0;
-        let y1 = a2 * y + (a * b0 + b1);
-        let y2 = a3 * y + (a2 * b0 + a * b1 + b2);
-        let y3 = a4 * y + (a3 * b0 + a2 * b1 + (a * b2 + b3));
-        emit(i, y0);
-        emit(i + 1, y1);
-        emit(i + 2, y2);
-        emit(i + 3, y3);
-        y = y3;
+        let next = powers.advance4(y, [b(i), b(i + 1), b(i + 2), b(i + 3)]);
+        for (offset, value) in next.into_iter().enumerate() {
+            emit(i + offset, value);
+        }
+        y = next[3];
         i += 4;
     }
     while i < n {
@@ -43,22 +37,52 @@ pub(crate) fn linear_recurrence(
     y
 }
 
+/// The powers of `a` the four-step form needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Powers {
+    a: f64,
+    a2: f64,
+    a3: f64,
+    a4: f64,
+}
+
+impl Powers {
+    pub(crate) fn new(a: f64) -> Self {
+        let a2 = a * a;
+        Self {
+            a,
+            a2,
+            a3: a2 * a,
+            a4: a2 * a2,
+        }
+    }
+
+    /// The next four values from `y` and the next four inputs; only the last one
+    /// depends on `y` through a single multiply-add the caller chains on.
+    #[inline(always)]
+    pub(crate) fn advance4(self, y: f64, [b0, b1, b2, b3]: [f64; 4]) -> [f64; 4] {
+        let Powers { a, a2, a3, a4 } = self;
+        [
+            a * y + b0,
+            a2 * y + (a * b0 + b1),
+            a3 * y + (a2 * b0 + a * b1 + b2),
+            a4 * y + (a3 * b0 + a2 * b1 + (a * b2 + b3)),
+        ]
+    }
+}
+
 /// The same recurrence in place: `values[i]` holds `b[i]` and is replaced by `y[i]`.
 /// Callers fill `values` in a vectorisable pass first; this loop then has no bounds
 /// checks and one multiply-add per four values on its dependency chain.
 #[inline(always)]
 pub(crate) fn recurrence_in_place(start: f64, a: f64, values: &mut [f64]) -> f64 {
-    let (a2, a3) = (a * a, a * a * a);
-    let a4 = a2 * a2;
+    let powers = Powers::new(a);
     let mut y = start;
     let mut chunks = values.chunks_exact_mut(4);
     for chunk in &mut chunks {
-        let (b0, b1, b2, b3) = (chunk[0], chunk[1], chunk[2], chunk[3]);
-        chunk[0] = a * y + b0;
-        chunk[1] = a2 * y + (a * b0 + b1);
-        chunk[2] = a3 * y + (a2 * b0 + a * b1 + b2);
-        y = a4 * y + (a3 * b0 + a2 * b1 + (a * b2 + b3));
-        chunk[3] = y;
+        let next = powers.advance4(y, [chunk[0], chunk[1], chunk[2], chunk[3]]);
+        chunk.copy_from_slice(&next);
+        y = next[3];
     }
     for value in chunks.into_remainder() {
         y = a * y + *value;
