@@ -74,41 +74,15 @@ pub fn stoch(
     }
     let mut smooth_k = RunningMean::new(slowk);
     let mut smooth_d = RunningMean::new(slowd);
-    // TA-Lib's tracking of the window's extremes: an extreme is rescanned only when it
-    // leaves the window.
-    let (mut lowest_idx, mut highest_idx) = (usize::MAX, usize::MAX);
-    let (mut lowest, mut highest) = (0.0_f64, 0.0_f64);
-    for today in first_fast..len {
+    let mut lowest = WindowExtreme::new(|candidate, current| candidate < current);
+    let mut highest = WindowExtreme::new(|candidate, current| candidate > current);
+    for (today, &close_today) in close.iter().enumerate().take(len).skip(first_fast) {
         let trailing = today - first_fast;
-        if lowest_idx == usize::MAX || lowest_idx < trailing {
-            lowest_idx = trailing;
-            lowest = low[trailing];
-            for (i, &candidate) in low[trailing + 1..=today].iter().enumerate() {
-                if candidate < lowest {
-                    lowest_idx = trailing + 1 + i;
-                    lowest = candidate;
-                }
-            }
-        } else if low[today] <= lowest {
-            lowest_idx = today;
-            lowest = low[today];
-        }
-        if highest_idx == usize::MAX || highest_idx < trailing {
-            highest_idx = trailing;
-            highest = high[trailing];
-            for (i, &candidate) in high[trailing + 1..=today].iter().enumerate() {
-                if candidate > highest {
-                    highest_idx = trailing + 1 + i;
-                    highest = candidate;
-                }
-            }
-        } else if high[today] >= highest {
-            highest_idx = today;
-            highest = high[today];
-        }
+        let lowest = lowest.update(low, trailing, today);
+        let highest = highest.update(high, trailing, today);
         let diff = (highest - lowest) / 100.0;
         let fast = if diff != 0.0 {
-            (close[today] - lowest) / diff
+            (close_today - lowest) / diff
         } else {
             0.0
         };
@@ -120,4 +94,43 @@ pub fn stoch(
         }
     }
     result
+}
+
+/// TA-Lib's tracking of one extreme of a sliding window: the extreme is rescanned only
+/// when it leaves the window; otherwise a new value replaces it when at least as
+/// extreme (ties go to the newer, as TA-Lib's `<=` / `>=`).
+struct WindowExtreme<F> {
+    index: usize,
+    value: f64,
+    /// Whether `candidate` is strictly more extreme than `current`.
+    beats: F,
+}
+
+impl<F: Fn(f64, f64) -> bool> WindowExtreme<F> {
+    fn new(beats: F) -> Self {
+        Self {
+            index: usize::MAX,
+            value: 0.0,
+            beats,
+        }
+    }
+
+    /// The extreme of `values[trailing..=today]`.
+    #[inline(always)]
+    fn update(&mut self, values: &[f64], trailing: usize, today: usize) -> f64 {
+        if self.index == usize::MAX || self.index < trailing {
+            self.index = trailing;
+            self.value = values[trailing];
+            for (i, &candidate) in values[trailing + 1..=today].iter().enumerate() {
+                if (self.beats)(candidate, self.value) {
+                    self.index = trailing + 1 + i;
+                    self.value = candidate;
+                }
+            }
+        } else if !(self.beats)(self.value, values[today]) {
+            self.index = today;
+            self.value = values[today];
+        }
+        self.value
+    }
 }

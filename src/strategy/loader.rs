@@ -6,7 +6,7 @@
 //! given ids costs those two queries for just those ids. Reloads are serialised so two
 //! never interleave their read-modify-publish.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -118,24 +118,13 @@ impl StrategyLoader {
             .count();
 
         let (resolved, cache_hits) = self.resolve(&changed).await?;
-        let mut report = self
-            .compile_and_record(&resolved, &mut interner, &mut strategies, &mut errors)
-            .await?;
-        let published = self.index.publish(strategies, errors);
-        report.loaded = published.strategies.len();
-        report.removed = removed;
-        report.cache_hits = cache_hits;
-        report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        tracing::info!(
-            loaded = report.loaded,
-            reloaded = report.reloaded,
-            removed = report.removed,
-            errors = report.errors.len(),
-            cache_hits = report.cache_hits,
-            duration_ms = report.duration_ms,
-            "strategies reloaded"
-        );
-        Ok(report)
+        let base = ReloadReport {
+            removed,
+            cache_hits,
+            ..ReloadReport::default()
+        };
+        self.publish(&resolved, &mut interner, strategies, errors, base, started)
+            .await
     }
 
     async fn cold_load(
@@ -144,21 +133,16 @@ impl StrategyLoader {
         started: Instant,
     ) -> Result<ReloadReport, sqlx::Error> {
         let resolved = store::fetch_loadable(&self.db, self.shard).await?;
-        let mut strategies = HashMap::with_capacity(resolved.len());
-        let mut errors = HashMap::new();
-        let mut report = self
-            .compile_and_record(&resolved, interner, &mut strategies, &mut errors)
-            .await?;
-        let published = self.index.publish(strategies, errors);
-        report.loaded = published.strategies.len();
-        report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        tracing::info!(
-            loaded = report.loaded,
-            errors = report.errors.len(),
-            duration_ms = report.duration_ms,
-            "strategies loaded"
-        );
-        Ok(report)
+        let strategies = HashMap::with_capacity(resolved.len());
+        self.publish(
+            &resolved,
+            interner,
+            strategies,
+            HashMap::new(),
+            ReloadReport::default(),
+            started,
+        )
+        .await
     }
 
     /// Reloads only `ids`: a changed one is recompiled, a deleted, paused, expired or
@@ -177,22 +161,55 @@ impl StrategyLoader {
                     && store::in_shard(r.row.user_id, self.shard)
             })
             .collect();
+        let staying: HashSet<Uuid> = loadable.iter().map(|r| r.row.id).collect();
         let current = self.index.snapshot();
         let mut strategies = current.strategies.clone();
         let mut errors = current.errors.clone();
         let mut removed = 0;
         for id in ids {
             let was_loaded = strategies.remove(id).is_some() | errors.remove(id).is_some();
-            let stays = loadable.iter().any(|r| r.row.id == *id);
-            removed += usize::from(was_loaded && !stays);
+            removed += usize::from(was_loaded && !staying.contains(id));
         }
-        let mut report = self
-            .compile_and_record(&loadable, &mut interner, &mut strategies, &mut errors)
+        let base = ReloadReport {
+            removed,
+            ..ReloadReport::default()
+        };
+        self.publish(&loadable, &mut interner, strategies, errors, base, started)
+            .await
+    }
+
+    /// Compiles `resolved` into `strategies` / `errors`, records status changes,
+    /// publishes the new index and completes `report` — the common end of every reload.
+    async fn publish(
+        &self,
+        resolved: &[ResolvedStrategy],
+        interner: &mut SymbolInterner,
+        mut strategies: HashMap<Uuid, Arc<CompiledStrategy>>,
+        mut errors: HashMap<Uuid, StrategyError>,
+        report: ReloadReport,
+        started: Instant,
+    ) -> Result<ReloadReport, sqlx::Error> {
+        let compiled = self
+            .compile_and_record(resolved, interner, &mut strategies, &mut errors)
             .await?;
         let published = self.index.publish(strategies, errors);
-        report.loaded = published.strategies.len();
-        report.removed = removed;
-        report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let report = ReloadReport {
+            loaded: published.strategies.len(),
+            reloaded: compiled.reloaded,
+            errors: compiled.errors,
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            ..report
+        };
+        tracing::info!(
+            generation = published.generation,
+            loaded = report.loaded,
+            reloaded = report.reloaded,
+            removed = report.removed,
+            errors = report.errors.len(),
+            cache_hits = report.cache_hits,
+            duration_ms = report.duration_ms,
+            "strategies reloaded"
+        );
         Ok(report)
     }
 
