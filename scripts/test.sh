@@ -23,8 +23,8 @@ if [ "${1:-}" = "--" ]; then shift; fi
 if [ $# -eq 0 ]; then
   echo "==> cargo fmt --check"
   cargo fmt --all -- --check
-  echo "==> cargo clippy --all-targets -- -D warnings"
-  cargo clippy --all-targets --locked -- -D warnings
+  echo "==> cargo clippy --workspace --all-targets -- -D warnings"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
 echo "==> cargo test"
-cargo test --locked -- "$@"
+cargo test --workspace --locked -- "$@"

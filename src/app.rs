@@ -48,6 +48,10 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
         "serving"
     );
     spawn_initial_load(&state);
+    state
+        .market
+        .follow_index(state.index.clone(), &state.tasks, shutdown.clone());
+    state.market.spawn_feed(&state.tasks, shutdown.clone());
     let server = tokio::spawn(
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())

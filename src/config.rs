@@ -51,6 +51,11 @@ pub const ENV_KEYS: &[&str] = &[
     "HTTP_REQUEST_TIMEOUT_SECONDS",
     "HTTP_BODY_LIMIT_BYTES",
     "CORS_ALLOWED_ORIGINS",
+    "PRICE_TTL_MS",
+    "UPSTREAM_TIMEOUT_MS",
+    "UPSTREAM_MAX_RETRIES",
+    "BINANCE_WEIGHT_BUDGET",
+    "PRICE_FALLBACK_COINGECKO_IDS",
 ];
 
 /// The embedded defaults: the lowest configuration layer.
@@ -75,6 +80,11 @@ shutdown_timeout_seconds = 10
 http_request_timeout_seconds = 30
 http_body_limit_bytes = 1048576
 cors_allowed_origins = ""
+price_ttl_ms = 5000
+upstream_timeout_ms = 5000
+upstream_max_retries = 2
+binance_weight_budget = 4800
+price_fallback_coingecko_ids = "BTCUSDT=bitcoin,ETHUSDT=ethereum,BNBUSDT=binancecoin,SOLUSDT=solana,XRPUSDT=ripple,ADAUSDT=cardano,DOGEUSDT=dogecoin"
 "#;
 
 /// The configuration layers as written, before validation. Field names are the
@@ -121,6 +131,15 @@ pub struct RawConfig {
     #[serde(deserialize_with = "lenient::number")]
     http_body_limit_bytes: usize,
     cors_allowed_origins: String,
+    #[serde(deserialize_with = "lenient::number")]
+    price_ttl_ms: u64,
+    #[serde(deserialize_with = "lenient::number")]
+    upstream_timeout_ms: u64,
+    #[serde(deserialize_with = "lenient::number")]
+    upstream_max_retries: u32,
+    #[serde(deserialize_with = "lenient::number")]
+    binance_weight_budget: u32,
+    price_fallback_coingecko_ids: String,
 }
 
 /// How log lines are written.
@@ -170,6 +189,14 @@ pub struct Config {
     pub http_request_timeout: Duration,
     pub http_body_limit_bytes: usize,
     pub cors_allowed_origins: Vec<String>,
+    /// How long a fetched spot price is reused; below the smallest frequency (10 s).
+    pub price_ttl: Duration,
+    pub upstream_timeout: Duration,
+    pub upstream_max_retries: u32,
+    /// Our share of Binance's 6,000 request weight per minute.
+    pub binance_weight_budget: u32,
+    /// Binance symbol → CoinGecko id: who answers when Binance fails.
+    pub price_fallback_coingecko_ids: Vec<(String, String)>,
 }
 
 /// A configuration problem, naming the key (as its environment variable) and what is
@@ -332,6 +359,27 @@ impl Config {
                 self.http_body_limit_bytes.to_string(),
             ),
             ("CORS_ALLOWED_ORIGINS", self.cors_allowed_origins.join(",")),
+            ("PRICE_TTL_MS", self.price_ttl.as_millis().to_string()),
+            (
+                "UPSTREAM_TIMEOUT_MS",
+                self.upstream_timeout.as_millis().to_string(),
+            ),
+            (
+                "UPSTREAM_MAX_RETRIES",
+                self.upstream_max_retries.to_string(),
+            ),
+            (
+                "BINANCE_WEIGHT_BUDGET",
+                self.binance_weight_budget.to_string(),
+            ),
+            (
+                "PRICE_FALLBACK_COINGECKO_IDS",
+                self.price_fallback_coingecko_ids
+                    .iter()
+                    .map(|(s, id)| format!("{s}={id}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
         ]
     }
 
@@ -496,6 +544,49 @@ impl RawConfig {
         for origin in &cors_allowed_origins {
             require_scheme("CORS_ALLOWED_ORIGINS", origin, &["http", "https"])?;
         }
+        if !(100..=9_000).contains(&self.price_ttl_ms) {
+            return Err(ConfigError::new(
+                "PRICE_TTL_MS",
+                "must be between 100 and 9000 (below the smallest frequency, 10s)",
+            ));
+        }
+        if !(100..=60_000).contains(&self.upstream_timeout_ms) {
+            return Err(ConfigError::new(
+                "UPSTREAM_TIMEOUT_MS",
+                "must be between 100 and 60000",
+            ));
+        }
+        if self.upstream_max_retries > 10 {
+            return Err(ConfigError::new(
+                "UPSTREAM_MAX_RETRIES",
+                "must be between 0 and 10",
+            ));
+        }
+        if !(10..=6_000).contains(&self.binance_weight_budget) {
+            return Err(ConfigError::new(
+                "BINANCE_WEIGHT_BUDGET",
+                "must be between 10 and 6000 (Binance allows 6000 per minute and IP)",
+            ));
+        }
+        let mut price_fallback_coingecko_ids = Vec::new();
+        for pair in self
+            .price_fallback_coingecko_ids
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let parsed = pair.split_once('=').filter(|(symbol, id)| {
+                crate::market::Source::Binance.check_symbol(symbol).is_ok()
+                    && crate::market::Source::Coingecko.check_symbol(id).is_ok()
+            });
+            let Some((symbol, id)) = parsed else {
+                return Err(ConfigError::new(
+                    "PRICE_FALLBACK_COINGECKO_IDS",
+                    "must be comma-separated SYMBOL=coin-id pairs such as BTCUSDT=bitcoin",
+                ));
+            };
+            price_fallback_coingecko_ids.push((symbol.to_owned(), id.to_owned()));
+        }
 
         Ok(Config {
             postgres_url,
@@ -522,6 +613,11 @@ impl RawConfig {
             http_request_timeout,
             http_body_limit_bytes: self.http_body_limit_bytes,
             cors_allowed_origins,
+            price_ttl: Duration::from_millis(self.price_ttl_ms),
+            upstream_timeout: Duration::from_millis(self.upstream_timeout_ms),
+            upstream_max_retries: self.upstream_max_retries,
+            binance_weight_budget: self.binance_weight_budget,
+            price_fallback_coingecko_ids,
         })
     }
 }

@@ -18,6 +18,139 @@ pub struct Metrics {
     pub http_in_flight: IntGauge,
     /// `monitoring_readiness_check{check}`: 1 when the check passed at the last `/ready`.
     pub readiness_check: IntGaugeVec,
+    /// Market data: upstream calls, caches, the WebSocket feed.
+    pub market: MarketMetrics,
+}
+
+/// The market-data metrics. Labels: `source` (binance, coingecko, uniswap), `endpoint`
+/// (a path template), `status` (a code or `error`), `kind` (price, klines, price_ago),
+/// `layer` (l1, l2), `reason` (a fixed word) — all bounded.
+#[derive(Clone)]
+pub struct MarketMetrics {
+    /// `monitoring_upstream_requests_total{source, endpoint, status}`
+    pub upstream_requests: IntCounterVec,
+    /// `monitoring_upstream_request_duration_seconds{source, endpoint}`
+    pub upstream_duration: HistogramVec,
+    /// `monitoring_upstream_errors_total{source, endpoint, kind}`
+    pub upstream_errors: IntCounterVec,
+    /// `monitoring_upstream_skipped_total{source, reason}`: calls not sent (paused host,
+    /// weight budget).
+    pub upstream_skipped: IntCounterVec,
+    /// `monitoring_binance_used_weight`: the last `X-MBX-USED-WEIGHT-1M` seen.
+    pub binance_used_weight: IntGauge,
+    /// `monitoring_market_cache_requests_total{kind, layer, result}`
+    pub cache_requests: IntCounterVec,
+    /// `monitoring_price_fallbacks_total{from, to}`
+    pub fallbacks: IntCounterVec,
+    /// `monitoring_websocket_reconnects_total{reason}`
+    pub ws_reconnects: IntCounterVec,
+    /// `monitoring_websocket_connected`: open market-stream connections.
+    pub ws_connected: IntGauge,
+    /// `monitoring_websocket_streams`: kline streams subscribed.
+    pub ws_streams: IntGauge,
+    /// `monitoring_websocket_lag_seconds`: now minus the last event's time.
+    pub ws_lag: prometheus::Gauge,
+    /// `monitoring_candle_closes_total{via}`: closes published (websocket, backfill, poll).
+    pub candle_closes: IntCounterVec,
+}
+
+impl MarketMetrics {
+    fn new() -> Self {
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        Self {
+            upstream_requests: counter(
+                "monitoring_upstream_requests_total",
+                "Requests sent to market-data sources, by source, endpoint and status.",
+                &["source", "endpoint", "status"],
+            ),
+            upstream_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "monitoring_upstream_request_duration_seconds",
+                    "Latency of market-data requests, by source and endpoint.",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+                &["source", "endpoint"],
+            )
+            .expect("valid metric"),
+            upstream_errors: counter(
+                "monitoring_upstream_errors_total",
+                "Failed market-data requests, by source, endpoint and error kind.",
+                &["source", "endpoint", "kind"],
+            ),
+            upstream_skipped: counter(
+                "monitoring_upstream_skipped_total",
+                "Market-data requests not sent (host paused by a rate limit, weight budget spent).",
+                &["source", "reason"],
+            ),
+            binance_used_weight: IntGauge::new(
+                "monitoring_binance_used_weight",
+                "The request weight Binance reported used in the current minute.",
+            )
+            .expect("valid metric"),
+            cache_requests: counter(
+                "monitoring_market_cache_requests_total",
+                "Market-data cache lookups, by datum kind, layer and result.",
+                &["kind", "layer", "result"],
+            ),
+            fallbacks: counter(
+                "monitoring_price_fallbacks_total",
+                "Prices answered by the fallback source, by primary and fallback source.",
+                &["from", "to"],
+            ),
+            ws_reconnects: counter(
+                "monitoring_websocket_reconnects_total",
+                "Market-stream reconnections, by reason.",
+                &["reason"],
+            ),
+            ws_connected: IntGauge::new(
+                "monitoring_websocket_connected",
+                "Open market-stream WebSocket connections.",
+            )
+            .expect("valid metric"),
+            ws_streams: IntGauge::new(
+                "monitoring_websocket_streams",
+                "Kline streams subscribed over WebSocket.",
+            )
+            .expect("valid metric"),
+            ws_lag: prometheus::Gauge::new(
+                "monitoring_websocket_lag_seconds",
+                "Seconds between the last market-stream event's time and its arrival.",
+            )
+            .expect("valid metric"),
+            candle_closes: counter(
+                "monitoring_candle_closes_total",
+                "Candle closes published to the scheduler, by how they were learnt.",
+                &["via"],
+            ),
+        }
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.upstream_requests.clone()),
+            Box::new(self.upstream_duration.clone()),
+            Box::new(self.upstream_errors.clone()),
+            Box::new(self.upstream_skipped.clone()),
+            Box::new(self.binance_used_weight.clone()),
+            Box::new(self.cache_requests.clone()),
+            Box::new(self.fallbacks.clone()),
+            Box::new(self.ws_reconnects.clone()),
+            Box::new(self.ws_connected.clone()),
+            Box::new(self.ws_streams.clone()),
+            Box::new(self.ws_lag.clone()),
+            Box::new(self.candle_closes.clone()),
+        ]
+    }
+}
+
+impl std::fmt::Debug for MarketMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MarketMetrics").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -75,13 +208,16 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
 
-        for collector in [
-            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+        let market = MarketMetrics::new();
+        let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(http_requests.clone()),
             Box::new(http_request_duration.clone()),
             Box::new(http_in_flight.clone()),
             Box::new(readiness_check.clone()),
             Box::new(build_info),
-        ] {
+        ];
+        collectors.extend(market.collectors());
+        for collector in collectors {
             registry
                 .register(collector)
                 .expect("metric names are unique");
@@ -99,6 +235,7 @@ impl Metrics {
             http_request_duration,
             http_in_flight,
             readiness_check,
+            market,
         }
     }
 

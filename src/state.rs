@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::http::auth::ApiKeys;
+use crate::market::{Clock, MarketConfig, MarketData};
 use crate::metrics::Metrics;
 use crate::strategy::{Shard, StrategyIndex, StrategyLoader};
 
@@ -27,6 +28,8 @@ pub struct AppState {
     /// The compiled strategies, swapped atomically by the loader.
     pub index: Arc<StrategyIndex>,
     pub loader: Arc<StrategyLoader>,
+    /// Market data: the prefetcher and the candle feed.
+    pub market: MarketData,
     /// Cancelled when the service begins to shut down.
     pub shutdown: CancellationToken,
     /// Background tasks; shutdown waits for them with a deadline.
@@ -37,6 +40,24 @@ pub struct AppState {
 impl AppState {
     /// Assembles the state from connected dependencies.
     pub fn new(config: Config, db: PgPool, redis: Option<ConnectionManager>) -> Self {
+        Self::with_clock(config, db, redis, Clock::system())
+    }
+
+    /// As [`AppState::new`], judging market data by `clock` (tests and the demo mirror
+    /// the market simulator's clock).
+    pub fn with_clock(
+        config: Config,
+        db: PgPool,
+        redis: Option<ConnectionManager>,
+        clock: Clock,
+    ) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        let market = MarketData::new(
+            MarketConfig::from_config(&config),
+            redis.clone(),
+            clock,
+            Arc::new(metrics.market.clone()),
+        );
         let api_keys = ApiKeys::new(&config.api_keys);
         let index = Arc::new(StrategyIndex::new());
         let shard = Shard {
@@ -53,7 +74,8 @@ impl AppState {
             config: Arc::new(config),
             db,
             redis,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
+            market,
             api_keys: Arc::new(api_keys),
             index,
             loader,

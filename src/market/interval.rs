@@ -96,6 +96,28 @@ impl Interval {
         }
     }
 
+    /// The length in milliseconds.
+    pub fn millis(self) -> i64 {
+        self.seconds() as i64 * 1000
+    }
+
+    /// The open time of the candle containing `t_ms`. Weekly candles open on Mondays
+    /// (Binance's convention; the Unix epoch was a Thursday).
+    pub fn open_time(self, t_ms: i64) -> i64 {
+        let step = self.millis();
+        let offset = if self == Interval::W1 {
+            3 * 86_400_000
+        } else {
+            0
+        };
+        (t_ms + offset).div_euclid(step) * step - offset
+    }
+
+    /// The open time of the last candle closed at `now_ms`.
+    pub fn last_closed_open(self, now_ms: i64) -> i64 {
+        self.open_time(now_ms) - self.millis()
+    }
+
     /// The interval whose length is exactly `seconds`, if any.
     pub fn from_seconds(seconds: u64) -> Option<Self> {
         Self::ALL.into_iter().find(|i| i.seconds() == seconds)

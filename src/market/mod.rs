@@ -2,17 +2,204 @@
 //! the per-batch snapshot of everything fetched, and the data needs that conditions
 //! declare so a batch fetches each datum once.
 
+pub mod candle_feed;
+pub mod clock;
+mod codec;
 mod interval;
+pub mod kline_cache;
+mod memory_cache;
 mod needs;
+pub mod prefetcher;
 mod series;
+pub mod shared_cache;
+mod single_flight;
 mod snapshot;
+pub mod sources;
+pub mod websocket_feed;
 
+pub use candle_feed::{CandleClosed, ClosedVia};
+pub use clock::Clock;
 pub use interval::Interval;
+pub use kline_cache::KlineCache;
 pub use needs::{DataNeed, DataNeeds};
+pub use prefetcher::{PrefetchReport, PrefetchSettings, Prefetched, Prefetcher};
 pub use series::CandleSeries;
+pub use shared_cache::{SharedCache, SharedCacheSettings};
 pub use snapshot::{MarketSnapshot, PriceKey, Quote, SeriesKey};
+pub use sources::{Sources, SourcesConfig, UpstreamError};
+pub use websocket_feed::WebsocketSettings;
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::metrics::MarketMetrics;
+
+/// Everything the market-data layer needs to start.
+#[derive(Debug, Clone)]
+pub struct MarketConfig {
+    pub sources: SourcesConfig,
+    pub prefetch: PrefetchSettings,
+    pub shared_cache: SharedCacheSettings,
+    /// `None`: candles are polled over REST after each boundary.
+    pub websocket: Option<WebsocketSettings>,
+    /// After a boundary, how long REST polling waits for the exchange to close it.
+    pub poll_delay: Duration,
+}
+
+impl MarketConfig {
+    /// The market-data settings of the service's configuration.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        use secrecy::ExposeSecret;
+        Self {
+            sources: SourcesConfig {
+                binance_base_url: config.binance_base_url.clone(),
+                coingecko_base_url: config.coingecko_base_url.clone(),
+                eth_rpc_url: config
+                    .eth_rpc_url
+                    .as_ref()
+                    .map(|u| secrecy::SecretString::from(u.expose_secret().to_owned())),
+                binance_weight_budget: config.binance_weight_budget,
+                fallback_coingecko_ids: config
+                    .price_fallback_coingecko_ids
+                    .iter()
+                    .cloned()
+                    .collect(),
+                upstream: sources::UpstreamSettings {
+                    timeout: config.upstream_timeout,
+                    max_retries: config.upstream_max_retries as usize,
+                    ..sources::UpstreamSettings::default()
+                },
+            },
+            prefetch: PrefetchSettings {
+                price_ttl: config.price_ttl,
+                ..PrefetchSettings::default()
+            },
+            shared_cache: SharedCacheSettings::default(),
+            websocket: config.enable_websockets.then(|| WebsocketSettings {
+                base_url: config.binance_ws_url.clone(),
+                ..WebsocketSettings::default()
+            }),
+            poll_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The market-data layer: the prefetcher for batches, and the candle-closed events
+/// (from the WebSocket feed or REST polling) for `candle_close` strategies.
+#[derive(Debug, Clone)]
+pub struct MarketData {
+    pub prefetcher: Prefetcher,
+    closes: broadcast::Sender<CandleClosed>,
+    /// The (symbol, interval) series the loaded strategies use.
+    streams: Arc<watch::Sender<BTreeSet<SeriesKey>>>,
+    config: Arc<MarketConfig>,
+    metrics: Arc<MarketMetrics>,
+}
+
+impl MarketData {
+    pub fn new(
+        config: MarketConfig,
+        redis: Option<ConnectionManager>,
+        clock: Clock,
+        metrics: Arc<MarketMetrics>,
+    ) -> Self {
+        let sources = Arc::new(Sources::new(&config.sources, metrics.clone()));
+        let shared = redis.map(|r| SharedCache::new(r, config.shared_cache.clone()));
+        let prefetcher = Prefetcher::new(
+            sources,
+            Arc::new(KlineCache::default()),
+            shared,
+            clock,
+            config.prefetch.clone(),
+            metrics.clone(),
+        );
+        Self {
+            prefetcher,
+            closes: broadcast::channel(65_536).0,
+            streams: Arc::new(watch::channel(BTreeSet::new()).0),
+            config: Arc::new(config),
+            metrics,
+        }
+    }
+
+    pub fn metrics(&self) -> &MarketMetrics {
+        &self.metrics
+    }
+
+    /// Candle-closed events from now on.
+    pub fn subscribe_closes(&self) -> broadcast::Receiver<CandleClosed> {
+        self.closes.subscribe()
+    }
+
+    /// Replaces the set of series to follow (the feed resubscribes).
+    pub fn set_streams(&self, streams: BTreeSet<SeriesKey>) {
+        self.streams.send_if_modified(|current| {
+            let changed = *current != streams;
+            *current = streams;
+            changed
+        });
+    }
+
+    pub fn streams(&self) -> BTreeSet<SeriesKey> {
+        self.streams.borrow().clone()
+    }
+
+    /// Keeps the followed series equal to those of the loaded strategies.
+    pub fn follow_index(
+        &self,
+        index: Arc<crate::strategy::StrategyIndex>,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) {
+        let market = self.clone();
+        let mut generations = index.subscribe();
+        tasks.spawn(async move {
+            loop {
+                market.set_streams(index.snapshot().series.clone());
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    changed = generations.changed() => if changed.is_err() { return },
+                }
+            }
+        });
+    }
+
+    /// Starts the candle feed: WebSockets when configured, else REST polling.
+    pub fn spawn_feed(&self, tasks: &TaskTracker, shutdown: CancellationToken) {
+        let prefetcher = self.prefetcher.clone();
+        let desired = self.streams.subscribe();
+        match &self.config.websocket {
+            Some(settings) => {
+                tasks.spawn(websocket_feed::run_websocket_feed(
+                    prefetcher,
+                    desired,
+                    self.closes.clone(),
+                    settings.clone(),
+                    self.metrics.clone(),
+                    shutdown,
+                ));
+            }
+            None => {
+                let publisher =
+                    candle_feed::ClosePublisher::new(self.closes.clone(), self.metrics.clone());
+                tasks.spawn(candle_feed::run_rest_polling(
+                    prefetcher,
+                    desired,
+                    publisher,
+                    self.config.poll_delay,
+                    shutdown,
+                ));
+            }
+        }
+    }
+}
 
 /// Where a datum comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

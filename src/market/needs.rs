@@ -22,10 +22,14 @@ pub struct DataNeeds {
     pub prices: BTreeSet<PriceKey>,
     pub prices_ago: BTreeSet<(PriceKey, u32)>,
     pub candles: BTreeMap<SeriesKey, usize>,
+    /// How many needs were added before deduplication: the lookups a batch's
+    /// conditions make.
+    pub demand: usize,
 }
 
 impl DataNeeds {
     pub fn add(&mut self, need: DataNeed) {
+        self.demand += 1;
         match need {
             DataNeed::Price(key) => {
                 self.prices.insert(key);

@@ -22,6 +22,17 @@ impl CandleSeries {
         self.close.is_empty()
     }
 
+    /// The open, high, low, close and volume columns.
+    fn price_columns(&mut self) -> [&mut Vec<f64>; 5] {
+        [
+            &mut self.open,
+            &mut self.high,
+            &mut self.low,
+            &mut self.close,
+            &mut self.volume,
+        ]
+    }
+
     /// Appends one candle.
     pub fn push(&mut self, open_time: i64, ohlcv: [f64; 5]) {
         let [open, high, low, close, volume] = ohlcv;
@@ -41,16 +52,19 @@ impl CandleSeries {
             .iter()
             .take_while(|&&t| t + interval_ms <= now_ms)
             .count();
-        for column in [
-            &mut self.open,
-            &mut self.high,
-            &mut self.low,
-            &mut self.close,
-            &mut self.volume,
-        ] {
+        for column in self.price_columns() {
             column.truncate(closed);
         }
         self.open_time.truncate(closed);
+    }
+
+    /// Removes the `n` oldest candles.
+    pub fn drop_front(&mut self, n: usize) {
+        let n = n.min(self.len());
+        for column in self.price_columns() {
+            column.drain(..n);
+        }
+        self.open_time.drain(..n);
     }
 
     /// The open time of the last closed candle.

@@ -1,7 +1,7 @@
 //! The in-memory index of compiled strategies: one immutable snapshot, swapped
 //! atomically, so a batch reads a consistent set while a reload builds the next.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{CompiledStrategy, Frequency};
+use crate::market::SeriesKey;
 
 /// A strategy that failed validation, as last judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,8 @@ pub struct IndexSnapshot {
     pub errors: HashMap<Uuid, StrategyError>,
     /// The strategies of each frequency: the batches.
     pub by_frequency: BTreeMap<Frequency, Vec<Arc<CompiledStrategy>>>,
+    /// Every candle series an indicator uses: what the candle feed follows.
+    pub series: BTreeSet<SeriesKey>,
 }
 
 impl IndexSnapshot {
@@ -37,7 +40,13 @@ impl IndexSnapshot {
         errors: HashMap<Uuid, StrategyError>,
     ) -> Self {
         let mut by_frequency: BTreeMap<Frequency, Vec<Arc<CompiledStrategy>>> = BTreeMap::new();
+        let mut series = BTreeSet::new();
         for strategy in strategies.values() {
+            for key in strategy.indicator_keys() {
+                if !series.contains(&key.series) {
+                    series.insert(key.series.clone());
+                }
+            }
             by_frequency
                 .entry(strategy.frequency.clone())
                 .or_default()
@@ -49,19 +58,36 @@ impl IndexSnapshot {
             strategies,
             errors,
             by_frequency,
+            series,
         }
     }
 }
 
 /// The current snapshot, readable without locks.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StrategyIndex {
     current: ArcSwap<IndexSnapshot>,
+    /// The generation, for tasks that follow the index (the candle feed).
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for StrategyIndex {
+    fn default() -> Self {
+        Self {
+            current: ArcSwap::default(),
+            generation: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 impl StrategyIndex {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Changes whenever a new snapshot is published.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// The current snapshot; holding it keeps it alive across a swap.
@@ -87,6 +113,7 @@ impl StrategyIndex {
         let generation = self.current.load().generation + 1;
         let snapshot = Arc::new(IndexSnapshot::new(generation, strategies, errors));
         self.current.store(snapshot.clone());
+        self.generation.send_replace(generation);
         snapshot
     }
 }

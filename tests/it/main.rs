@@ -5,5 +5,8 @@ mod binary;
 mod http_api;
 mod indicators_golden;
 mod loader;
+mod market_data;
+mod market_feed;
+mod market_support;
 mod schema;
 mod support;

@@ -83,6 +83,12 @@ pub fn test_config(with_redis: bool, extra: &[(&str, &str)]) -> Config {
         ("REDIS_URL", redis.as_str()),
         ("MONITORING_API_KEY", TEST_KEY),
         ("LOG_FORMAT", "pretty"),
+        // No test reaches the real exchanges: market data goes to a closed local port
+        // unless a test points it at the simulator.
+        ("ENABLE_WEBSOCKETS", "false"),
+        ("BINANCE_BASE_URL", "http://127.0.0.1:9"),
+        ("BINANCE_WS_URL", "ws://127.0.0.1:9"),
+        ("COINGECKO_BASE_URL", "http://127.0.0.1:9"),
     ];
     vars.extend_from_slice(extra);
     Config::load_from_vars(None, vars).expect("test config is valid")
