@@ -2,7 +2,7 @@
 # The benchmarks, with the throwaway PostgreSQL the loader benchmark needs.
 #
 #   scripts/bench.sh               every benchmark
-#   scripts/bench.sh evaluation    one of: evaluation, loader, indicators
+#   scripts/bench.sh evaluation    one of: evaluation, loader, indicators, prefetch
 #
 # Figures and how to read them: BENCHMARKS.md. The indicators benchmark compares with
 # TA-Lib when its Python wheel is installed (pip install ta-lib numpy).
@@ -11,10 +11,11 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
 
-benches=("${@:-evaluation loader indicators}")
+benches=("${@:-evaluation loader indicators prefetch}")
 trap services_stop EXIT INT TERM
 services_start "$PWD/target/bench-services"
 export BENCH_POSTGRES_URL=$SERVICES_POSTGRES_URL
+export BENCH_REDIS_URL=$SERVICES_REDIS_URL
 
 for bench in ${benches[*]}; do
   echo "==> cargo bench --bench $bench"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The run command: a throwaway PostgreSQL (and Redis when available) under target/,
-# migrations, a few demo strategies, and the service on 127.0.0.1:9000 with readable
-# logs. Ctrl-C stops the service and removes the throwaway data.
+# migrations, a few demo strategies, the market simulator (offline Binance, CoinGecko
+# and Ethereum RPC), and the service on 127.0.0.1:9000 pointed at it, with readable
+# logs. Ctrl-C stops everything and removes the throwaway data.
 #
 # Override anything with the environment, e.g. MONITORING_PORT=9100 scripts/dev.sh
 set -euo pipefail
@@ -9,16 +10,36 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
 
-trap services_stop EXIT INT TERM
+sim_pid=""
+stop_all() {
+  if [ -n "$sim_pid" ]; then kill "$sim_pid" 2>/dev/null || true; fi
+  services_stop
+}
+trap stop_all EXIT INT TERM
 services_start "$PWD/target/dev-services"
+
+cargo build --locked --bin monitoring-service
+cargo build --locked -p market-sim --bin market-sim
+binance_port=$(free_port "${SIM_BINANCE_PORT:-59101}")
+coingecko_port=$(free_port $((binance_port + 1)))
+ethereum_port=$(free_port $((coingecko_port + 1)))
+# Real time, so the service's clock and the simulated market agree.
+target/debug/market-sim --binance-port "$binance_port" --coingecko-port "$coingecko_port" \
+  --ethereum-port "$ethereum_port" ${SIM_SCRIPT:+--script "$SIM_SCRIPT"} &
+sim_pid=$!
+export BINANCE_BASE_URL=${BINANCE_BASE_URL:-http://127.0.0.1:$binance_port}
+export BINANCE_WS_URL=${BINANCE_WS_URL:-ws://127.0.0.1:$binance_port}
+export COINGECKO_BASE_URL=${COINGECKO_BASE_URL:-http://127.0.0.1:$coingecko_port}
+export ETH_RPC_URL=${ETH_RPC_URL:-http://127.0.0.1:$ethereum_port}
 
 export POSTGRES_URL=$SERVICES_POSTGRES_URL
 export REDIS_URL=$SERVICES_REDIS_URL
 export MONITORING_HOST=${MONITORING_HOST:-127.0.0.1}
 export MONITORING_API_KEY=${MONITORING_API_KEY:-dev-key-change-me-0123456789}
 export LOG_FORMAT=${LOG_FORMAT:-pretty}
+# Candle closes from the market stream show at debug level.
+export RUST_LOG=${RUST_LOG:-info,sqlx=warn,monitoring_service::market::candle_feed=debug}
 
-cargo build --locked --bin monitoring-service
 target/debug/monitoring-service migrate
 "$SERVICES_PG_BINDIR/psql" "$POSTGRES_URL" -v ON_ERROR_STOP=1 -q -f scripts/seed.sql
 
@@ -28,6 +49,10 @@ cat >&2 <<INFO
     curl http://$MONITORING_HOST:${MONITORING_PORT:-9000}/ready
     curl -H 'X-MONITORING-KEY: $MONITORING_API_KEY' http://$MONITORING_HOST:${MONITORING_PORT:-9000}/internal/status
   Postgres: $POSTGRES_URL   Redis: ${REDIS_URL:-none (in-process)}
+  Market simulator: Binance $BINANCE_BASE_URL, CoinGecko $COINGECKO_BASE_URL, RPC $ETH_RPC_URL
+    curl '$BINANCE_BASE_URL/api/v3/ticker/price?symbol=BTCUSDT'
+    curl -X POST $BINANCE_BASE_URL/__sim/faults -d '{"provider":"binance","kind":"status","status":503}' -H 'content-type: application/json'
+    curl $BINANCE_BASE_URL/__sim/requests
   Ctrl-C to stop.
 
 INFO

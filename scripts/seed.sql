@@ -17,7 +17,12 @@ VALUES
    '{"or": [{"condition": "00000000-0000-4000-8000-000000000301"},
             {"condition": "00000000-0000-4000-8000-000000000302"}]}',
    '1m', 'every_time', 900,
-   '[{"type": "slack", "webhook_url": "http://127.0.0.1:9999/slack"}]')
+   '[{"type": "slack", "webhook_url": "http://127.0.0.1:9999/slack"}]'),
+  ('00000000-0000-4000-8000-000000000004', '00000000-0000-4000-8000-0000000000bb',
+   'SOL momentum on every minute close',
+   '{"condition": "00000000-0000-4000-8000-000000000401"}',
+   'candle_close', 'once_per_bar_close', 0,
+   '[{"type": "discord", "webhook_url": "http://127.0.0.1:9999/discord"}]')
 ON CONFLICT (id) DO NOTHING;
 
 INSERT INTO strategy_conditions (id, strategy_id, kind, params)
@@ -31,5 +36,7 @@ VALUES
   ('00000000-0000-4000-8000-000000000301', '00000000-0000-4000-8000-000000000003', 'price_alert',
    '{"source": "binance", "symbol": "BTCUSDT", "operator": "crosses_above", "value": 65000}'),
   ('00000000-0000-4000-8000-000000000302', '00000000-0000-4000-8000-000000000003', 'price_alert',
-   '{"source": "coingecko", "symbol": "bitcoin", "operator": "pct_change_below", "value": -5, "window": "1h"}')
+   '{"source": "coingecko", "symbol": "bitcoin", "operator": "pct_change_below", "value": -5, "window": "1h"}'),
+  ('00000000-0000-4000-8000-000000000401', '00000000-0000-4000-8000-000000000004', 'technical_indicator',
+   '{"source": "binance", "symbol": "SOLUSDT", "interval": "1m", "indicator": "rsi", "period": 14, "operator": "above", "value": 50}')
 ON CONFLICT (id) DO NOTHING;

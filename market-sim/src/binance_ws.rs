@@ -67,12 +67,14 @@ fn upgrade(
     streams: Vec<String>,
     combined: bool,
 ) -> Response {
+    if crate::clock::real_now_ms() < state.ws_reject_until.load(Ordering::SeqCst) {
+        let refused = format!("{endpoint} (refused)");
+        state.requests.record(Provider::Binance, &refused, "");
+        return (StatusCode::SERVICE_UNAVAILABLE, "simulated outage").into_response();
+    }
     state
         .requests
         .record(Provider::Binance, endpoint, &streams.join("/"));
-    if crate::clock::real_now_ms() < state.ws_reject_until.load(Ordering::SeqCst) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "simulated outage").into_response();
-    }
     if streams.len() > MAX_STREAMS {
         return (StatusCode::BAD_REQUEST, "too many streams").into_response();
     }
@@ -158,8 +160,9 @@ impl Connection {
                         let _ = tx.send(Message::Close(None)).await;
                         return;
                     }
-                    // Binance disconnects a client that does not answer pings for a minute.
-                    if last_pong.elapsed() > self.state.ws_ping_interval * 3 + Duration::from_secs(60) {
+                    // Binance disconnects a client that does not answer its pings (20 s
+                    // apart) within a minute: three intervals here.
+                    if last_pong.elapsed() > self.state.ws_ping_interval * 3 {
                         let _ = tx.send(Message::Close(None)).await;
                         return;
                     }

@@ -95,6 +95,14 @@ impl ClosePublisher {
             .candle_closes
             .with_label_values(&[via.as_str()])
             .inc();
+        tracing::debug!(
+            symbol = %key.symbol,
+            interval = %key.interval,
+            open_time_ms = open_time,
+            close,
+            via = via.as_str(),
+            "candle closed"
+        );
         // No subscriber yet is not an error: the scheduler subscribes when it starts.
         let _ = self.events.send(CandleClosed {
             series: key.clone(),

@@ -134,3 +134,20 @@ impl std::fmt::Display for Interval {
         f.write_str(self.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candles_open_on_their_boundaries_and_weeks_on_mondays() {
+        // 2026-11-25T12:34:56Z, a Wednesday.
+        let t = 1_795_610_096_000;
+        assert_eq!(Interval::M1.open_time(t), 1_795_610_040_000);
+        assert_eq!(Interval::H4.open_time(t), 1_795_608_000_000);
+        // Monday 2026-11-23T00:00:00Z.
+        assert_eq!(Interval::W1.open_time(t), 1_795_392_000_000);
+        assert_eq!(Interval::W1.open_time(1_795_392_000_000), 1_795_392_000_000);
+        assert_eq!(Interval::H1.last_closed_open(t), 1_795_604_400_000);
+    }
+}

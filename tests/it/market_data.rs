@@ -545,3 +545,184 @@ async fn percent_change_windows_read_past_prices_from_candles_and_coingecko_char
     assert_eq!(binance.evaluate(&ctx, &|_| None), Tri::True);
     assert_eq!(coingecko.evaluate(&ctx, &|_| None), Tri::True);
 }
+
+#[tokio::test]
+async fn concurrent_batches_in_one_process_share_one_fetch() {
+    let now = hour(11) + 1_000;
+    let sim = frozen_sim(now, &[]).await;
+    let prefetcher = prefetcher(&sim, Clock::manual(now));
+    // A slow answer keeps the first fetch in flight while the second batch asks.
+    sim.state.faults.push(Fault {
+        provider: Provider::Binance,
+        endpoint: None,
+        kind: FaultKind::Latency { ms: 300 },
+        times: None,
+    });
+    let first = needs_of(&[strategy(&[
+        price_above("binance", "BTCUSDT", 1.0),
+        rsi_below("BTCUSDT", "4h", 30.0),
+    ])]);
+    let second = needs_of(&[
+        strategy(&[
+            price_above("binance", "BTCUSDT", 2.0),
+            rsi_below("BTCUSDT", "4h", 40.0),
+        ]),
+        strategy(&[price_above("binance", "ETHUSDT", 2.0)]),
+    ]);
+    let (a, b) = tokio::join!(prefetcher.fetch(&first), async {
+        // Starts once the first batch's requests are on their way.
+        crate::support::eventually(
+            Duration::from_secs(5),
+            "the first fetch to start",
+            || async { (sim.state.request_count(Provider::Binance, None) >= 2).then_some(()) },
+        )
+        .await;
+        prefetcher.fetch(&second).await
+    });
+    assert_eq!(
+        a.snapshot.prices[&key(Source::Binance, "BTCUSDT")],
+        b.snapshot.prices[&key(Source::Binance, "BTCUSDT")]
+    );
+    assert_eq!(
+        binance_requests(&sim, KLINES),
+        1,
+        "the 4h series was fetched once"
+    );
+    // BTCUSDT once (shared), ETHUSDT in the second batch's own request.
+    assert_eq!(binance_requests(&sim, TICKER), 2);
+    let log = sim.state.requests.records();
+    let tickers: Vec<&str> = log
+        .iter()
+        .filter(|r| r.endpoint == TICKER)
+        .map(|r| r.query.as_str())
+        .collect();
+    assert!(
+        tickers[1].contains("ETHUSDT") && !tickers[1].contains("BTCUSDT"),
+        "{tickers:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_client_keeps_within_its_weight_budget_counting_what_binance_reports() {
+    let now = hour(12) + 1_000;
+    let sim = frozen_sim(now, &[]).await;
+    // Another client on the same IP already used 40 of the minute's weight.
+    let http = reqwest::Client::new();
+    for _ in 0..2 {
+        http.get(format!("{}/api/v3/exchangeInfo", sim.binance_url()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let metrics = metrics();
+    let mut config = sources_config(&sim);
+    config.binance_weight_budget = 50;
+    let prefetcher = prefetcher_with(config, None, Clock::manual(now), metrics.clone());
+    let symbols = [
+        "BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "LTCBTC",
+    ];
+    // One series at a time, so the header of each answer is seen before the next call.
+    let mut answered = 0;
+    for symbol in symbols {
+        let needs = needs_of(&[strategy(&[rsi_below(symbol, "1h", 30.0)])]);
+        answered += prefetcher.fetch(&needs).await.snapshot.candles.len();
+    }
+    // 40 used by the other client, 2 per klines call: five calls fit in 50.
+    assert_eq!(answered, 5);
+    assert_eq!(binance_requests(&sim, KLINES), 5);
+    assert_eq!(
+        metrics
+            .upstream_skipped
+            .with_label_values(&["binance", "weight_budget"])
+            .get(),
+        3
+    );
+    assert_eq!(metrics.binance_used_weight.get(), 50);
+}
+
+#[tokio::test]
+async fn a_scripted_path_crosses_its_level_at_the_scripted_candle() {
+    let start = hour(13);
+    let sim = market_sim::start(market_sim::SimConfig {
+        start_ms: Some(start),
+        speed: 0.0,
+        script: Some(
+            serde_json::from_value(json!({"paths": [{
+                "source": "binance", "symbol": "BTCUSDT", "start_ms": start, "step_ms": 60_000,
+                "points": [64_000.0, 64_200.0, 64_500.0, 65_100.0, 65_300.0]
+            }]}))
+            .unwrap(),
+        ),
+        ..market_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let clock = Clock::manual(start);
+    let prefetcher = prefetcher(&sim, clock.clone());
+    let cross = strategy(&[(
+        "price_alert",
+        json!({"source": "binance", "symbol": "BTCUSDT",
+        "operator": "crosses_above", "value": 65_000}),
+    )]);
+    let needs = needs_of(std::slice::from_ref(&cross));
+    let mut previous = None;
+    let mut crossed_at = Vec::new();
+    for minute in 1..=4 {
+        set_time(&sim, &clock, start + minute * 60_000);
+        let batch = prefetcher.fetch(&needs).await;
+        let price = batch.snapshot.prices[&key(Source::Binance, "BTCUSDT")].price;
+        let ctx = BatchContext::prepare(Arc::new(batch.snapshot), []);
+        if cross.evaluate(&ctx, &|_| previous) == Tri::True {
+            crossed_at.push(minute);
+        }
+        previous = Some(price);
+    }
+    // The third candle closes at minute 3, at 65,100.
+    assert_eq!(crossed_at, vec![3]);
+    let candles = prefetcher
+        .refresh_series(&series_key("BTCUSDT", Interval::M1), 4)
+        .await
+        .unwrap();
+    assert_eq!(
+        candles.close[candles.len() - 4..],
+        [64_200.0, 64_500.0, 65_100.0, 65_300.0]
+    );
+}
+
+#[tokio::test]
+async fn the_simulator_is_controlled_over_http() {
+    let sim = frozen_sim(hour(14), &[]).await;
+    let http = reqwest::Client::new();
+    let control = |path: &str| format!("{}/__sim/{path}", sim.coingecko_url());
+    let clock: serde_json::Value = http
+        .post(control("clock"))
+        .json(&json!({"now_ms": hour(14) + 5_000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(clock["now_ms"], hour(14) + 5_000);
+    http.post(control("faults"))
+        .json(&json!({"provider": "coingecko", "kind": "status", "status": 418, "retry_after": 7, "times": 1}))
+        .send().await.unwrap().error_for_status().unwrap();
+    let url = format!(
+        "{}/api/v3/simple/price?ids=bitcoin&vs_currencies=usd",
+        sim.coingecko_url()
+    );
+    let refused = http.get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 418);
+    assert_eq!(refused.headers()["retry-after"], "7");
+    let answered: serde_json::Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert!(answered["bitcoin"]["usd"].as_f64().unwrap() > 0.0);
+    let counts: serde_json::Value = http
+        .get(control("requests"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(counts["coingecko"]["/api/v3/simple/price"], 2);
+}

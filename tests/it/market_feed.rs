@@ -32,6 +32,14 @@ async fn running_sim(start_ms: i64) -> SimHandle {
 }
 
 fn market(sim: &SimHandle, websocket: bool) -> MarketData {
+    market_with_age(
+        sim,
+        websocket,
+        WebsocketSettings::default().max_connection_age,
+    )
+}
+
+fn market_with_age(sim: &SimHandle, websocket: bool, max_connection_age: Duration) -> MarketData {
     MarketData::new(
         MarketConfig {
             sources: sources_config(sim),
@@ -41,6 +49,7 @@ fn market(sim: &SimHandle, websocket: bool) -> MarketData {
                 base_url: sim.binance_ws_url(),
                 min_backoff: Duration::from_millis(20),
                 max_backoff: Duration::from_millis(100),
+                max_connection_age,
                 ..WebsocketSettings::default()
             }),
             poll_delay: Duration::from_millis(20),
@@ -161,8 +170,77 @@ async fn a_websocket_dropped_and_shut_down_mid_hour_loses_no_candle_close() {
             .with_label_values(&[reason])
             .get()
     };
-    assert!(reconnects("dropped") >= 1);
-    assert!(reconnects("server_shutdown") >= 1);
+    assert_eq!(reconnects("dropped"), 1);
+    assert_eq!(reconnects("server_shutdown"), 1);
+    // Three connections in all: the simulator pings every 200 ms and drops a client
+    // that leaves its pings unanswered for 600 ms, so no other disconnect happened.
+    assert_eq!(binance_requests(&sim, "/stream"), 3);
+}
+
+#[tokio::test]
+async fn streams_are_resubscribed_on_the_open_connection_as_strategies_change() {
+    let start = hour(23);
+    let sim = running_sim(start).await;
+    let market = market(&sim, true);
+    let (btc, eth) = (series("BTCUSDT"), series("ETHUSDT"));
+    let mut events = market.subscribe_closes();
+    let (tasks, shutdown) = (TaskTracker::new(), CancellationToken::new());
+    market.set_streams(BTreeSet::from([btc.clone()]));
+    market.spawn_feed(&tasks, shutdown.clone());
+    collect_until(&mut events, std::slice::from_ref(&btc), start + 5 * 60_000).await;
+    // A strategy on ETHUSDT is loaded: subscribed on the same connection.
+    market.set_streams(BTreeSet::from([btc.clone(), eth.clone()]));
+    let both = collect_until(
+        &mut events,
+        &[btc.clone(), eth.clone()],
+        start + 15 * 60_000,
+    )
+    .await;
+    // The BTCUSDT strategies are gone: unsubscribed.
+    market.set_streams(BTreeSet::from([eth.clone()]));
+    let later = collect_until(&mut events, std::slice::from_ref(&eth), start + 30 * 60_000).await;
+    shutdown.cancel();
+    tasks.close();
+    tasks.wait().await;
+    assert_eq!(
+        binance_requests(&sim, "/stream"),
+        1,
+        "one connection throughout"
+    );
+    assert_every_close_once(&sim, &both, 5);
+    let last_btc = later
+        .get(&btc)
+        .and_then(|c| c.last())
+        .map(|c| c.open_time_ms);
+    assert!(
+        last_btc.is_none_or(|t| t <= start + 17 * 60_000),
+        "BTCUSDT closes stop after the unsubscribe (last {last_btc:?})"
+    );
+    assert!(later[&eth].len() >= 10);
+}
+
+#[tokio::test]
+async fn connections_are_renewed_before_their_maximum_age_without_losing_a_close() {
+    let start = hour(24);
+    let sim = running_sim(start).await;
+    // Binance cuts connections at 24 h; here they are renewed every 1.5 s of real time.
+    let market = market_with_age(&sim, true, Duration::from_millis(1500));
+    let keys = [series("XRPUSDT")];
+    let mut events = market.subscribe_closes();
+    let (tasks, shutdown) = (TaskTracker::new(), CancellationToken::new());
+    market.set_streams(keys.iter().cloned().collect());
+    market.spawn_feed(&tasks, shutdown.clone());
+    let seen = collect_until(&mut events, &keys, start + 40 * 60_000).await;
+    shutdown.cancel();
+    tasks.close();
+    tasks.wait().await;
+    assert_every_close_once(&sim, &seen, 35);
+    let renewed = market
+        .metrics()
+        .ws_reconnects
+        .with_label_values(&["max_age"])
+        .get();
+    assert!(renewed >= 2, "renewed {renewed} times");
 }
 
 #[tokio::test]
