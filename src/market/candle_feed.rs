@@ -132,28 +132,44 @@ impl ClosePublisher {
     }
 }
 
-/// Backfills `key` over REST (through the prefetcher's caches) and publishes what it
-/// finds newer than the last published close.
+/// Backfills `keys` over REST (through the prefetcher's caches, all at once) and
+/// publishes, per series and in order, the closes newer than the last published.
 pub async fn backfill(
     prefetcher: &Prefetcher,
     publisher: &mut ClosePublisher,
-    key: &SeriesKey,
+    keys: &[SeriesKey],
     via: ClosedVia,
 ) {
+    if keys.is_empty() {
+        return;
+    }
     // Enough candles to reach back to the last close published.
     let now = prefetcher.clock().now_ms();
-    let count = publisher.last(key).map_or(2, |last| {
-        ((key.interval.last_closed_open(now) - last) / key.interval.millis()).max(0) as usize + 2
-    });
-    match prefetcher.refresh_series(key, count).await {
-        Ok(series) => {
-            publisher.publish_from(key, &series, via);
+    let wanted = keys
+        .iter()
+        .map(|key| {
+            let count = publisher.last(key).map_or(2, |last| {
+                ((key.interval.last_closed_open(now) - last) / key.interval.millis()).max(0)
+                    as usize
+                    + 2
+            });
+            (key.clone(), count)
+        })
+        .collect();
+    let mut results = prefetcher.refresh_many(&wanted).await;
+    for key in keys {
+        match results.remove(key) {
+            Some(Ok(series)) => {
+                publisher.publish_from(key, &series, via);
+            }
+            Some(Err(error)) => tracing::warn!(
+                symbol = %key.symbol,
+                interval = %key.interval,
+                %error,
+                "candle backfill failed; will retry at the next close"
+            ),
+            None => {}
         }
-        Err(error) => tracing::warn!(
-            series = %format!("{}:{}", key.symbol, key.interval),
-            %error,
-            "candle backfill failed; will retry at the next close"
-        ),
     }
 }
 
@@ -200,8 +216,6 @@ pub async fn run_rest_polling(
             })
             .cloned()
             .collect();
-        for key in due {
-            backfill(&prefetcher, &mut publisher, &key, ClosedVia::Poll).await;
-        }
+        backfill(&prefetcher, &mut publisher, &due, ClosedVia::Poll).await;
     }
 }

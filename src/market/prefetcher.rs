@@ -196,12 +196,23 @@ impl Prefetcher {
     /// The closed candles of `key` up to the last close, at least `count` of them,
     /// through the caches: for the candle feed's backfills and polls.
     pub async fn refresh_series(&self, key: &SeriesKey, count: usize) -> SeriesResult {
-        let now = self.inner.clock.now_ms();
-        let needs = BTreeMap::from([(key.clone(), count.clamp(2, MAX_CANDLES))]);
-        self.series(&needs, now, false)
+        self.refresh_many(&BTreeMap::from([(key.clone(), count)]))
             .await
             .remove(key)
             .unwrap_or_else(|| Err(abandoned()))
+    }
+
+    /// [`Prefetcher::refresh_series`] for many series at once (fetched concurrently).
+    pub async fn refresh_many(
+        &self,
+        wanted: &BTreeMap<SeriesKey, usize>,
+    ) -> HashMap<SeriesKey, SeriesResult> {
+        let now = self.inner.clock.now_ms();
+        let needs = wanted
+            .iter()
+            .map(|(key, count)| (key.clone(), (*count).clamp(2, MAX_CANDLES)))
+            .collect();
+        self.series(&needs, now, false).await
     }
 
     /// Fetches everything `needs` names, as of the market clock's now.
@@ -492,7 +503,7 @@ impl Prefetcher {
             if let Ok(price) = &result {
                 inner
                     .prices_ago
-                    .insert((key.clone(), window, at), *price, now + 60_000);
+                    .insert((key.clone(), window, at), *price, now + 60_000, now);
             }
             out.insert((key, window), result);
         }
@@ -580,7 +591,8 @@ impl Inner {
         };
         for (key, result) in results {
             if let Ok(quote) = &result {
-                self.prices.insert(key.clone(), *quote, quote.at_ms + ttl);
+                self.prices
+                    .insert(key.clone(), *quote, quote.at_ms + ttl, now);
             }
             out.insert(key, result);
         }

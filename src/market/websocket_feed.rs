@@ -238,9 +238,7 @@ impl Connection {
     {
         let (mut sink, mut source) = socket.split();
         let clock = self.prefetcher.clock().clone();
-        for key in &keys {
-            self.catch_up(key).await;
-        }
+        self.catch_up(&keys).await;
         let klines = self.prefetcher.klines().clone();
         klines.set_live(keys.iter().cloned(), true);
         let max_age = tokio::time::sleep(self.settings.max_connection_age);
@@ -312,22 +310,25 @@ impl Connection {
         ended
     }
 
-    /// After a (re)connect: publish the closes missed since the last one published.
-    async fn catch_up(&mut self, key: &SeriesKey) {
+    /// After a (re)connect: publish the closes missed since the last ones published
+    /// (new series start from now).
+    async fn catch_up(&mut self, keys: &BTreeSet<SeriesKey>) {
         let now = self.prefetcher.clock().now_ms();
-        match self.publisher.last(key) {
-            None => self.publisher.follow(key, now),
-            Some(last) if last < key.interval.last_closed_open(now) => {
-                backfill(
-                    &self.prefetcher,
-                    &mut self.publisher,
-                    key,
-                    ClosedVia::Backfill,
-                )
-                .await;
+        let mut behind = Vec::new();
+        for key in keys {
+            match self.publisher.last(key) {
+                None => self.publisher.follow(key, now),
+                Some(last) if last < key.interval.last_closed_open(now) => behind.push(key.clone()),
+                Some(_) => {}
             }
-            Some(_) => {}
         }
+        backfill(
+            &self.prefetcher,
+            &mut self.publisher,
+            &behind,
+            ClosedVia::Backfill,
+        )
+        .await;
     }
 
     async fn on_close(&mut self, event: binance_ws::KlineEvent, keys: &BTreeSet<SeriesKey>) {
@@ -353,10 +354,11 @@ impl Connection {
         }
         if !self.publisher.is_next(&key, event.open_time) {
             // A gap: publish the missed closes first, in order.
+            let missed = std::slice::from_ref(&key);
             backfill(
                 &self.prefetcher,
                 &mut self.publisher,
-                &key,
+                missed,
                 ClosedVia::Backfill,
             )
             .await;
