@@ -12,7 +12,7 @@ use super::params::Params;
 use super::{Evaluation, Observed, SymbolInterner, parse_source_and_symbol};
 use crate::engine::{BatchContext, Tri};
 use crate::indicators::LastTwo;
-use crate::market::{DataNeed, DataNeeds, PriceKey};
+use crate::market::{DataNeed, DataNeeds, PriceKey, Source};
 use crate::strategy::ValidationError;
 
 use super::comparison::Comparison;
@@ -53,6 +53,14 @@ impl PriceAlert {
             .ok_or_else(|| ValidationError::new("value", "is required"))?;
         let window = params.optional_str("window")?;
         let test = match (operator, window) {
+            ("pct_change_above" | "pct_change_below", _) if source == Source::Uniswap => {
+                // A pool's past price needs an archive node; refuse rather than leave
+                // the condition unknown forever.
+                return Err(ValidationError::new(
+                    "operator",
+                    "percent-change operators are not available for uniswap pools (no price history); use above, below or a cross",
+                ));
+            }
             ("pct_change_above" | "pct_change_below", Some(window)) => PriceTest::PercentChange {
                 above: operator == "pct_change_above",
                 window_seconds: parse_window(window)?,

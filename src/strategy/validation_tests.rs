@@ -168,6 +168,14 @@ fn unknown_kinds_sources_indicators_operators_and_intervals() {
         ),
         "conditions[0].params.operator: unknown operator `sideways`; one of above, below, crosses_above, crosses_below, pct_change_above, pct_change_below"
     );
+    assert_eq!(
+        error_of_params(
+            "price_alert",
+            json!({"source": "uniswap", "symbol": "0x88e6A0c2dDD26FEEb64F039a2c41296FcB3f5640",
+                   "operator": "pct_change_below", "value": -5, "window": "1h"})
+        ),
+        "conditions[0].params.operator: percent-change operators are not available for uniswap pools (no price history); use above, below or a cross"
+    );
 }
 
 #[test]
