@@ -52,6 +52,14 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
         .market
         .follow_index(state.index.clone(), &state.tasks, shutdown.clone());
     state.market.spawn_feed(&state.tasks, shutdown.clone());
+    if state.config.enable_scheduler {
+        state.tasks.spawn(crate::scheduler::run_scheduler(
+            state.batches.clone(),
+            state.index.clone(),
+            state.tasks.clone(),
+            shutdown.clone(),
+        ));
+    }
     let server = tokio::spawn(
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())

@@ -56,6 +56,7 @@ pub const ENV_KEYS: &[&str] = &[
     "UPSTREAM_MAX_RETRIES",
     "BINANCE_WEIGHT_BUDGET",
     "PRICE_FALLBACK_COINGECKO_IDS",
+    "ENABLE_SCHEDULER",
 ];
 
 /// The embedded defaults: the lowest configuration layer.
@@ -84,6 +85,7 @@ price_ttl_ms = 5000
 upstream_timeout_ms = 5000
 upstream_max_retries = 2
 binance_weight_budget = 4800
+enable_scheduler = true
 price_fallback_coingecko_ids = "BTCUSDT=bitcoin,ETHUSDT=ethereum,BNBUSDT=binancecoin,SOLUSDT=solana,XRPUSDT=ripple,ADAUSDT=cardano,DOGEUSDT=dogecoin"
 "#;
 
@@ -140,6 +142,8 @@ pub struct RawConfig {
     #[serde(deserialize_with = "lenient::number")]
     binance_weight_budget: u32,
     price_fallback_coingecko_ids: String,
+    #[serde(deserialize_with = "lenient::flag")]
+    enable_scheduler: bool,
 }
 
 /// How log lines are written.
@@ -197,6 +201,8 @@ pub struct Config {
     pub binance_weight_budget: u32,
     /// Binance symbol → CoinGecko id: who answers when Binance fails.
     pub price_fallback_coingecko_ids: Vec<(String, String)>,
+    /// Run batches on their schedule (off: only `POST /internal/run/{frequency}`).
+    pub enable_scheduler: bool,
 }
 
 /// A configuration problem, naming the key (as its environment variable) and what is
@@ -380,6 +386,7 @@ impl Config {
                     .collect::<Vec<_>>()
                     .join(","),
             ),
+            ("ENABLE_SCHEDULER", self.enable_scheduler.to_string()),
         ]
     }
 
@@ -618,6 +625,7 @@ impl RawConfig {
             upstream_max_retries: self.upstream_max_retries,
             binance_weight_budget: self.binance_weight_budget,
             price_fallback_coingecko_ids,
+            enable_scheduler: self.enable_scheduler,
         })
     }
 }

@@ -20,6 +20,88 @@ pub struct Metrics {
     pub readiness_check: IntGaugeVec,
     /// Market data: upstream calls, caches, the WebSocket feed.
     pub market: MarketMetrics,
+    /// Batches and evaluations.
+    pub scheduler: SchedulerMetrics,
+}
+
+/// Batch and evaluation metrics. `frequency` is `10s` … `1d`, or `cron` (expressions
+/// are user input and would make the label unbounded).
+#[derive(Clone)]
+pub struct SchedulerMetrics {
+    /// `monitoring_evaluations_total{frequency, result}`: result true, false, unknown.
+    pub evaluations: IntCounterVec,
+    /// `monitoring_batches_total{frequency, status}`: ok or partial.
+    pub batches: IntCounterVec,
+    /// `monitoring_batches_skipped_total{frequency}`: ticks that found the previous
+    /// batch still running.
+    pub batches_skipped: IntCounterVec,
+    /// `monitoring_batch_duration_seconds{frequency}`
+    pub batch_duration: HistogramVec,
+    /// `monitoring_strategies_lacking_data{frequency}`: strategies unknown for several
+    /// evaluations in a row (data outage; they stay active).
+    pub lacking_data: IntGaugeVec,
+}
+
+impl SchedulerMetrics {
+    fn new() -> Self {
+        Self {
+            evaluations: counter(
+                "monitoring_evaluations_total",
+                "Strategy evaluations, by frequency and result (true, false, unknown).",
+                &["frequency", "result"],
+            ),
+            batches: counter(
+                "monitoring_batches_total",
+                "Batches run, by frequency and status (ok, partial).",
+                &["frequency", "status"],
+            ),
+            batches_skipped: counter(
+                "monitoring_batches_skipped_total",
+                "Batch ticks skipped because the previous batch was still running.",
+                &["frequency"],
+            ),
+            batch_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "monitoring_batch_duration_seconds",
+                    "Wall time of a batch: prefetch, evaluation, state and ledger writes.",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ]),
+                &["frequency"],
+            )
+            .expect("valid metric"),
+            lacking_data: IntGaugeVec::new(
+                Opts::new(
+                    "monitoring_strategies_lacking_data",
+                    "Strategies evaluated unknown several times in a row, by frequency.",
+                ),
+                &["frequency"],
+            )
+            .expect("valid metric"),
+        }
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.evaluations.clone()),
+            Box::new(self.batches.clone()),
+            Box::new(self.batches_skipped.clone()),
+            Box::new(self.batch_duration.clone()),
+            Box::new(self.lacking_data.clone()),
+        ]
+    }
+}
+
+impl std::fmt::Debug for SchedulerMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchedulerMetrics").finish_non_exhaustive()
+    }
+}
+
+/// A labelled counter; names are fixed in this module, so they are always valid.
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
 }
 
 /// The market-data metrics. Labels: `source` (binance, coingecko, uniswap), `endpoint`
@@ -56,9 +138,6 @@ pub struct MarketMetrics {
 
 impl MarketMetrics {
     fn new() -> Self {
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
-        };
         Self {
             upstream_requests: counter(
                 "monitoring_upstream_requests_total",
@@ -217,6 +296,8 @@ impl Metrics {
             Box::new(build_info),
         ];
         collectors.extend(market.collectors());
+        let scheduler = SchedulerMetrics::new();
+        collectors.extend(scheduler.collectors());
         for collector in collectors {
             registry
                 .register(collector)
@@ -236,6 +317,7 @@ impl Metrics {
             http_in_flight,
             readiness_check,
             market,
+            scheduler,
         }
     }
 

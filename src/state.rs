@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::http::auth::ApiKeys;
 use crate::market::{Clock, MarketConfig, MarketData};
 use crate::metrics::Metrics;
+use crate::scheduler::BatchRunner;
 use crate::strategy::{Shard, StrategyIndex, StrategyLoader};
 
 /// Everything a handler or a background task needs, behind `Arc`s.
@@ -30,6 +31,8 @@ pub struct AppState {
     pub loader: Arc<StrategyLoader>,
     /// Market data: the prefetcher and the candle feed.
     pub market: MarketData,
+    /// Runs the batches (on schedule and on demand).
+    pub batches: Arc<BatchRunner>,
     /// Cancelled when the service begins to shut down.
     pub shutdown: CancellationToken,
     /// Background tasks; shutdown waits for them with a deadline.
@@ -70,7 +73,14 @@ impl AppState {
             shard,
             index.clone(),
         ));
+        let batches = Arc::new(BatchRunner::new(
+            index.clone(),
+            market.clone(),
+            db.clone(),
+            metrics.clone(),
+        ));
         Self {
+            batches,
             config: Arc::new(config),
             db,
             redis,

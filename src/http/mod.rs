@@ -8,6 +8,7 @@ pub mod error;
 pub mod middleware;
 pub mod openapi;
 pub mod probes;
+pub mod run;
 pub mod status;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use crate::state::AppState;
 fn api_routes(keys: Arc<ApiKeys>) -> OpenApiRouter<AppState> {
     let internal = OpenApiRouter::new()
         .routes(routes!(status::status))
+        .routes(routes!(run::run_batch))
         .routes(routes!(openapi::openapi_json))
         // An unknown /internal path is refused like a known one, so the key guards the
         // whole namespace and a caller without it learns nothing about what exists.

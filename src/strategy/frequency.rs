@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use croner::parser::{CronParser, Seconds, Year};
 
 /// The fixed periods DESIGN.md §3 allows, in seconds.
@@ -55,6 +57,29 @@ impl Frequency {
         Ok(Frequency::Cron(Arc::from(text)))
     }
 
+    /// The first run strictly after `after`: the next multiple of the period since the
+    /// Unix epoch (so `1d` runs at 00:00 UTC), or the next cron time. `None` for
+    /// `candle_close`, which follows candle closes instead.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Frequency::Every(seconds) => {
+                let period = i64::from(*seconds) * 1000;
+                let next = (after.timestamp_millis().div_euclid(period) + 1) * period;
+                DateTime::from_timestamp_millis(next)
+            }
+            Frequency::CandleClose => None,
+            Frequency::Cron(expression) => {
+                let cron = CronParser::builder()
+                    .seconds(Seconds::Required)
+                    .year(Year::Disallowed)
+                    .build()
+                    .parse(expression)
+                    .ok()?;
+                cron.find_next_occurrence(&after, false).ok()
+            }
+        }
+    }
+
     /// The period in seconds, for fixed frequencies.
     pub fn period_seconds(&self) -> Option<u32> {
         match self {
@@ -96,6 +121,29 @@ mod tests {
             Frequency::Cron(Arc::from("0 */5 * * * *"))
         );
         assert_eq!(Frequency::parse("1h").unwrap().to_string(), "1h");
+    }
+
+    #[test]
+    fn runs_fall_on_wall_clock_boundaries() {
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let now = at("2026-11-23T10:02:30Z");
+        let next = |f: &str| Frequency::parse(f).unwrap().next_after(now).unwrap();
+        assert_eq!(next("5m"), at("2026-11-23T10:05:00Z"));
+        assert_eq!(next("10s"), at("2026-11-23T10:02:40Z"));
+        assert_eq!(next("4h"), at("2026-11-23T12:00:00Z"));
+        assert_eq!(next("1d"), at("2026-11-24T00:00:00Z"));
+        assert_eq!(next("0 */15 * * * *"), at("2026-11-23T10:15:00Z"));
+        // Strictly after: a boundary itself gives the next one.
+        let five = Frequency::parse("5m").unwrap();
+        assert_eq!(
+            five.next_after(at("2026-11-23T10:05:00Z")).unwrap(),
+            at("2026-11-23T10:10:00Z")
+        );
+        assert_eq!(Frequency::CandleClose.next_after(now), None);
     }
 
     #[test]

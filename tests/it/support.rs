@@ -86,6 +86,8 @@ pub fn test_config(with_redis: bool, extra: &[(&str, &str)]) -> Config {
         // No test reaches the real exchanges: market data goes to a closed local port
         // unless a test points it at the simulator.
         ("ENABLE_WEBSOCKETS", "false"),
+        // Batches run when a test asks (POST /internal/run/{frequency}).
+        ("ENABLE_SCHEDULER", "false"),
         ("BINANCE_BASE_URL", "http://127.0.0.1:9"),
         ("BINANCE_WS_URL", "ws://127.0.0.1:9"),
         ("COINGECKO_BASE_URL", "http://127.0.0.1:9"),

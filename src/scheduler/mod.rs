@@ -1,0 +1,24 @@
+//! Scheduling: strategies are evaluated in batches, one per frequency, at wall-clock
+//! boundaries (a `5m` batch at :00, :05, …; a cron frequency at its cron times).
+//!
+//! A batch ([`BatchRunner::run`]) prefetches the union of its strategies' data needs,
+//! evaluates every strategy, writes their runtime state in one statement, and records
+//! one `monitor_ledger` row. Batches of one frequency never overlap: a tick that finds
+//! the previous batch still running is skipped and counted. [`run_scheduler`] follows
+//! the index, so buckets appear and disappear with reloads.
+
+mod batch;
+mod ledger;
+mod state_store;
+mod ticker;
+
+pub use batch::{BatchError, BatchReport, BatchRunner};
+pub use ticker::{next_run, run_scheduler};
+
+/// The bounded metric label of a frequency: cron expressions are user input.
+pub fn frequency_label(frequency: &crate::strategy::Frequency) -> String {
+    match frequency {
+        crate::strategy::Frequency::Cron(_) => "cron".to_owned(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,99 @@
+//! Strategy runtime state (`strategy_state`): the previous values crosses compare
+//! against and the count of consecutive unknown evaluations, read for a batch and
+//! written back for the whole batch in one statement.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// What a batch needs of a strategy's stored state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredState {
+    /// Previous value per condition id.
+    pub previous: HashMap<Uuid, f64>,
+    pub consecutive_errors: i32,
+}
+
+/// One strategy's state after an evaluation.
+#[derive(Debug, Clone)]
+pub struct StateUpdate {
+    pub strategy_id: Uuid,
+    pub result: Option<bool>,
+    /// Values to remember, by condition id (merged into what is stored).
+    pub previous: Map<String, Value>,
+    pub consecutive_errors: i32,
+}
+
+pub async fn load(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredState>, sqlx::Error> {
+    let rows: Vec<(Uuid, sqlx::types::Json<Value>, i32)> = sqlx::query_as(
+        "SELECT strategy_id, previous_values, consecutive_errors
+           FROM strategy_state WHERE strategy_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, values, consecutive_errors)| {
+            let previous = values
+                .0
+                .as_object()
+                .map(|map| {
+                    map.iter()
+                        .filter_map(|(k, v)| Some((k.parse().ok()?, v.as_f64()?)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                id,
+                StoredState {
+                    previous,
+                    consecutive_errors,
+                },
+            )
+        })
+        .collect())
+}
+
+/// Writes every update in one statement. Strategies deleted meanwhile are skipped.
+pub async fn save(
+    db: &PgPool,
+    evaluated_at: DateTime<Utc>,
+    updates: &[StateUpdate],
+) -> Result<(), sqlx::Error> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = updates.iter().map(|u| u.strategy_id).collect();
+    let results: Vec<Option<bool>> = updates.iter().map(|u| u.result).collect();
+    let previous: Vec<sqlx::types::Json<Value>> = updates
+        .iter()
+        .map(|u| sqlx::types::Json(Value::Object(u.previous.clone())))
+        .collect();
+    let errors: Vec<i32> = updates.iter().map(|u| u.consecutive_errors).collect();
+    sqlx::query(
+        "INSERT INTO strategy_state
+             (strategy_id, last_evaluated_at, last_result, previous_values, consecutive_errors, updated_at)
+         SELECT u.id, $2, u.result, u.previous, u.errors, now()
+           FROM UNNEST($1::uuid[], $3::boolean[], $4::jsonb[], $5::integer[])
+                AS u(id, result, previous, errors)
+           JOIN strategies s ON s.id = u.id
+         ON CONFLICT (strategy_id) DO UPDATE SET
+             last_evaluated_at  = EXCLUDED.last_evaluated_at,
+             last_result        = EXCLUDED.last_result,
+             previous_values    = strategy_state.previous_values || EXCLUDED.previous_values,
+             consecutive_errors = EXCLUDED.consecutive_errors,
+             updated_at         = now()",
+    )
+    .bind(&ids)
+    .bind(evaluated_at)
+    .bind(&results)
+    .bind(&previous)
+    .bind(&errors)
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! The scheduler loop: sleeps until the next boundary of any frequency in the index,
+//! then starts those batches. It re-reads the index whenever it changes, so buckets
+//! follow reloads without a restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{BatchError, BatchRunner};
+use crate::strategy::{Frequency, IndexSnapshot, StrategyIndex};
+
+/// The earliest run after `now` among the index's frequencies, with every frequency
+/// due then.
+pub fn next_run(
+    index: &IndexSnapshot,
+    now: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, Vec<Frequency>)> {
+    let mut best: Option<(DateTime<Utc>, Vec<Frequency>)> = None;
+    for frequency in index.by_frequency.keys() {
+        let Some(at) = frequency.next_after(now) else {
+            continue;
+        };
+        match &mut best {
+            Some((earliest, due)) if at == *earliest => due.push(frequency.clone()),
+            Some((earliest, _)) if at > *earliest => {}
+            _ => best = Some((at, vec![frequency.clone()])),
+        }
+    }
+    best
+}
+
+/// Runs batches on time until `shutdown`. Each batch is its own task in `tasks`, so a
+/// slow batch delays no other, and shutdown waits for the running ones.
+pub async fn run_scheduler(
+    runner: Arc<BatchRunner>,
+    index: Arc<StrategyIndex>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    let mut generations = index.subscribe();
+    loop {
+        let snapshot = index.snapshot();
+        let now = Utc::now();
+        let next = next_run(&snapshot, now);
+        let wait = next.as_ref().map_or(Duration::from_secs(3600), |(at, _)| {
+            (*at - now).to_std().unwrap_or_default()
+        });
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = generations.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+            () = tokio::time::sleep(wait) => {}
+        }
+        let Some((_, due)) = next else { continue };
+        for frequency in due {
+            let runner = runner.clone();
+            tasks.spawn(async move {
+                match runner.run(&frequency).await {
+                    Ok(_) | Err(BatchError::AlreadyRunning(_)) => {}
+                    Err(error) => tracing::error!(frequency = %frequency, %error, "batch failed"),
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_run_is_the_earliest_boundary_with_every_frequency_due_then() {
+        let mut index = IndexSnapshot::default();
+        for text in ["1m", "5m", "1h", "candle_close", "30 * * * * *"] {
+            index
+                .by_frequency
+                .insert(Frequency::parse(text).unwrap(), Vec::new());
+        }
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let (when, due) = next_run(&index, at("2026-11-23T09:59:40Z")).unwrap();
+        assert_eq!(when, at("2026-11-23T10:00:00Z"));
+        let names: Vec<String> = due.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["1m", "5m", "1h"]);
+        let (when, due) = next_run(&index, at("2026-11-23T10:00:00Z")).unwrap();
+        assert_eq!((when, due.len()), (at("2026-11-23T10:00:30Z"), 1));
+        assert!(next_run(&IndexSnapshot::default(), at("2026-11-23T10:00:00Z")).is_none());
+    }
+}
