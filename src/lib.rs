@@ -21,3 +21,4 @@ pub mod state;
 pub mod storage;
 pub mod strategy;
 pub mod telemetry;
+pub mod trigger;
