@@ -16,6 +16,7 @@ pub mod http;
 pub mod indicators;
 pub mod market;
 pub mod metrics;
+pub mod notify;
 pub mod scheduler;
 pub mod state;
 pub mod storage;

@@ -9,5 +9,6 @@ mod loader;
 mod market_data;
 mod market_feed;
 mod market_support;
+mod notifications;
 mod schema;
 mod support;

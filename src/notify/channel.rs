@@ -1,0 +1,160 @@
+//! A strategy's `channels` JSON, parsed and checked: `[{"type": "telegram", "chat_id":
+//! "123"}, {"type": "slack", "webhook_url": "https://…"}, …]`.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// One place an alert goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Channel {
+    Telegram { chat_id: String },
+    Slack { webhook_url: String },
+    Discord { webhook_url: String },
+    Email { to: String },
+    Webhook { url: String, secret: SecretString },
+}
+
+/// Why a channel list is invalid; names the entry, never echoes URLs or secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("channels[{index}]: {message}")]
+pub struct ChannelError {
+    pub index: usize,
+    pub message: String,
+}
+
+impl Channel {
+    /// `telegram`, `slack`, `discord`, `email` or `webhook`: for records and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Channel::Telegram { .. } => "telegram",
+            Channel::Slack { .. } => "slack",
+            Channel::Discord { .. } => "discord",
+            Channel::Email { .. } => "email",
+            Channel::Webhook { .. } => "webhook",
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let https_url = |url: &str| match url.split_once("://") {
+            Some(("https" | "http", rest))
+                if !rest.is_empty() && !rest.contains(char::is_whitespace) =>
+            {
+                Ok(())
+            }
+            _ => Err("must be an http(s) URL".to_owned()),
+        };
+        match self {
+            Channel::Telegram { chat_id } => {
+                let id = chat_id.strip_prefix('-').unwrap_or(chat_id);
+                let username = chat_id.strip_prefix('@');
+                let ok =
+                    (!id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit()))
+                        || username.is_some_and(|u| {
+                            (5..=32).contains(&u.len())
+                                && u.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        });
+                if ok {
+                    Ok(())
+                } else {
+                    Err("chat_id must be a numeric chat id or an @channel name".into())
+                }
+            }
+            Channel::Slack { webhook_url } | Channel::Discord { webhook_url } => {
+                https_url(webhook_url)
+            }
+            Channel::Webhook { url, .. } => https_url(url),
+            Channel::Email { to } => {
+                let ok = to.len() <= 254
+                    && to.split_once('@').is_some_and(|(user, domain)| {
+                        !user.is_empty()
+                            && domain.contains('.')
+                            && !to.contains(char::is_whitespace)
+                    });
+                if ok {
+                    Ok(())
+                } else {
+                    Err("to must be an email address".into())
+                }
+            }
+        }
+    }
+}
+
+/// Parses and checks a `channels` document (at most 20 channels).
+pub fn parse_channels(json: &str) -> Result<Vec<Channel>, ChannelError> {
+    let entries: Vec<serde_json::Value> = serde_json::from_str(json).map_err(|_| ChannelError {
+        index: 0,
+        message: "channels must be a JSON array of objects".into(),
+    })?;
+    if entries.len() > 20 {
+        return Err(ChannelError {
+            index: 20,
+            message: "at most 20 channels".into(),
+        });
+    }
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            let channel: Channel = serde_json::from_value(entry).map_err(|e| ChannelError {
+                index,
+                // serde's message names the field or the unknown type, not the values.
+                message: e.to_string(),
+            })?;
+            channel
+                .check()
+                .map_err(|message| ChannelError { index, message })?;
+            Ok(channel)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_channels_parse() {
+        let channels = parse_channels(
+            r#"[{"type": "telegram", "chat_id": "123456"},
+                {"type": "slack", "webhook_url": "https://hooks.slack.com/services/T/B/X"},
+                {"type": "discord", "webhook_url": "https://discord.com/api/webhooks/1/abc"},
+                {"type": "email", "to": "trader@example.com"},
+                {"type": "webhook", "url": "https://example.com/hook", "secret": "s3cret"}]"#,
+        )
+        .unwrap();
+        let kinds: Vec<_> = channels.iter().map(Channel::kind).collect();
+        assert_eq!(kinds, ["telegram", "slack", "discord", "email", "webhook"]);
+        assert!(
+            !format!("{channels:?}").contains("s3cret"),
+            "secrets stay out of Debug"
+        );
+    }
+
+    #[test]
+    fn bad_channels_name_their_entry() {
+        let error = |json: &str| parse_channels(json).unwrap_err().to_string();
+        assert!(
+            error(r#"[{"type": "pigeon"}]"#).starts_with("channels[0]: unknown variant `pigeon`")
+        );
+        assert_eq!(
+            error(
+                r#"[{"type": "email", "to": "x@y.z"}, {"type": "slack", "webhook_url": "ftp://x"}]"#
+            ),
+            "channels[1]: must be an http(s) URL"
+        );
+        assert_eq!(
+            error(r#"[{"type": "telegram", "chat_id": "12a"}]"#),
+            "channels[0]: chat_id must be a numeric chat id or an @channel name"
+        );
+        assert_eq!(
+            error(r#"{"type": "email"}"#),
+            "channels[0]: channels must be a JSON array of objects"
+        );
+        assert!(
+            error(r#"[{"type": "webhook", "url": "https://x.y"}]"#)
+                .contains("missing field `secret`")
+        );
+    }
+}

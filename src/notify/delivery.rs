@@ -1,0 +1,318 @@
+//! Delivering one alert to one channel, with retries: network errors, 5xx and 429
+//! (honouring `Retry-After`, or Telegram's and Discord's `retry_after` in the body) are
+//! retried with jittered exponential backoff up to `max_attempts`; any other answer
+//! ends the delivery. The outcome says how many attempts it took and why it failed —
+//! without the URL, which may carry a token.
+
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use hmac::{Hmac, KeyInit, Mac};
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use super::address_guard::AddressGuard;
+use super::channel::Channel;
+
+/// How deliveries are made.
+#[derive(Debug, Clone)]
+pub struct NotifierSettings {
+    pub max_attempts: u32,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Longest `Retry-After` honoured within one delivery.
+    pub max_retry_after: Duration,
+    pub timeout: Duration,
+    /// `TELEGRAM_API_URL`.
+    pub telegram_api_url: String,
+    pub telegram_bot_token: Option<SecretString>,
+    pub allow_private_networks: bool,
+}
+
+impl Default for NotifierSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            min_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(60),
+            timeout: Duration::from_secs(10),
+            telegram_api_url: "https://api.telegram.org".into(),
+            telegram_bot_token: None,
+            allow_private_networks: false,
+        }
+    }
+}
+
+/// The alert as every channel needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct OutgoingAlert<'a> {
+    /// The trigger's claim; webhooks get it as `X-Idempotency-Key`.
+    pub dedup_key: &'a str,
+    /// The rendered message (plain text).
+    pub text: &'a str,
+    /// The JSON trigger event webhooks receive.
+    pub event: &'a Value,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+/// One channel's delivery record (`strategy_trigger_logs.deliveries[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Delivery {
+    pub channel: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub error: Option<String>,
+}
+
+/// `sha256=<hex>` of the HMAC-SHA256 of `body` under `secret`.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// Telegram's HTML parse mode needs `&`, `<` and `>` escaped.
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A prepared request: where, what, and which client (user URLs get one pinned to the
+/// checked address).
+struct Prepared {
+    client: reqwest::Client,
+    url: String,
+    body: Vec<u8>,
+    headers: Vec<(&'static str, String)>,
+}
+
+/// What one attempt taught us.
+enum Attempt {
+    Delivered,
+    Retry {
+        after: Option<Duration>,
+        error: String,
+    },
+    Fail(String),
+}
+
+/// Sends alerts to channels.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    settings: NotifierSettings,
+    http: reqwest::Client,
+    guard: AddressGuard,
+}
+
+impl Notifier {
+    pub fn new(settings: NotifierSettings) -> Self {
+        let http = Self::client_builder(&settings)
+            .build()
+            .expect("the HTTP client builds");
+        Self {
+            guard: AddressGuard {
+                allow_private_networks: settings.allow_private_networks,
+            },
+            settings,
+            http,
+        }
+    }
+
+    fn client_builder(settings: &NotifierSettings) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("monitoring-service/", env!("CARGO_PKG_VERSION")))
+    }
+
+    /// A client that connects only to the address the guard checked.
+    async fn pinned(&self, url: &str) -> Result<reqwest::Client, String> {
+        let (host, address) = self
+            .guard
+            .check(url)
+            .await
+            .map_err(|e| format!("refused: {e}"))?;
+        Self::client_builder(&self.settings)
+            .resolve(&host, address)
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
+    async fn prepare(
+        &self,
+        channel: &Channel,
+        alert: &OutgoingAlert<'_>,
+    ) -> Result<Prepared, String> {
+        let json_body = |value: Value| value.to_string().into_bytes();
+        Ok(match channel {
+            Channel::Telegram { chat_id } => {
+                let token = self
+                    .settings
+                    .telegram_bot_token
+                    .as_ref()
+                    .ok_or("TELEGRAM_BOT_TOKEN is not configured")?;
+                Prepared {
+                    client: self.http.clone(),
+                    url: format!(
+                        "{}/bot{}/sendMessage",
+                        self.settings.telegram_api_url.trim_end_matches('/'),
+                        token.expose_secret()
+                    ),
+                    body: json_body(json!({"chat_id": chat_id, "text": escape_html(alert.text),
+                                           "parse_mode": "HTML", "disable_web_page_preview": true})),
+                    headers: Vec::new(),
+                }
+            }
+            Channel::Slack { webhook_url } => Prepared {
+                client: self.pinned(webhook_url).await?,
+                url: webhook_url.clone(),
+                body: json_body(json!({"text": alert.text})),
+                headers: Vec::new(),
+            },
+            Channel::Discord { webhook_url } => Prepared {
+                client: self.pinned(webhook_url).await?,
+                url: webhook_url.clone(),
+                body: json_body(json!({"content": alert.text})),
+                headers: Vec::new(),
+            },
+            Channel::Webhook { url, secret } => {
+                let body = json_body(alert.event.clone());
+                Prepared {
+                    client: self.pinned(url).await?,
+                    url: url.clone(),
+                    headers: vec![
+                        (
+                            "x-monitoring-signature",
+                            sign(secret.expose_secret(), &body),
+                        ),
+                        ("x-idempotency-key", alert.dedup_key.to_owned()),
+                    ],
+                    body,
+                }
+            }
+            Channel::Email { .. } => return Err("email delivery is not available yet".into()),
+        })
+    }
+
+    async fn attempt(&self, prepared: &Prepared) -> Attempt {
+        let mut request = prepared
+            .client
+            .post(&prepared.url)
+            .header("content-type", "application/json")
+            .body(prepared.body.clone());
+        for (name, value) in &prepared.headers {
+            request = request.header(*name, value);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                return Attempt::Retry {
+                    after: None,
+                    error: error.without_url().to_string(),
+                };
+            }
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Attempt::Delivered;
+        }
+        let header_wait = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        // Telegram: {"parameters": {"retry_after": 3}}; Discord: {"retry_after": 1.5}.
+        let body_wait = body
+            .pointer("/parameters/retry_after")
+            .or_else(|| body.get("retry_after"))
+            .and_then(Value::as_f64);
+        let error = format!("HTTP {}", status.as_u16());
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let seconds = header_wait.or(body_wait).unwrap_or(1.0).max(0.0);
+            Attempt::Retry {
+                after: Some(Duration::from_secs_f64(seconds).min(self.settings.max_retry_after)),
+                error,
+            }
+        } else if status.is_server_error() {
+            Attempt::Retry { after: None, error }
+        } else {
+            let detail = body
+                .get("description")
+                .or_else(|| body.get("message"))
+                .and_then(Value::as_str)
+                .map(|d| format!("{error}: {}", d.chars().take(200).collect::<String>()));
+            Attempt::Fail(detail.unwrap_or(error))
+        }
+    }
+
+    /// Delivers `alert` to `channel`; never panics, always answers a record.
+    pub async fn deliver(&self, channel: &Channel, alert: &OutgoingAlert<'_>) -> Delivery {
+        let record = |status, attempts, error| Delivery {
+            channel: channel.kind().to_owned(),
+            status,
+            attempts,
+            error,
+        };
+        let prepared = match self.prepare(channel, alert).await {
+            Ok(prepared) => prepared,
+            Err(error) => return record(DeliveryStatus::Failed, 0, Some(error)),
+        };
+        let mut backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(self.settings.min_backoff)
+            .with_max_delay(self.settings.max_backoff)
+            .without_max_times()
+            .with_jitter()
+            .build();
+        let max_attempts = self.settings.max_attempts.max(1);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.attempt(&prepared).await {
+                Attempt::Delivered => return record(DeliveryStatus::Delivered, attempts, None),
+                Attempt::Fail(error) => {
+                    return record(DeliveryStatus::Failed, attempts, Some(error));
+                }
+                Attempt::Retry { error, .. } if attempts >= max_attempts => {
+                    return record(DeliveryStatus::Failed, attempts, Some(error));
+                }
+                Attempt::Retry { after, .. } => {
+                    let wait = after
+                        .unwrap_or_else(|| backoff.next().unwrap_or(self.settings.max_backoff));
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_hmac_sha256_hex() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            sign("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(escape_html("a < b & c > d"), "a &lt; b &amp; c &gt; d");
+    }
+}

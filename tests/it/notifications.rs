@@ -1,0 +1,302 @@
+//! Delivering alerts to local servers that record what Telegram, Slack, Discord and a
+//! webhook receiver would get, answering with scripted statuses.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, KeyInit, Mac};
+use monitoring_service::notify::{
+    Channel, DeliveryStatus, Notifier, NotifierSettings, OutgoingAlert, parse_channels,
+};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+/// One request the recorder received.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    headers: HeaderMap,
+    body: Value,
+    at: Instant,
+}
+
+/// A scripted answer: status, headers, body.
+type Answer = (u16, Vec<(&'static str, String)>, String);
+
+#[derive(Clone, Default)]
+struct Recorder {
+    received: Arc<Mutex<Vec<Received>>>,
+    /// Answers per path, in order; 200 once exhausted.
+    script: Arc<Mutex<HashMap<String, VecDeque<Answer>>>>,
+}
+
+impl Recorder {
+    async fn start() -> (Self, SocketAddr) {
+        let recorder = Recorder::default();
+        let handler_state = recorder.clone();
+        let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+            let recorder = handler_state.clone();
+            async move { recorder.answer(uri, headers, body) }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (recorder, address)
+    }
+
+    fn answer(&self, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+        let path = uri.path().to_owned();
+        self.received.lock().unwrap().push(Received {
+            path: path.clone(),
+            headers,
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            at: Instant::now(),
+        });
+        let next = self
+            .script
+            .lock()
+            .unwrap()
+            .get_mut(&path)
+            .and_then(VecDeque::pop_front);
+        let (status, headers, body) = next.unwrap_or((200, Vec::new(), "ok".into()));
+        let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
+        for (name, value) in headers {
+            response.headers_mut().insert(name, value.parse().unwrap());
+        }
+        response
+    }
+
+    fn script(&self, path: &str, answers: Vec<Answer>) {
+        self.script
+            .lock()
+            .unwrap()
+            .insert(path.into(), answers.into());
+    }
+
+    fn received(&self, path: &str) -> Vec<Received> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+}
+
+fn settings(address: SocketAddr, allow_private: bool) -> NotifierSettings {
+    NotifierSettings {
+        max_attempts: 3,
+        min_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+        telegram_api_url: format!("http://{address}"),
+        telegram_bot_token: Some("123456:SECRET-TOKEN".to_owned().into()),
+        allow_private_networks: allow_private,
+        ..NotifierSettings::default()
+    }
+}
+
+fn channel(json: Value) -> Channel {
+    parse_channels(&json!([json]).to_string())
+        .unwrap()
+        .remove(0)
+}
+
+const EVENT_KEY: &str = "7f0c:bar:1795392000000";
+
+fn alert(event: &Value) -> OutgoingAlert<'_> {
+    OutgoingAlert {
+        dedup_key: EVENT_KEY,
+        text: "BTC <oversold> & falling: RSI 28.41",
+        event,
+    }
+}
+
+#[tokio::test]
+async fn a_signed_webhook_carries_the_event_its_signature_and_idempotency_key() {
+    let (recorder, address) = Recorder::start().await;
+    let notifier = Notifier::new(settings(address, true));
+    let event = json!({"strategy_id": "7f0c", "result": true, "observed": {"value": 28.41}});
+    let hook = channel(
+        json!({"type": "webhook", "url": format!("http://{address}/hook"), "secret": "whsec-42"}),
+    );
+    let delivery = notifier.deliver(&hook, &alert(&event)).await;
+    assert_eq!(
+        (delivery.status, delivery.attempts, delivery.error),
+        (DeliveryStatus::Delivered, 1, None)
+    );
+    let got = recorder.received("/hook");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, event);
+    assert_eq!(got[0].headers["x-idempotency-key"], EVENT_KEY);
+    // The receiver verifies with its copy of the secret.
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec-42").unwrap();
+    mac.update(event.to_string().as_bytes());
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        got[0].headers["x-monitoring-signature"],
+        format!("sha256={expected}")
+    );
+}
+
+#[tokio::test]
+async fn five_hundreds_are_retried_and_a_dead_channel_ends_failed() {
+    let (recorder, address) = Recorder::start().await;
+    let notifier = Notifier::new(settings(address, true));
+    let event = json!({});
+    let flaky = channel(json!({"type": "slack", "webhook_url": format!("http://{address}/flaky")}));
+    let dead = channel(json!({"type": "discord", "webhook_url": format!("http://{address}/dead")}));
+    recorder.script(
+        "/flaky",
+        vec![(500, vec![], String::new()), (500, vec![], String::new())],
+    );
+    recorder.script(
+        "/dead",
+        (0..10).map(|_| (500, vec![], String::new())).collect(),
+    );
+    let outgoing = alert(&event);
+    let (flaky_delivery, dead_delivery) = tokio::join!(
+        notifier.deliver(&flaky, &outgoing),
+        notifier.deliver(&dead, &outgoing)
+    );
+    assert_eq!(
+        (flaky_delivery.status, flaky_delivery.attempts),
+        (DeliveryStatus::Delivered, 3)
+    );
+    assert_eq!(
+        (
+            dead_delivery.status,
+            dead_delivery.attempts,
+            dead_delivery.error.as_deref()
+        ),
+        (DeliveryStatus::Failed, 3, Some("HTTP 500"))
+    );
+    assert_eq!(
+        recorder.received("/flaky")[2].body,
+        json!({"text": "BTC <oversold> & falling: RSI 28.41"})
+    );
+    assert_eq!(
+        recorder.received("/dead")[0].body,
+        json!({"content": "BTC <oversold> & falling: RSI 28.41"})
+    );
+    // A 4xx other than 429 is not retried.
+    recorder.script("/gone", vec![(404, vec![], String::new())]);
+    let gone = channel(json!({"type": "slack", "webhook_url": format!("http://{address}/gone")}));
+    let delivery = notifier.deliver(&gone, &alert(&event)).await;
+    assert_eq!(
+        (delivery.status, delivery.attempts),
+        (DeliveryStatus::Failed, 1)
+    );
+}
+
+#[tokio::test]
+async fn telegram_gets_escaped_html_and_its_retry_after_is_honoured() {
+    let (recorder, address) = Recorder::start().await;
+    let notifier = Notifier::new(settings(address, false));
+    let path = "/bot123456:SECRET-TOKEN/sendMessage";
+    recorder.script(path, vec![(
+        429,
+        vec![],
+        json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}}).to_string(),
+    )]);
+    let event = json!({});
+    let telegram = channel(json!({"type": "telegram", "chat_id": "-100123"}));
+    let delivery = notifier.deliver(&telegram, &alert(&event)).await;
+    assert_eq!(
+        (delivery.status, delivery.attempts),
+        (DeliveryStatus::Delivered, 2)
+    );
+    let got = recorder.received(path);
+    assert!(
+        got[1].at - got[0].at >= Duration::from_secs(1),
+        "waited {:?}",
+        got[1].at - got[0].at
+    );
+    assert_eq!(
+        got[1].body,
+        json!({"chat_id": "-100123", "text": "BTC &lt;oversold&gt; &amp; falling: RSI 28.41",
+               "parse_mode": "HTML", "disable_web_page_preview": true})
+    );
+    // A refusal never leaks the token.
+    recorder.script(
+        path,
+        vec![(
+            401,
+            vec![],
+            json!({"ok": false, "description": "Unauthorized"}).to_string(),
+        )],
+    );
+    let refused = notifier.deliver(&telegram, &alert(&event)).await;
+    assert_eq!(refused.error.as_deref(), Some("HTTP 401: Unauthorized"));
+}
+
+#[tokio::test]
+async fn a_429_retry_after_header_is_honoured_for_webhooks() {
+    let (recorder, address) = Recorder::start().await;
+    let notifier = Notifier::new(settings(address, true));
+    recorder.script(
+        "/slow",
+        vec![(429, vec![("retry-after", "1".into())], String::new())],
+    );
+    let event = json!({"n": 1});
+    let hook =
+        channel(json!({"type": "webhook", "url": format!("http://{address}/slow"), "secret": "s"}));
+    let delivery = notifier.deliver(&hook, &alert(&event)).await;
+    assert_eq!(
+        (delivery.status, delivery.attempts),
+        (DeliveryStatus::Delivered, 2)
+    );
+    let got = recorder.received("/slow");
+    assert!(got[1].at - got[0].at >= Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn private_addresses_are_refused_and_redirects_not_followed() {
+    let (recorder, address) = Recorder::start().await;
+    let strict = Notifier::new(settings(address, false));
+    let event = json!({});
+    for url in [
+        format!("http://{address}/internal"),
+        "http://127.0.0.1/".to_owned(),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://localhost:9/".to_owned(),
+    ] {
+        let hook = channel(json!({"type": "webhook", "url": url, "secret": "s"}));
+        let delivery = strict.deliver(&hook, &alert(&event)).await;
+        assert_eq!(delivery.status, DeliveryStatus::Failed, "{url}");
+        assert_eq!(delivery.attempts, 0, "{url}");
+        assert_eq!(
+            delivery.error.as_deref(),
+            Some("refused: the host resolves to a private, loopback or link-local address")
+        );
+    }
+    assert!(recorder.received("/internal").is_empty());
+
+    let open = Notifier::new(settings(address, true));
+    recorder.script(
+        "/moved",
+        vec![(
+            302,
+            vec![("location", format!("http://{address}/elsewhere"))],
+            String::new(),
+        )],
+    );
+    let hook = channel(json!({"type": "slack", "webhook_url": format!("http://{address}/moved")}));
+    let delivery = open.deliver(&hook, &alert(&event)).await;
+    assert_eq!(
+        (delivery.status, delivery.error.as_deref()),
+        (DeliveryStatus::Failed, Some("HTTP 302"))
+    );
+    assert!(recorder.received("/elsewhere").is_empty());
+}
