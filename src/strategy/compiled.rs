@@ -138,6 +138,9 @@ impl CompiledStrategy {
                 format!("larger than {MAX_CHANNELS_BYTES} bytes"),
             )
         })?;
+        crate::notify::parse_channels(channels).map_err(|error| {
+            ValidationError::new(format!("channels[{}]", error.index), error.message)
+        })?;
         if row
             .message_template
             .as_ref()

@@ -441,3 +441,25 @@ fn every_documented_example_is_valid() {
         );
     }
 }
+
+#[test]
+fn channels_are_checked_entry_by_entry() {
+    let with_channels = |channels: &str| {
+        let mut resolved = strategy(
+            json!({"condition": C1}),
+            &[(C1, "price_alert", price_params())],
+        );
+        resolved.row.channels = Some(channels.into());
+        compile(&resolved)
+    };
+    assert!(with_channels(r#"[{"type": "telegram", "chat_id": "123456"}]"#).is_ok());
+    assert_eq!(
+        with_channels(r#"[{"type": "telegram", "chat_id": "1"}, {"type": "slack", "webhook_url": "hooks.slack.com"}]"#)
+            .unwrap_err(),
+        "channels[1]: must be an http(s) URL"
+    );
+    assert_eq!(
+        with_channels(r#"[{"type": "webhook", "url": "https://example.com/h"}]"#).unwrap_err(),
+        "channels[0]: missing field `secret`"
+    );
+}
