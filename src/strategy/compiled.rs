@@ -152,6 +152,11 @@ impl CompiledStrategy {
             ));
         }
 
+        if let Some(template) = &row.message_template {
+            crate::trigger::message::check_template(template)
+                .map_err(|error| ValidationError::new("message_template", error))?;
+        }
+
         Ok(Self {
             id: row.id,
             user_id: row.user_id,

@@ -463,3 +463,21 @@ fn channels_are_checked_entry_by_entry() {
         "channels[0]: missing field `secret`"
     );
 }
+
+#[test]
+fn message_templates_must_parse() {
+    let with_template = |template: &str| {
+        let mut resolved = strategy(
+            json!({"condition": C1}),
+            &[(C1, "price_alert", price_params())],
+        );
+        resolved.row.message_template = Some(template.into());
+        compile(&resolved)
+    };
+    assert!(with_template("{{ strategy_name }}: {{ symbol }} at {{ value }}").is_ok());
+    let error = with_template("{{ strategy_name").unwrap_err();
+    assert!(
+        error.starts_with("message_template: syntax error"),
+        "{error}"
+    );
+}
