@@ -54,6 +54,16 @@ fn compile(resolved: &ResolvedStrategy) -> Result<CompiledStrategy, String> {
     CompiledStrategy::compile(resolved, &mut SymbolInterner::default()).map_err(|e| e.to_string())
 }
 
+/// Compiles a one-condition price alert after `edit` changed its row.
+fn compile_edited(edit: impl FnOnce(&mut StrategyRow)) -> Result<CompiledStrategy, String> {
+    let mut resolved = strategy(
+        json!({"condition": C1}),
+        &[(C1, "price_alert", price_params())],
+    );
+    edit(&mut resolved.row);
+    compile(&resolved)
+}
+
 fn error_of_params(kind: &str, params: Value) -> String {
     compile(&strategy(json!({"condition": C1}), &[(C1, kind, params)])).unwrap_err()
 }
