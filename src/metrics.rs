@@ -40,6 +40,10 @@ pub struct SchedulerMetrics {
     /// `monitoring_strategies_lacking_data{frequency}`: strategies unknown for several
     /// evaluations in a row (data outage; they stay active).
     pub lacking_data: IntGaugeVec,
+    /// `monitoring_triggers_total{frequency}`: triggers claimed (and delivered).
+    pub triggers: IntCounterVec,
+    /// `monitoring_deliveries_total{channel, status}`: delivered or failed.
+    pub deliveries: IntCounterVec,
 }
 
 impl SchedulerMetrics {
@@ -71,6 +75,16 @@ impl SchedulerMetrics {
                 &["frequency"],
             )
             .expect("valid metric"),
+            triggers: counter(
+                "monitoring_triggers_total",
+                "Triggers claimed, by frequency.",
+                &["frequency"],
+            ),
+            deliveries: counter(
+                "monitoring_deliveries_total",
+                "Alert deliveries, by channel and final status (delivered, failed).",
+                &["channel", "status"],
+            ),
             lacking_data: IntGaugeVec::new(
                 Opts::new(
                     "monitoring_strategies_lacking_data",
@@ -89,6 +103,8 @@ impl SchedulerMetrics {
             Box::new(self.batches_skipped.clone()),
             Box::new(self.batch_duration.clone()),
             Box::new(self.lacking_data.clone()),
+            Box::new(self.triggers.clone()),
+            Box::new(self.deliveries.clone()),
         ]
     }
 }

@@ -73,11 +73,19 @@ impl AppState {
             shard,
             index.clone(),
         ));
+        let notifier = crate::notify::Notifier::new(crate::notify::NotifierSettings {
+            telegram_api_url: config.telegram_api_url.clone(),
+            telegram_bot_token: config.telegram_bot_token.clone(),
+            allow_private_networks: config.notify_allow_private_networks,
+            ..crate::notify::NotifierSettings::default()
+        });
+        let triggers = crate::trigger::TriggerHandler::new(db.clone(), notifier, metrics.clone());
         let batches = Arc::new(BatchRunner::new(
             index.clone(),
             market.clone(),
             db.clone(),
             metrics.clone(),
+            triggers,
         ));
         Self {
             batches,

@@ -12,10 +12,17 @@ use uuid::Uuid;
 use super::frequency_label;
 use super::ledger::{self, LedgerEntry};
 use super::state_store::{self, StateUpdate};
+use crate::conditions::Condition;
 use crate::engine::{BatchContext, Tri};
 use crate::market::{DataNeeds, MarketData};
 use crate::metrics::Metrics;
-use crate::strategy::{Frequency, StrategyIndex};
+use crate::strategy::{CompiledStrategy, Frequency, StrategyIndex, TriggerMode};
+use crate::trigger::{
+    AlertFacts, ConditionFacts, Decision, TriggerContext, TriggerHandler, decide,
+};
+
+/// Triggers handled at once within a batch.
+const TRIGGER_CONCURRENCY: usize = 32;
 
 /// After this many consecutive `unknown` evaluations a strategy is counted as lacking
 /// data (it stays `active`: a data outage is not its owner's fault).
@@ -28,7 +35,8 @@ pub struct BatchReport {
     pub started_at: DateTime<Utc>,
     /// Strategies evaluated.
     pub evaluated: usize,
-    /// Strategies whose tree was true (handed to the trigger handler).
+    /// Triggers claimed and delivered by this batch (true trees that the trigger
+    /// mode, cooldown and the exactly-once claim let through).
     pub triggered: usize,
     /// Strategies whose tree was unknown (missing data).
     pub errors: usize,
@@ -61,6 +69,7 @@ pub struct BatchRunner {
     metrics: Arc<Metrics>,
     running: Mutex<HashSet<Frequency>>,
     unknown_streak: i32,
+    triggers: TriggerHandler,
 }
 
 /// Clears the running mark when the batch ends, however it ends.
@@ -84,8 +93,10 @@ impl BatchRunner {
         market: MarketData,
         db: PgPool,
         metrics: Arc<Metrics>,
+        triggers: TriggerHandler,
     ) -> Self {
         Self {
+            triggers,
             index,
             market,
             db,
@@ -123,6 +134,9 @@ impl BatchRunner {
             return Err(BatchError::AlreadyRunning(frequency.to_string()));
         };
         let started_at = Utc::now();
+        // The period this run belongs to: the same on every replica, so their claims
+        // collide on the same dedup keys.
+        let due = frequency.due_at_or_before(started_at);
         let clock = Instant::now();
         let index = self.index.snapshot();
         let strategies = index
@@ -146,6 +160,7 @@ impl BatchRunner {
         let stored = state_store::load(&self.db, &ids).await?;
         let mut updates = Vec::with_capacity(strategies.len());
         let (mut fired, mut errors, mut lacking_data) = (Vec::new(), 0, 0);
+        let mut claims = Vec::new();
         let evaluations = &self.metrics.scheduler.evaluations;
         for strategy in strategies {
             let state = stored.get(&strategy.id);
@@ -175,6 +190,25 @@ impl BatchRunner {
                 Tri::Unknown => errors += 1,
                 Tri::False => {}
             }
+            // Bar-close strategies fire on their candle's close, not on a timer.
+            if result == Tri::True && strategy.trigger_mode != TriggerMode::OncePerBarClose {
+                let context = TriggerContext {
+                    result,
+                    previous_result: state.and_then(|s| s.last_result),
+                    last_triggered_at: state.and_then(|s| s.last_triggered_at),
+                    scheduled_at: due,
+                    bar_open_ms: strategy
+                        .bar_interval
+                        .map(|interval| interval.open_time(due.timestamp_millis())),
+                };
+                if let Decision::Fire { dedup_key } = decide(strategy, &context) {
+                    claims.push((
+                        strategy.clone(),
+                        dedup_key,
+                        facts(strategy, &ctx, &memory, due),
+                    ));
+                }
+            }
             if streak >= self.unknown_streak {
                 lacking_data += 1;
                 if streak == self.unknown_streak {
@@ -202,11 +236,12 @@ impl BatchRunner {
             });
         }
         state_store::save(&self.db, started_at, &updates).await?;
+        let triggered = self.trigger_all(claims, &label).await;
         let report = BatchReport {
             frequency: frequency.to_string(),
             started_at,
             evaluated: strategies.len(),
-            triggered: fired.len(),
+            triggered,
             errors,
             duration_ms: clock.elapsed().as_secs_f64() * 1000.0,
             data_failures: prefetched.report.failures.len(),
@@ -259,11 +294,93 @@ impl BatchRunner {
         Ok(report)
     }
 
+    /// Claims and delivers the batch's triggers, a bounded number at a time; answers
+    /// how many were claimed here.
+    async fn trigger_all(
+        &self,
+        claims: Vec<(Arc<CompiledStrategy>, String, AlertFacts)>,
+        label: &str,
+    ) -> usize {
+        use futures_util::StreamExt;
+        let outcomes: Vec<bool> = futures_util::stream::iter(claims)
+            .map(|(strategy, dedup_key, facts)| async move {
+                match self.triggers.handle(&strategy, &dedup_key, &facts).await {
+                    Ok(Some(_)) => true,
+                    Ok(None) => false,
+                    Err(error) => {
+                        tracing::error!(strategy_id = %strategy.id, %error, "trigger could not be recorded");
+                        false
+                    }
+                }
+            })
+            .buffer_unordered(TRIGGER_CONCURRENCY)
+            .collect()
+            .await;
+        let claimed = outcomes.into_iter().filter(|c| *c).count();
+        self.metrics
+            .scheduler
+            .triggers
+            .with_label_values(&[label])
+            .inc_by(claimed as u64);
+        claimed
+    }
+
     fn mark_running(&self, frequency: &Frequency) -> Option<Running<'_>> {
         let mut running = self.running.lock().expect("running lock");
         running.insert(frequency.clone()).then(|| Running {
             set: &self.running,
             frequency: frequency.clone(),
         })
+    }
+}
+
+/// What a message may say about a strategy that fired: each condition's values.
+fn facts(
+    strategy: &CompiledStrategy,
+    ctx: &BatchContext,
+    memory: &dyn Fn(usize) -> Option<f64>,
+    at: DateTime<Utc>,
+) -> AlertFacts {
+    let (_, evaluations) = strategy.evaluate_detailed(ctx, memory);
+    let conditions = strategy
+        .conditions
+        .iter()
+        .zip(strategy.condition_ids.iter())
+        .zip(evaluations)
+        .map(|((condition, id), evaluation)| {
+            let (source, symbol, interval) = match condition {
+                Condition::PriceAlert(c) => (c.key.source, c.key.symbol.to_string(), None),
+                Condition::TechnicalIndicator(c) => (
+                    c.key.series.source,
+                    c.key.series.symbol.to_string(),
+                    Some(c.key.series.interval.to_string()),
+                ),
+            };
+            ConditionFacts {
+                id: id.to_string(),
+                kind: condition.kind().to_owned(),
+                source: evaluation
+                    .observed
+                    .answered_by
+                    .unwrap_or(source)
+                    .to_string(),
+                symbol,
+                interval,
+                result: match evaluation.result {
+                    Tri::True => Some(true),
+                    Tri::False => Some(false),
+                    Tri::Unknown => None,
+                },
+                value: evaluation.observed.value,
+                previous: evaluation.observed.previous,
+                compare_to: evaluation.observed.compare_to,
+            }
+        })
+        .collect();
+    AlertFacts {
+        strategy_id: strategy.id.to_string(),
+        strategy_name: strategy.name.to_string(),
+        triggered_at: at,
+        conditions,
     }
 }

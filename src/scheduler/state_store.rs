@@ -15,6 +15,9 @@ pub struct StoredState {
     /// Previous value per condition id.
     pub previous: HashMap<Uuid, f64>,
     pub consecutive_errors: i32,
+    /// The tree's result at the last evaluation (`None`: unknown or never).
+    pub last_result: Option<bool>,
+    pub last_triggered_at: Option<DateTime<Utc>>,
 }
 
 /// One strategy's state after an evaluation.
@@ -28,8 +31,15 @@ pub struct StateUpdate {
 }
 
 pub async fn load(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredState>, sqlx::Error> {
-    let rows: Vec<(Uuid, sqlx::types::Json<Value>, i32)> = sqlx::query_as(
-        "SELECT strategy_id, previous_values, consecutive_errors
+    type Row = (
+        Uuid,
+        sqlx::types::Json<Value>,
+        i32,
+        Option<bool>,
+        Option<DateTime<Utc>>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT strategy_id, previous_values, consecutive_errors, last_result, last_triggered_at
            FROM strategy_state WHERE strategy_id = ANY($1)",
     )
     .bind(ids)
@@ -37,24 +47,28 @@ pub async fn load(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredState
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, values, consecutive_errors)| {
-            let previous = values
-                .0
-                .as_object()
-                .map(|map| {
-                    map.iter()
-                        .filter_map(|(k, v)| Some((k.parse().ok()?, v.as_f64()?)))
-                        .collect()
-                })
-                .unwrap_or_default();
-            (
-                id,
-                StoredState {
-                    previous,
-                    consecutive_errors,
-                },
-            )
-        })
+        .map(
+            |(id, values, consecutive_errors, last_result, last_triggered_at)| {
+                let previous = values
+                    .0
+                    .as_object()
+                    .map(|map| {
+                        map.iter()
+                            .filter_map(|(k, v)| Some((k.parse().ok()?, v.as_f64()?)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (
+                    id,
+                    StoredState {
+                        previous,
+                        consecutive_errors,
+                        last_result,
+                        last_triggered_at,
+                    },
+                )
+            },
+        )
         .collect())
 }
 

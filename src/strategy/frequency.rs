@@ -80,6 +80,16 @@ impl Frequency {
         }
     }
 
+    /// The start of the period `at` falls in (a fixed frequency), or `at` to the second
+    /// (cron): the instant every replica's run of that period shares.
+    pub fn due_at_or_before(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let step = match self {
+            Frequency::Every(seconds) => i64::from(*seconds) * 1000,
+            _ => 1000,
+        };
+        DateTime::from_timestamp_millis(at.timestamp_millis().div_euclid(step) * step).unwrap_or(at)
+    }
+
     /// The period in seconds, for fixed frequencies.
     pub fn period_seconds(&self) -> Option<u32> {
         match self {

@@ -454,14 +454,7 @@ fn every_documented_example_is_valid() {
 
 #[test]
 fn channels_are_checked_entry_by_entry() {
-    let with_channels = |channels: &str| {
-        let mut resolved = strategy(
-            json!({"condition": C1}),
-            &[(C1, "price_alert", price_params())],
-        );
-        resolved.row.channels = Some(channels.into());
-        compile(&resolved)
-    };
+    let with_channels = |channels: &str| compile_edited(|row| row.channels = Some(channels.into()));
     assert!(with_channels(r#"[{"type": "telegram", "chat_id": "123456"}]"#).is_ok());
     assert_eq!(
         with_channels(r#"[{"type": "telegram", "chat_id": "1"}, {"type": "slack", "webhook_url": "hooks.slack.com"}]"#)
@@ -476,14 +469,8 @@ fn channels_are_checked_entry_by_entry() {
 
 #[test]
 fn message_templates_must_parse() {
-    let with_template = |template: &str| {
-        let mut resolved = strategy(
-            json!({"condition": C1}),
-            &[(C1, "price_alert", price_params())],
-        );
-        resolved.row.message_template = Some(template.into());
-        compile(&resolved)
-    };
+    let with_template =
+        |template: &str| compile_edited(|row| row.message_template = Some(template.into()));
     assert!(with_template("{{ strategy_name }}: {{ symbol }} at {{ value }}").is_ok());
     let error = with_template("{{ strategy_name").unwrap_err();
     assert!(

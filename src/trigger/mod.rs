@@ -4,7 +4,9 @@
 //! trigger into its message. Claiming and delivery build on them (the rest of issue 5).
 
 mod decision;
+mod handler;
 pub mod message;
 
 pub use decision::{Decision, Suppression, TriggerContext, decide};
+pub use handler::{TriggerHandler, TriggerLogged};
 pub use message::{AlertFacts, ConditionFacts, Rendered, render};

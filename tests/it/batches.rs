@@ -131,7 +131,8 @@ async fn a_batch_evaluates_its_strategies_and_writes_state_and_the_ledger(pool: 
         ledger,
         vec![
             ("batch:1m".into(), 4, 1, 2, 0, "partial".into()),
-            ("batch:1m".into(), 4, 1, 1, 0, "partial".into()),
+            // Still true, but within its cooldown: no second trigger.
+            ("batch:1m".into(), 4, 0, 1, 0, "partial".into()),
         ]
     );
     assert!(

@@ -10,5 +10,7 @@ mod market_data;
 mod market_feed;
 mod market_support;
 mod notifications;
+mod recorder;
 mod schema;
 mod support;
+mod triggers;

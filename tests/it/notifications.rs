@@ -1,94 +1,17 @@
 //! Delivering alerts to local servers that record what Telegram, Slack, Discord and a
 //! webhook receiver would get, answering with scripted statuses.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use crate::recorder::Recorder;
+
 use hmac::{Hmac, KeyInit, Mac};
 use monitoring_service::notify::{
     Channel, DeliveryStatus, Notifier, NotifierSettings, OutgoingAlert, parse_channels,
 };
 use serde_json::{Value, json};
 use sha2::Sha256;
-
-/// One request the recorder received.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: Value,
-    at: Instant,
-}
-
-/// A scripted answer: status, headers, body.
-type Answer = (u16, Vec<(&'static str, String)>, String);
-
-#[derive(Clone, Default)]
-struct Recorder {
-    received: Arc<Mutex<Vec<Received>>>,
-    /// Answers per path, in order; 200 once exhausted.
-    script: Arc<Mutex<HashMap<String, VecDeque<Answer>>>>,
-}
-
-impl Recorder {
-    async fn start() -> (Self, SocketAddr) {
-        let recorder = Recorder::default();
-        let handler_state = recorder.clone();
-        let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-            let recorder = handler_state.clone();
-            async move { recorder.answer(uri, headers, body) }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (recorder, address)
-    }
-
-    fn answer(&self, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-        let path = uri.path().to_owned();
-        self.received.lock().unwrap().push(Received {
-            path: path.clone(),
-            headers,
-            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-            at: Instant::now(),
-        });
-        let next = self
-            .script
-            .lock()
-            .unwrap()
-            .get_mut(&path)
-            .and_then(VecDeque::pop_front);
-        let (status, headers, body) = next.unwrap_or((200, Vec::new(), "ok".into()));
-        let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
-        for (name, value) in headers {
-            response.headers_mut().insert(name, value.parse().unwrap());
-        }
-        response
-    }
-
-    fn script(&self, path: &str, answers: Vec<Answer>) {
-        self.script
-            .lock()
-            .unwrap()
-            .insert(path.into(), answers.into());
-    }
-
-    fn received(&self, path: &str) -> Vec<Received> {
-        self.received
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.path == path)
-            .cloned()
-            .collect()
-    }
-}
 
 fn settings(address: SocketAddr, allow_private: bool) -> NotifierSettings {
     NotifierSettings {

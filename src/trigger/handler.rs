@@ -1,0 +1,179 @@
+//! The trigger handler: claims the trigger (a `strategy_trigger_logs` row by its unique
+//! `dedup_key`, in one transaction with the strategy's trigger state, so two replicas or
+//! a retry after a crash can never both deliver), renders the message, delivers to
+//! every channel concurrently and records each delivery's status, attempts and error.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use super::message::{AlertFacts, render};
+use crate::metrics::Metrics;
+use crate::notify::{Delivery, DeliveryStatus, Notifier, OutgoingAlert, parse_channels};
+use crate::strategy::{CompiledStrategy, TriggerMode};
+
+/// A claimed and delivered trigger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriggerLogged {
+    pub log_id: i64,
+    pub deliveries: Vec<Delivery>,
+}
+
+/// Claims, renders and delivers triggers.
+#[derive(Debug, Clone)]
+pub struct TriggerHandler {
+    db: PgPool,
+    notifier: Notifier,
+    metrics: Arc<Metrics>,
+}
+
+impl TriggerHandler {
+    pub fn new(db: PgPool, notifier: Notifier, metrics: Arc<Metrics>) -> Self {
+        Self {
+            db,
+            notifier,
+            metrics,
+        }
+    }
+
+    /// Handles one trigger. `Ok(None)`: another replica (or an earlier attempt)
+    /// already claimed `dedup_key`.
+    pub async fn handle(
+        &self,
+        strategy: &CompiledStrategy,
+        dedup_key: &str,
+        facts: &AlertFacts,
+    ) -> Result<Option<TriggerLogged>, sqlx::Error> {
+        let rendered = render(strategy.message_template.as_deref(), facts);
+        if let Some(error) = &rendered.template_error {
+            tracing::warn!(strategy_id = %strategy.id, %error, "message template failed; sent the default message");
+        }
+        let channels = parse_channels(&strategy.channels).unwrap_or_default();
+        let pending: Vec<Delivery> = channels
+            .iter()
+            .map(|c| Delivery {
+                channel: c.kind().to_owned(),
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                error: None,
+            })
+            .collect();
+        // Sanitized: conditions and values only — no channels, URLs or secrets.
+        let snapshot = json!({
+            "strategy_id": strategy.id,
+            "strategy_name": &*strategy.name,
+            "triggered_at": facts.triggered_at,
+            "conditions": facts.conditions,
+            "template_error": rendered.template_error,
+        });
+        let Some(log_id) = self
+            .claim(
+                strategy,
+                dedup_key,
+                facts.triggered_at,
+                &snapshot,
+                &rendered.text,
+                &pending,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        tracing::info!(strategy_id = %strategy.id, dedup_key, "trigger claimed; delivering");
+        let event = json!({
+            "event": "strategy.triggered",
+            "dedup_key": dedup_key,
+            "strategy_id": strategy.id,
+            "strategy_name": &*strategy.name,
+            "triggered_at": facts.triggered_at,
+            "message": rendered.text,
+            "conditions": facts.conditions,
+        });
+        let alert = OutgoingAlert {
+            dedup_key,
+            text: &rendered.text,
+            event: &event,
+        };
+        let deliveries = futures_util::future::join_all(
+            channels.iter().map(|c| self.notifier.deliver(c, &alert)),
+        )
+        .await;
+        for delivery in &deliveries {
+            let status = match delivery.status {
+                DeliveryStatus::Delivered => "delivered",
+                DeliveryStatus::Failed => "failed",
+                DeliveryStatus::Pending => "pending",
+            };
+            self.metrics
+                .scheduler
+                .deliveries
+                .with_label_values(&[&delivery.channel, status])
+                .inc();
+            if delivery.status == DeliveryStatus::Failed {
+                tracing::warn!(strategy_id = %strategy.id, channel = %delivery.channel,
+                    attempts = delivery.attempts, error = ?delivery.error, "delivery failed");
+            }
+        }
+        sqlx::query("UPDATE strategy_trigger_logs SET deliveries = $2 WHERE id = $1")
+            .bind(log_id)
+            .bind(sqlx::types::Json(&deliveries))
+            .execute(&self.db)
+            .await?;
+        Ok(Some(TriggerLogged { log_id, deliveries }))
+    }
+
+    /// Inserts the log row unless the key is taken, and records the trigger in the
+    /// strategy's state (and completes a `once` strategy) in the same transaction.
+    async fn claim(
+        &self,
+        strategy: &CompiledStrategy,
+        dedup_key: &str,
+        at: DateTime<Utc>,
+        snapshot: &Value,
+        message: &str,
+        pending: &[Delivery],
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let mut tx = self.db.begin().await?;
+        let claimed: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO strategy_trigger_logs (strategy_id, triggered_at, dedup_key, snapshot, message, deliveries)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (dedup_key) DO NOTHING
+             RETURNING id",
+        )
+        .bind(strategy.id)
+        .bind(at)
+        .bind(dedup_key)
+        .bind(sqlx::types::Json(snapshot))
+        .bind(message)
+        .bind(sqlx::types::Json(pending))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = claimed else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO strategy_state (strategy_id, last_triggered_at, trigger_count)
+             VALUES ($1, $2, 1)
+             ON CONFLICT (strategy_id) DO UPDATE SET
+                 last_triggered_at = EXCLUDED.last_triggered_at,
+                 trigger_count = strategy_state.trigger_count + 1,
+                 updated_at = now()",
+        )
+        .bind(strategy.id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if strategy.trigger_mode == TriggerMode::Once {
+            sqlx::query(
+                "UPDATE strategies SET status = 'completed' WHERE id = $1 AND status = 'active'",
+            )
+            .bind(strategy.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+}

@@ -1,0 +1,213 @@
+//! Triggers end to end: a batch on the simulator's prices claims each trigger once,
+//! renders its message and delivers it to local stand-ins of Slack, Discord and a
+//! webhook receiver — once, across runs and across two service instances.
+
+use market_sim::{SimConfig, SimHandle};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::loader::insert_strategy;
+use crate::recorder::Recorder;
+use crate::support::{TEST_KEY, TestApp, test_config};
+
+async fn app(pool: PgPool, sim: &SimHandle) -> TestApp {
+    let binance = sim.binance_url();
+    let config = test_config(
+        false,
+        &[
+            ("BINANCE_BASE_URL", &binance),
+            ("NOTIFY_ALLOW_PRIVATE_NETWORKS", "true"),
+        ],
+    );
+    let app = TestApp::spawn_with(pool, config).await;
+    app.wait_ready().await;
+    app
+}
+
+async fn run(app: &TestApp) -> Value {
+    let response = app
+        .client
+        .post(app.url("/internal/run/1m"))
+        .header("X-MONITORING-KEY", TEST_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+async fn configure(pool: &PgPool, id: Uuid, mode: &str, channels: Value, template: Option<&str>) {
+    sqlx::query(
+        "UPDATE strategies SET trigger_mode = $2, channels = $3, message_template = $4,
+                name = 'BTC strength', updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(mode)
+    .bind(channels)
+    .bind(template)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+fn btc_above_one() -> (&'static str, Value) {
+    (
+        "price_alert",
+        json!({"source": "binance", "symbol": "BTCUSDT", "operator": "above", "value": 1}),
+    )
+}
+
+#[sqlx::test]
+async fn each_trigger_is_delivered_once_across_runs_and_instances(pool: PgPool) {
+    let sim = market_sim::start(SimConfig::default()).await.unwrap();
+    let (recorder, address) = Recorder::start().await;
+    let user = Uuid::new_v4();
+    let (every, _) = insert_strategy(&pool, user, &[btc_above_one()], None).await;
+    configure(
+        &pool,
+        every,
+        "every_time",
+        json!([{"type": "slack", "webhook_url": format!("http://{address}/slack")},
+               {"type": "webhook", "url": format!("http://{address}/hook"), "secret": "whsec"}]),
+        Some("{{ strategy_name }}: {{ symbol }} at {{ value }}"),
+    )
+    .await;
+    let (once, _) = insert_strategy(&pool, user, &[btc_above_one()], None).await;
+    configure(
+        &pool,
+        once,
+        "once",
+        json!([{"type": "discord", "webhook_url": format!("http://{address}/discord")}]),
+        None,
+    )
+    .await;
+    let (flaky, _) = insert_strategy(&pool, user, &[btc_above_one()], None).await;
+    configure(
+        &pool,
+        flaky,
+        "every_time",
+        json!([{"type": "slack", "webhook_url": format!("http://{address}/broken")},
+               {"type": "slack", "webhook_url": format!("http://{address}/fine")}]),
+        None,
+    )
+    .await;
+    recorder.script(
+        "/broken",
+        (0..10).map(|_| (500, vec![], String::new())).collect(),
+    );
+
+    let first_app = app(pool.clone(), &sim).await;
+    let first = run(&first_app).await;
+    assert_eq!(first["triggered"], 3, "{first}");
+
+    // The message, rendered from the template, went out once per channel.
+    let slack = recorder.received("/slack");
+    assert_eq!(slack.len(), 1);
+    let text = slack[0].body["text"].as_str().unwrap().to_owned();
+    assert!(text.starts_with("BTC strength: BTCUSDT at "), "{text}");
+    let hook = recorder.received("/hook");
+    assert_eq!(hook.len(), 1);
+    assert_eq!(hook[0].body["event"], "strategy.triggered");
+    assert_eq!(hook[0].body["message"], text);
+    let key = hook[0].headers["x-idempotency-key"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(key.starts_with(&format!("{every}:at:")));
+    assert_eq!(recorder.received("/discord").len(), 1);
+    assert!(
+        recorder.received("/discord")[0].body["content"]
+            .as_str()
+            .unwrap()
+            .contains("BTCUSDT (binance)")
+    );
+
+    // Trigger logs: one per strategy, deliveries recorded, the dead channel failed
+    // while the other channel of the same trigger was delivered.
+    let logs: Vec<(Uuid, String, Value, String)> = sqlx::query_as(
+        "SELECT strategy_id, dedup_key, deliveries, message FROM strategy_trigger_logs ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(logs.len(), 3);
+    let deliveries_of = |id: Uuid| logs.iter().find(|l| l.0 == id).unwrap().2.clone();
+    assert_eq!(
+        deliveries_of(every),
+        json!([{"channel": "slack", "status": "delivered", "attempts": 1, "error": null},
+               {"channel": "webhook", "status": "delivered", "attempts": 1, "error": null}])
+    );
+    assert_eq!(
+        deliveries_of(flaky),
+        json!([{"channel": "slack", "status": "failed", "attempts": 5, "error": "HTTP 500"},
+               {"channel": "slack", "status": "delivered", "attempts": 1, "error": null}])
+    );
+    assert_eq!(logs.iter().find(|l| l.0 == every).unwrap().3, text);
+    let status: String = sqlx::query_scalar("SELECT status FROM strategies WHERE id = $1")
+        .bind(once)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "completed");
+    let (count, last): (i64, Option<chrono::DateTime<chrono::Utc>>) = sqlx::query_as(
+        "SELECT trigger_count, last_triggered_at FROM strategy_state WHERE strategy_id = $1",
+    )
+    .bind(every)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(count, 1);
+    assert!(last.is_some());
+
+    // Again, and from a second instance on the same database: within the cooldown,
+    // nothing more is sent.
+    let second_app = app(pool.clone(), &sim).await;
+    let (again, other) = tokio::join!(run(&first_app), run(&second_app));
+    assert_eq!(
+        (again["triggered"].as_u64(), other["triggered"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(recorder.received("/slack").len(), 1);
+    assert_eq!(recorder.received("/discord").len(), 1);
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM strategy_trigger_logs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(total, 3);
+}
+
+#[sqlx::test]
+async fn two_instances_running_the_same_batch_deliver_each_trigger_once(pool: PgPool) {
+    let sim = market_sim::start(SimConfig::default()).await.unwrap();
+    let (recorder, address) = Recorder::start().await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let (id, _) = insert_strategy(&pool, Uuid::new_v4(), &[btc_above_one()], None).await;
+        configure(
+            &pool,
+            id,
+            "every_time",
+            json!([{"type": "slack", "webhook_url": format!("http://{address}/s{i}")}]),
+            None,
+        )
+        .await;
+        ids.push(id);
+    }
+    let (a, b) = (app(pool.clone(), &sim).await, app(pool.clone(), &sim).await);
+    let (from_a, from_b) = tokio::join!(run(&a), run(&b));
+    let claimed = from_a["triggered"].as_u64().unwrap() + from_b["triggered"].as_u64().unwrap();
+    assert_eq!(claimed, 20, "{from_a} {from_b}");
+    for i in 0..20 {
+        assert_eq!(
+            recorder.received(&format!("/s{i}")).len(),
+            1,
+            "strategy {i}"
+        );
+    }
+    let logs: i64 = sqlx::query_scalar("SELECT count(*) FROM strategy_trigger_logs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(logs, 20);
+}
