@@ -53,6 +53,11 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
         .follow_index(state.index.clone(), &state.tasks, shutdown.clone());
     state.market.spawn_feed(&state.tasks, shutdown.clone());
     if state.config.enable_scheduler {
+        state.tasks.spawn(crate::scheduler::run_candle_closes(
+            state.batches.clone(),
+            state.market.subscribe_closes(),
+            shutdown.clone(),
+        ));
         state.tasks.spawn(crate::scheduler::run_scheduler(
             state.batches.clone(),
             state.index.clone(),

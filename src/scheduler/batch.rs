@@ -1,6 +1,6 @@
 //! One batch: every strategy of one frequency, evaluated on one market snapshot.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -14,7 +14,7 @@ use super::ledger::{self, LedgerEntry};
 use super::state_store::{self, StateUpdate};
 use crate::conditions::Condition;
 use crate::engine::{BatchContext, Tri};
-use crate::market::{DataNeeds, MarketData};
+use crate::market::{CandleClosed, DataNeeds, Interval, MarketData, SeriesKey};
 use crate::metrics::Metrics;
 use crate::strategy::{CompiledStrategy, Frequency, StrategyIndex, TriggerMode};
 use crate::trigger::{
@@ -70,6 +70,20 @@ pub struct BatchRunner {
     running: Mutex<HashSet<Frequency>>,
     unknown_streak: i32,
     triggers: TriggerHandler,
+}
+
+/// What one batch evaluates.
+struct Plan {
+    /// The frequency as written (`1m`, a cron expression, `candle_close`).
+    name: String,
+    /// Its bounded metric label.
+    label: String,
+    strategies: Vec<Arc<CompiledStrategy>>,
+    started_at: DateTime<Utc>,
+    /// The instant the run belongs to (period start, or the candle's close).
+    due: DateTime<Utc>,
+    /// For candle-close runs: the open time of the bar that closed.
+    closed_bar: Option<i64>,
 }
 
 /// Clears the running mark when the batch ends, however it ends.
@@ -134,16 +148,100 @@ impl BatchRunner {
             return Err(BatchError::AlreadyRunning(frequency.to_string()));
         };
         let started_at = Utc::now();
-        // The period this run belongs to: the same on every replica, so their claims
-        // collide on the same dedup keys.
-        let due = frequency.due_at_or_before(started_at);
-        let clock = Instant::now();
         let index = self.index.snapshot();
         let strategies = index
             .by_frequency
             .get(frequency)
-            .map(Vec::as_slice)
+            .cloned()
             .unwrap_or_default();
+        self.execute(Plan {
+            name: frequency.to_string(),
+            label,
+            strategies,
+            started_at,
+            // The period this run belongs to: the same on every replica, so their
+            // claims collide on the same dedup keys.
+            due: frequency.due_at_or_before(started_at),
+            closed_bar: None,
+        })
+        .await
+    }
+
+    /// Evaluates the strategies that follow candles closed by `closes` (`candle_close`
+    /// frequency or `once_per_bar_close` mode, on that bar interval and series), each
+    /// close once per strategy: the last evaluated candle is kept in its state, so a
+    /// reconnect, a backfill or a restart never evaluates a close twice.
+    pub async fn run_closes(
+        &self,
+        closes: &[CandleClosed],
+    ) -> Result<Vec<BatchReport>, BatchError> {
+        let mut groups: BTreeMap<(Interval, i64), BTreeSet<&SeriesKey>> = BTreeMap::new();
+        for close in closes {
+            groups
+                .entry((close.series.interval, close.open_time_ms))
+                .or_default()
+                .insert(&close.series);
+        }
+        let index = self.index.snapshot();
+        let mut reports = Vec::new();
+        for ((interval, open_time), series) in groups {
+            let strategies: Vec<Arc<CompiledStrategy>> = index
+                .strategies
+                .values()
+                .filter(|s| {
+                    s.frequency == Frequency::CandleClose
+                        || s.trigger_mode == TriggerMode::OncePerBarClose
+                })
+                .filter(|s| s.bar_interval == Some(interval))
+                .filter(|s| s.indicator_keys().any(|k| series.contains(&k.series)))
+                .cloned()
+                .collect();
+            if strategies.is_empty() {
+                continue;
+            }
+            let close_time = open_time + interval.millis();
+            reports.push(
+                self.execute(Plan {
+                    name: "candle_close".into(),
+                    label: "candle_close".into(),
+                    strategies,
+                    started_at: Utc::now(),
+                    due: DateTime::from_timestamp_millis(close_time).unwrap_or_else(Utc::now),
+                    closed_bar: Some(open_time),
+                })
+                .await?,
+            );
+        }
+        Ok(reports)
+    }
+
+    /// Prefetches, evaluates, triggers, writes state and the ledger for one plan.
+    async fn execute(&self, plan: Plan) -> Result<BatchReport, BatchError> {
+        let Plan {
+            name,
+            label,
+            strategies: planned,
+            started_at,
+            due,
+            closed_bar,
+        } = plan;
+        let clock = Instant::now();
+        // A close is evaluated once per strategy, whoever published it and however often.
+        let ids: Vec<Uuid> = planned.iter().map(|s| s.id).collect();
+        let stored = state_store::load(&self.db, &ids).await?;
+        let strategies: Vec<Arc<CompiledStrategy>> = match closed_bar {
+            None => planned,
+            Some(bar) => planned
+                .into_iter()
+                .filter(|s| {
+                    stored
+                        .get(&s.id)
+                        .and_then(|st| st.last_candle_open_time)
+                        .is_none_or(|done| done.timestamp_millis() < bar)
+                })
+                .collect(),
+        };
+        let strategies = strategies.as_slice();
 
         let mut needs = DataNeeds::default();
         for strategy in strategies {
@@ -156,8 +254,6 @@ impl BatchRunner {
             .collect();
         let ctx = BatchContext::prepare(Arc::new(prefetched.snapshot), &keys);
 
-        let ids: Vec<Uuid> = strategies.iter().map(|s| s.id).collect();
-        let stored = state_store::load(&self.db, &ids).await?;
         let mut updates = Vec::with_capacity(strategies.len());
         let (mut fired, mut errors, mut lacking_data) = (Vec::new(), 0, 0);
         let mut claims = Vec::new();
@@ -191,15 +287,19 @@ impl BatchRunner {
                 Tri::False => {}
             }
             // Bar-close strategies fire on their candle's close, not on a timer.
-            if result == Tri::True && strategy.trigger_mode != TriggerMode::OncePerBarClose {
+            if result == Tri::True
+                && (closed_bar.is_some() || strategy.trigger_mode != TriggerMode::OncePerBarClose)
+            {
                 let context = TriggerContext {
                     result,
                     previous_result: state.and_then(|s| s.last_result),
                     last_triggered_at: state.and_then(|s| s.last_triggered_at),
                     scheduled_at: due,
-                    bar_open_ms: strategy
-                        .bar_interval
-                        .map(|interval| interval.open_time(due.timestamp_millis())),
+                    bar_open_ms: closed_bar.or_else(|| {
+                        strategy
+                            .bar_interval
+                            .map(|interval| interval.open_time(due.timestamp_millis()))
+                    }),
                 };
                 if let Decision::Fire { dedup_key } = decide(strategy, &context) {
                     claims.push((
@@ -214,7 +314,7 @@ impl BatchRunner {
                 if streak == self.unknown_streak {
                     tracing::warn!(
                         strategy_id = %strategy.id,
-                        frequency = %frequency,
+                        frequency = %name,
                         streak,
                         "strategy evaluated unknown repeatedly: its market data is unavailable"
                     );
@@ -233,12 +333,13 @@ impl BatchRunner {
                 result: outcome,
                 previous,
                 consecutive_errors: streak,
+                candle_open_time: closed_bar.and_then(DateTime::from_timestamp_millis),
             });
         }
         state_store::save(&self.db, started_at, &updates).await?;
         let triggered = self.trigger_all(claims, &label).await;
         let report = BatchReport {
-            frequency: frequency.to_string(),
+            frequency: name.clone(),
             started_at,
             evaluated: strategies.len(),
             triggered,
@@ -266,7 +367,7 @@ impl BatchRunner {
         ledger::record(
             &self.db,
             &LedgerEntry {
-                name: format!("batch:{frequency}"),
+                name: format!("batch:{name}"),
                 started_at,
                 duration_ms: report.duration_ms,
                 evaluated: report.evaluated,
@@ -284,7 +385,7 @@ impl BatchRunner {
         )
         .await?;
         tracing::info!(
-            frequency = %frequency,
+            frequency = %name,
             evaluated = report.evaluated,
             triggered = report.triggered,
             errors = report.errors,

@@ -13,7 +13,7 @@ mod state_store;
 mod ticker;
 
 pub use batch::{BatchError, BatchReport, BatchRunner};
-pub use ticker::{next_run, run_scheduler};
+pub use ticker::{next_run, run_candle_closes, run_scheduler};
 
 /// The bounded metric label of a frequency: cron expressions are user input.
 pub fn frequency_label(frequency: &crate::strategy::Frequency) -> String {

@@ -18,6 +18,8 @@ pub struct StoredState {
     /// The tree's result at the last evaluation (`None`: unknown or never).
     pub last_result: Option<bool>,
     pub last_triggered_at: Option<DateTime<Utc>>,
+    /// The last candle (open time) evaluated on its close.
+    pub last_candle_open_time: Option<DateTime<Utc>>,
 }
 
 /// One strategy's state after an evaluation.
@@ -28,6 +30,8 @@ pub struct StateUpdate {
     /// Values to remember, by condition id (merged into what is stored).
     pub previous: Map<String, Value>,
     pub consecutive_errors: i32,
+    /// For candle-close runs: the candle just evaluated.
+    pub candle_open_time: Option<DateTime<Utc>>,
 }
 
 pub async fn load(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredState>, sqlx::Error> {
@@ -37,9 +41,11 @@ pub async fn load(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredState
         i32,
         Option<bool>,
         Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
     );
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT strategy_id, previous_values, consecutive_errors, last_result, last_triggered_at
+        "SELECT strategy_id, previous_values, consecutive_errors, last_result, last_triggered_at,
+                last_candle_open_time
            FROM strategy_state WHERE strategy_id = ANY($1)",
     )
     .bind(ids)
@@ -48,7 +54,7 @@ pub async fn load(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredState
     Ok(rows
         .into_iter()
         .map(
-            |(id, values, consecutive_errors, last_result, last_triggered_at)| {
+            |(id, values, consecutive_errors, last_result, last_triggered_at, last_candle)| {
                 let previous = values
                     .0
                     .as_object()
@@ -65,6 +71,7 @@ pub async fn load(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredState
                         consecutive_errors,
                         last_result,
                         last_triggered_at,
+                        last_candle_open_time: last_candle,
                     },
                 )
             },
@@ -88,18 +95,22 @@ pub async fn save(
         .map(|u| sqlx::types::Json(Value::Object(u.previous.clone())))
         .collect();
     let errors: Vec<i32> = updates.iter().map(|u| u.consecutive_errors).collect();
+    let candles: Vec<Option<DateTime<Utc>>> = updates.iter().map(|u| u.candle_open_time).collect();
     sqlx::query(
         "INSERT INTO strategy_state
-             (strategy_id, last_evaluated_at, last_result, previous_values, consecutive_errors, updated_at)
-         SELECT u.id, $2, u.result, u.previous, u.errors, now()
-           FROM UNNEST($1::uuid[], $3::boolean[], $4::jsonb[], $5::integer[])
-                AS u(id, result, previous, errors)
+             (strategy_id, last_evaluated_at, last_result, previous_values, consecutive_errors,
+              last_candle_open_time, updated_at)
+         SELECT u.id, $2, u.result, u.previous, u.errors, u.candle, now()
+           FROM UNNEST($1::uuid[], $3::boolean[], $4::jsonb[], $5::integer[], $6::timestamptz[])
+                AS u(id, result, previous, errors, candle)
            JOIN strategies s ON s.id = u.id
          ON CONFLICT (strategy_id) DO UPDATE SET
              last_evaluated_at  = EXCLUDED.last_evaluated_at,
              last_result        = EXCLUDED.last_result,
              previous_values    = strategy_state.previous_values || EXCLUDED.previous_values,
              consecutive_errors = EXCLUDED.consecutive_errors,
+             last_candle_open_time = COALESCE(EXCLUDED.last_candle_open_time,
+                                              strategy_state.last_candle_open_time),
              updated_at         = now()",
     )
     .bind(&ids)
@@ -107,6 +118,7 @@ pub async fn save(
     .bind(&results)
     .bind(&previous)
     .bind(&errors)
+    .bind(&candles)
     .execute(db)
     .await?;
     Ok(())

@@ -71,6 +71,49 @@ pub async fn run_scheduler(
     }
 }
 
+/// Evaluates `candle_close` and `once_per_bar_close` strategies as their candles close.
+/// Closes that arrive together (a minute boundary closes every 1m series at once) are
+/// evaluated as one batch.
+pub async fn run_candle_closes(
+    runner: Arc<BatchRunner>,
+    mut closes: tokio::sync::broadcast::Receiver<crate::market::CandleClosed>,
+    shutdown: CancellationToken,
+) {
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    loop {
+        let first = tokio::select! {
+            () = shutdown.cancelled() => return,
+            received = closes.recv() => received,
+        };
+        let mut batch = match first {
+            Ok(close) => vec![close],
+            Err(RecvError::Lagged(missed)) => {
+                tracing::error!(
+                    missed,
+                    "candle-close events were dropped: evaluation fell behind"
+                );
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        loop {
+            match closes.try_recv() {
+                Ok(close) => batch.push(close),
+                Err(TryRecvError::Lagged(missed)) => {
+                    tracing::error!(
+                        missed,
+                        "candle-close events were dropped: evaluation fell behind"
+                    );
+                }
+                Err(_) => break,
+            }
+        }
+        if let Err(error) = runner.run_closes(&batch).await {
+            tracing::error!(%error, "candle-close batch failed");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

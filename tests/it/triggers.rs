@@ -211,3 +211,99 @@ async fn two_instances_running_the_same_batch_deliver_each_trigger_once(pool: Pg
         .unwrap();
     assert_eq!(logs, 20);
 }
+
+#[sqlx::test]
+async fn candle_close_strategies_evaluate_each_close_once(pool: PgPool) {
+    use monitoring_service::market::{CandleClosed, ClosedVia, Interval, SeriesKey, Source};
+    let sim = market_sim::start(SimConfig::default()).await.unwrap();
+    let (recorder, address) = Recorder::start().await;
+    // RSI(14) on 1m below 100: true on every close of a wandering price.
+    let rsi = (
+        "technical_indicator",
+        json!({"source": "binance", "symbol": "ETHUSDT", "interval": "1m",
+               "indicator": "rsi", "period": 14, "operator": "below", "value": 100}),
+    );
+    let (id, _) = insert_strategy(&pool, Uuid::new_v4(), &[rsi], None).await;
+    configure(
+        &pool,
+        id,
+        "once_per_bar_close",
+        json!([{"type": "discord", "webhook_url": format!("http://{address}/bar")}]),
+        None,
+    )
+    .await;
+    sqlx::query("UPDATE strategies SET frequency = 'candle_close' WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let app = app(pool.clone(), &sim).await;
+    let series = SeriesKey {
+        source: Source::Binance,
+        symbol: "ETHUSDT".into(),
+        interval: Interval::M1,
+    };
+    let last_closed = Interval::M1.last_closed_open(chrono::Utc::now().timestamp_millis());
+    let close = |open_time_ms| CandleClosed {
+        series: series.clone(),
+        open_time_ms,
+        close: 0.0,
+        via: ClosedVia::Websocket,
+    };
+    // The same close from the stream and from a backfill, then again after a
+    // "restart": evaluated and delivered once.
+    let first = app
+        .state
+        .batches
+        .run_closes(&[close(last_closed), close(last_closed)])
+        .await
+        .unwrap();
+    assert_eq!((first[0].evaluated, first[0].triggered), (1, 1));
+    let again = app
+        .state
+        .batches
+        .run_closes(&[close(last_closed)])
+        .await
+        .unwrap();
+    assert_eq!(again[0].evaluated, 0, "already evaluated");
+    let other_app = self::app(pool.clone(), &sim).await;
+    let after_restart = other_app
+        .state
+        .batches
+        .run_closes(&[close(last_closed)])
+        .await
+        .unwrap();
+    assert_eq!(after_restart[0].evaluated, 0);
+    assert_eq!(recorder.received("/bar").len(), 1);
+    let key: String =
+        sqlx::query_scalar("SELECT dedup_key FROM strategy_trigger_logs WHERE strategy_id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(key, format!("{id}:bar:{last_closed}"));
+    let evaluated: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+        "SELECT last_candle_open_time FROM strategy_state WHERE strategy_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(evaluated.map(|t| t.timestamp_millis()), Some(last_closed));
+    // A close of another series or interval evaluates nothing.
+    let unrelated = CandleClosed {
+        series: SeriesKey {
+            interval: Interval::M5,
+            ..series.clone()
+        },
+        ..close(last_closed)
+    };
+    assert!(
+        app.state
+            .batches
+            .run_closes(&[unrelated])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
