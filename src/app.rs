@@ -58,6 +58,7 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
             state.market.subscribe_closes(),
             shutdown.clone(),
         ));
+        state.tasks.spawn(resume_pending_deliveries(state.clone()));
         state.tasks.spawn(crate::scheduler::run_scheduler(
             state.batches.clone(),
             state.index.clone(),
@@ -156,4 +157,40 @@ pub fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
         }
         token.cancel();
     });
+}
+
+/// How old a pending delivery must be before it counts as left by a crash: longer than
+/// any delivery takes (5 attempts, backoff and `Retry-After` included).
+const RESUME_GRACE: Duration = Duration::from_secs(600);
+
+/// Once the strategies are loaded, and then every minute: deliver what a crash left
+/// pending.
+async fn resume_pending_deliveries(state: AppState) {
+    let mut generations = state.index.subscribe();
+    while !state.index.is_loaded() {
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            changed = generations.changed() => if changed.is_err() { return },
+        }
+    }
+    loop {
+        match state
+            .batches
+            .triggers()
+            .resume_pending(&state.index, RESUME_GRACE)
+            .await
+        {
+            Ok(0) => {}
+            Ok(resumed) => {
+                tracing::info!(component = "trigger", resumed, "pending deliveries resumed")
+            }
+            Err(error) => {
+                tracing::warn!(component = "trigger", %error, "resuming pending deliveries failed")
+            }
+        }
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+    }
 }

@@ -120,6 +120,11 @@ impl BatchRunner {
         }
     }
 
+    /// The trigger handler (for resuming pending deliveries).
+    pub fn triggers(&self) -> &TriggerHandler {
+        &self.triggers
+    }
+
     /// Runs the batch of `frequency` now, unless it is already running (then the tick
     /// is skipped, counted and written to the ledger).
     pub async fn run(&self, frequency: &Frequency) -> Result<BatchReport, BatchError> {

@@ -4,6 +4,7 @@
 //! every channel concurrently and records each delivery's status, attempts and error.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -12,7 +13,7 @@ use sqlx::PgPool;
 use super::message::{AlertFacts, render};
 use crate::metrics::Metrics;
 use crate::notify::{Delivery, DeliveryStatus, Notifier, OutgoingAlert, parse_channels};
-use crate::strategy::{CompiledStrategy, TriggerMode};
+use crate::strategy::{CompiledStrategy, StrategyIndex, TriggerMode};
 
 /// A claimed and delivered trigger.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +123,84 @@ impl TriggerHandler {
             .execute(&self.db)
             .await?;
         Ok(Some(TriggerLogged { log_id, deliveries }))
+    }
+
+    /// Delivers what a crash left `pending`: trigger logs older than `grace` (longer
+    /// than any delivery takes, so nothing in flight is touched) and younger than a
+    /// day. Each row is locked while it is resumed (`FOR UPDATE SKIP LOCKED`), so two
+    /// replicas never resume the same one. Channels are matched by position and kind
+    /// against the strategy as loaded now. Answers how many deliveries were made.
+    pub async fn resume_pending(
+        &self,
+        index: &StrategyIndex,
+        grace: Duration,
+    ) -> Result<usize, sqlx::Error> {
+        let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        let mut resumed = 0;
+        loop {
+            let mut tx = self.db.begin().await?;
+            let row: Option<(i64, uuid::Uuid, String, Option<String>, sqlx::types::Json<Value>, sqlx::types::Json<Vec<Delivery>>)> =
+                sqlx::query_as(
+                    "SELECT id, strategy_id, dedup_key, message, snapshot, deliveries
+                       FROM strategy_trigger_logs
+                      WHERE deliveries @> '[{\"status\": \"pending\"}]'
+                        AND triggered_at < now() - make_interval(secs => $1::double precision / 1000)
+                        AND triggered_at > now() - interval '1 day'
+                      ORDER BY id
+                      LIMIT 1
+                        FOR UPDATE SKIP LOCKED",
+                )
+                .bind(grace_ms as f64)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some((id, strategy_id, dedup_key, message, snapshot, deliveries)) = row else {
+                return Ok(resumed);
+            };
+            let mut deliveries = deliveries.0;
+            let channels = index
+                .get(strategy_id)
+                .map(|s| parse_channels(&s.channels).unwrap_or_default())
+                .unwrap_or_default();
+            let text = message.unwrap_or_default();
+            let event = json!({
+                "event": "strategy.triggered",
+                "dedup_key": &dedup_key,
+                "strategy_id": strategy_id,
+                "strategy_name": snapshot.0.get("strategy_name"),
+                "triggered_at": snapshot.0.get("triggered_at"),
+                "message": &text,
+                "conditions": snapshot.0.get("conditions"),
+            });
+            let alert = OutgoingAlert {
+                dedup_key: &dedup_key,
+                text: &text,
+                event: &event,
+            };
+            for (i, delivery) in deliveries.iter_mut().enumerate() {
+                if delivery.status != DeliveryStatus::Pending {
+                    continue;
+                }
+                *delivery = match channels.get(i).filter(|c| c.kind() == delivery.channel) {
+                    Some(channel) => {
+                        resumed += 1;
+                        self.notifier.deliver(channel, &alert).await
+                    }
+                    None => Delivery {
+                        channel: delivery.channel.clone(),
+                        status: DeliveryStatus::Failed,
+                        attempts: delivery.attempts,
+                        error: Some("the channel no longer exists on an active strategy".into()),
+                    },
+                };
+            }
+            sqlx::query("UPDATE strategy_trigger_logs SET deliveries = $2 WHERE id = $1")
+                .bind(id)
+                .bind(sqlx::types::Json(&deliveries))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(strategy_id = %strategy_id, dedup_key, "resumed pending deliveries");
+        }
     }
 
     /// Inserts the log row unless the key is taken, and records the trigger in the

@@ -307,3 +307,73 @@ async fn candle_close_strategies_evaluate_each_close_once(pool: PgPool) {
             .is_empty()
     );
 }
+
+#[sqlx::test]
+async fn deliveries_left_pending_by_a_crash_are_resumed_once(pool: PgPool) {
+    let sim = market_sim::start(SimConfig::default()).await.unwrap();
+    let (recorder, address) = Recorder::start().await;
+    let (id, _) = insert_strategy(&pool, Uuid::new_v4(), &[btc_above_one()], None).await;
+    configure(
+        &pool,
+        id,
+        "every_time",
+        json!([{"type": "slack", "webhook_url": format!("http://{address}/resumed")},
+               {"type": "webhook", "url": format!("http://{address}/hook"), "secret": "k"}]),
+        None,
+    )
+    .await;
+    // A trigger claimed by an instance that died before delivering to Slack (the
+    // webhook had gone out).
+    sqlx::query(
+        "INSERT INTO strategy_trigger_logs (strategy_id, triggered_at, dedup_key, snapshot, message, deliveries)
+         VALUES ($1, now() - interval '20 minutes', $2, $3, 'BTC strength: BTCUSDT at 65000', $4)",
+    )
+    .bind(id)
+    .bind(format!("{id}:at:1"))
+    .bind(json!({"strategy_name": "BTC strength", "conditions": []}))
+    .bind(json!([{"channel": "slack", "status": "pending", "attempts": 0, "error": null},
+                 {"channel": "webhook", "status": "delivered", "attempts": 1, "error": null}]))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (a, b) = (app(pool.clone(), &sim).await, app(pool.clone(), &sim).await);
+    let grace = std::time::Duration::from_secs(600);
+    let (from_a, from_b) = tokio::join!(
+        a.state
+            .batches
+            .triggers()
+            .resume_pending(&a.state.index, grace),
+        b.state
+            .batches
+            .triggers()
+            .resume_pending(&b.state.index, grace),
+    );
+    assert_eq!(from_a.unwrap() + from_b.unwrap(), 1);
+    let got = recorder.received("/resumed");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body["text"], "BTC strength: BTCUSDT at 65000");
+    assert!(
+        recorder.received("/hook").is_empty(),
+        "what was delivered is not sent again"
+    );
+    let deliveries: Value =
+        sqlx::query_scalar("SELECT deliveries FROM strategy_trigger_logs WHERE strategy_id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        deliveries[0],
+        json!({"channel": "slack", "status": "delivered", "attempts": 1, "error": null})
+    );
+    // Nothing is pending any more.
+    assert_eq!(
+        a.state
+            .batches
+            .triggers()
+            .resume_pending(&a.state.index, grace)
+            .await
+            .unwrap(),
+        0
+    );
+}
