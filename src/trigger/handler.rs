@@ -15,6 +15,17 @@ use crate::metrics::Metrics;
 use crate::notify::{Delivery, DeliveryStatus, Notifier, OutgoingAlert, parse_channels};
 use crate::strategy::{CompiledStrategy, StrategyIndex, TriggerMode};
 
+/// A trigger log with pending deliveries: id, strategy, dedup key, message, snapshot,
+/// deliveries.
+type PendingRow = (
+    i64,
+    uuid::Uuid,
+    String,
+    Option<String>,
+    sqlx::types::Json<Value>,
+    sqlx::types::Json<Vec<Delivery>>,
+);
+
 /// A claimed and delivered trigger.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TriggerLogged {
@@ -139,7 +150,7 @@ impl TriggerHandler {
         let mut resumed = 0;
         loop {
             let mut tx = self.db.begin().await?;
-            let row: Option<(i64, uuid::Uuid, String, Option<String>, sqlx::types::Json<Value>, sqlx::types::Json<Vec<Delivery>>)> =
+            let row: Option<PendingRow> =
                 sqlx::query_as(
                     "SELECT id, strategy_id, dedup_key, message, snapshot, deliveries
                        FROM strategy_trigger_logs
