@@ -332,13 +332,15 @@ impl Connection {
     }
 
     async fn on_close(&mut self, event: binance_ws::KlineEvent, keys: &BTreeSet<SeriesKey>) {
-        let Some(key) = keys
-            .iter()
-            .find(|k| k.interval == event.interval && *k.symbol == *event.symbol)
-            .cloned()
-        else {
-            return;
+        // A set lookup, not a scan: a boundary closes up to 1024 streams at once.
+        let key = SeriesKey {
+            source: Source::Binance,
+            symbol: Arc::from(event.symbol.as_str()),
+            interval: event.interval,
         };
+        if !keys.contains(&key) {
+            return;
+        }
         let lag = (self.prefetcher.clock().now_ms() - event.event_time) as f64 / 1000.0;
         self.metrics.ws_lag.set(lag.max(0.0));
         let klines = self.prefetcher.klines();

@@ -124,15 +124,20 @@ impl Sources {
         }
         let ids: Vec<Arc<str>> = fallbacks.iter().map(|(_, id)| id.clone()).collect();
         let answers = self.coingecko.prices(&ids).await;
+        let mut answered = 0;
         for (symbol, id) in fallbacks {
             if let Some(Ok(price)) = answers.get(&id) {
-                self.metrics
-                    .fallbacks
-                    .with_label_values(&["binance", "coingecko"])
-                    .inc();
-                tracing::info!(symbol = %symbol, coin = %id, "binance failed; price from coingecko");
+                answered += 1;
                 out.insert(symbol, Ok(quote(*price, Source::Coingecko)));
             }
+        }
+        if answered > 0 {
+            self.metrics
+                .fallbacks
+                .with_label_values(&["binance", "coingecko"])
+                .inc_by(answered);
+            // One line per batch, not per symbol: a Binance outage touches them all.
+            tracing::info!(symbols = answered, "binance failed; prices from coingecko");
         }
         out
     }
