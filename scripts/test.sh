@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The test command: provisions a throwaway PostgreSQL and Redis (installing them with
-# apt-get when missing and running as root), runs the whole test suite against them,
-# and tears everything down, even on failure.
+# The test command: provisions a throwaway PostgreSQL and Redis and the SMTP server the
+# email tests start (installing them with apt-get when missing and running as root),
+# runs the whole test suite against them, and tears everything down, even on failure.
 #
 #   scripts/test.sh                 format check, clippy, every test
 #   scripts/test.sh -- <filter>     extra arguments go to `cargo test`
@@ -17,6 +17,12 @@ REQUIRE_REDIS=1 services_start "$PWD/target/test-services"
 export DATABASE_URL=$SERVICES_POSTGRES_URL
 export TEST_POSTGRES_URL=$SERVICES_POSTGRES_URL
 export TEST_REDIS_URL=$SERVICES_REDIS_URL
+
+# The email tests talk to a real SMTP server: aiosmtpd, run by Debian's Python.
+if ! /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then
+  apt_install python3-aiosmtpd
+fi
+export TEST_SMTP_PYTHON=/usr/bin/python3
 
 if [ "${1:-}" = "--" ]; then shift; fi
 

@@ -40,6 +40,7 @@ pub const ENV_KEYS: &[&str] = &[
     "SMTP_USERNAME",
     "SMTP_PASSWORD",
     "SMTP_FROM",
+    "SMTP_TLS",
     "NOTIFY_ALLOW_PRIVATE_NETWORKS",
     "SHARD_INDEX",
     "SHARD_COUNT",
@@ -70,6 +71,7 @@ binance_ws_url = "wss://stream.binance.com:9443"
 coingecko_base_url = "https://api.coingecko.com"
 telegram_api_url = "https://api.telegram.org"
 smtp_port = 587
+smtp_tls = "starttls"
 notify_allow_private_networks = false
 shard_index = 0
 shard_count = 1
@@ -114,6 +116,7 @@ pub struct RawConfig {
     smtp_username: Option<String>,
     smtp_password: Option<SecretString>,
     smtp_from: Option<String>,
+    smtp_tls: String,
     #[serde(deserialize_with = "lenient::flag")]
     notify_allow_private_networks: bool,
     #[serde(deserialize_with = "lenient::number")]
@@ -156,6 +159,28 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// How the SMTP connection is protected (`SMTP_TLS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with `STARTTLS`, which is required (port 587).
+    StartTls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Tls,
+    /// No encryption: only for a relay on the same host or network.
+    None,
+}
+
+impl SmtpTls {
+    /// The `SMTP_TLS` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpTls::StartTls => "starttls",
+            SmtpTls::Tls => "tls",
+            SmtpTls::None => "none",
+        }
+    }
+}
+
 /// SMTP settings, present only when `SMTP_HOST` is set.
 #[derive(Debug, Clone)]
 pub struct SmtpConfig {
@@ -164,6 +189,7 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     pub password: Option<SecretString>,
     pub from: String,
+    pub tls: SmtpTls,
 }
 
 /// The validated configuration the service runs with.
@@ -333,6 +359,10 @@ impl Config {
             ),
             ("SMTP_FROM", plain(&smtp.map(|s| s.from.clone()))),
             (
+                "SMTP_TLS",
+                smtp.map_or_else(|| "[unset]".to_owned(), |s| s.tls.as_str().to_owned()),
+            ),
+            (
                 "NOTIFY_ALLOW_PRIVATE_NETWORKS",
                 self.notify_allow_private_networks.to_string(),
             ),
@@ -475,12 +505,24 @@ impl RawConfig {
                 if self.smtp_port == 0 {
                     return Err(ConfigError::new("SMTP_PORT", "must be between 1 and 65535"));
                 }
+                let tls = match self.smtp_tls.trim().to_ascii_lowercase().as_str() {
+                    "starttls" => SmtpTls::StartTls,
+                    "tls" => SmtpTls::Tls,
+                    "none" => SmtpTls::None,
+                    _ => {
+                        return Err(ConfigError::new(
+                            "SMTP_TLS",
+                            "must be one of starttls, tls, none",
+                        ));
+                    }
+                };
                 Some(SmtpConfig {
                     host,
                     port: self.smtp_port,
                     username: self.smtp_username.filter(|u| !u.is_empty()),
                     password: self.smtp_password.filter(|p| !p.expose_secret().is_empty()),
                     from,
+                    tls,
                 })
             }
         };
@@ -876,7 +918,20 @@ mod tests {
         .unwrap();
         let smtp = config.smtp.unwrap();
         assert_eq!(smtp.port, 587);
+        assert_eq!(
+            smtp.tls,
+            SmtpTls::StartTls,
+            "encrypted unless told otherwise"
+        );
         assert_eq!(smtp.password.unwrap().expose_secret(), "12345");
+        let err = load(&[
+            ("POSTGRES_URL", PG),
+            ("SMTP_HOST", "mail.local"),
+            ("SMTP_FROM", "alerts@example.com"),
+            ("SMTP_TLS", "ssl3"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.key, "SMTP_TLS");
     }
 
     #[test]

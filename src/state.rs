@@ -77,6 +77,7 @@ impl AppState {
             telegram_api_url: config.telegram_api_url.clone(),
             telegram_bot_token: config.telegram_bot_token.clone(),
             allow_private_networks: config.notify_allow_private_networks,
+            smtp: config.smtp.clone(),
             ..crate::notify::NotifierSettings::default()
         });
         let triggers = crate::trigger::TriggerHandler::new(db.clone(), notifier, metrics.clone());

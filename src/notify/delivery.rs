@@ -1,7 +1,7 @@
 //! Delivering one alert to one channel, with retries: network errors, 5xx and 429
-//! (honouring `Retry-After`, or Telegram's and Discord's `retry_after` in the body) are
-//! retried with jittered exponential backoff up to `max_attempts`; any other answer
-//! ends the delivery. The outcome says how many attempts it took and why it failed —
+//! (honouring `Retry-After`, or Telegram's and Discord's `retry_after` in the body), and
+//! for email SMTP's 4xx replies and dropped connections, are retried with jittered
+//! exponential backoff up to `max_attempts`; any other answer ends the delivery. The outcome says how many attempts it took and why it failed —
 //! without the URL, which may carry a token.
 
 use std::time::Duration;
@@ -16,6 +16,8 @@ use sha2::Sha256;
 
 use super::address_guard::AddressGuard;
 use super::channel::Channel;
+use super::email::EmailSender;
+use crate::config::SmtpConfig;
 
 /// How deliveries are made.
 #[derive(Debug, Clone)]
@@ -30,6 +32,10 @@ pub struct NotifierSettings {
     pub telegram_api_url: String,
     pub telegram_bot_token: Option<SecretString>,
     pub allow_private_networks: bool,
+    /// The SMTP server for email channels; without it email deliveries fail.
+    pub smtp: Option<SmtpConfig>,
+    /// An extra CA (PEM) trusted for the SMTP server's certificate.
+    pub smtp_root_certificate: Option<Vec<u8>>,
 }
 
 impl Default for NotifierSettings {
@@ -43,6 +49,8 @@ impl Default for NotifierSettings {
             telegram_api_url: "https://api.telegram.org".into(),
             telegram_bot_token: None,
             allow_private_networks: false,
+            smtp: None,
+            smtp_root_certificate: None,
         }
     }
 }
@@ -118,6 +126,8 @@ pub struct Notifier {
     settings: NotifierSettings,
     http: reqwest::Client,
     guard: AddressGuard,
+    /// The email sender, or why there is none.
+    email: Result<EmailSender, String>,
 }
 
 impl Notifier {
@@ -125,12 +135,21 @@ impl Notifier {
         let http = Self::client_builder(&settings)
             .build()
             .expect("the HTTP client builds");
+        let email = match &settings.smtp {
+            Some(smtp) => EmailSender::new(
+                smtp,
+                settings.timeout,
+                settings.smtp_root_certificate.as_deref(),
+            ),
+            None => Err("SMTP_HOST is not configured".to_owned()),
+        };
         Self {
             guard: AddressGuard {
                 allow_private_networks: settings.allow_private_networks,
             },
             settings,
             http,
+            email,
         }
     }
 
@@ -206,8 +225,25 @@ impl Notifier {
                     body,
                 }
             }
-            Channel::Email { .. } => return Err("email delivery is not available yet".into()),
+            // Sent over SMTP by `deliver`, never prepared as an HTTP request.
+            Channel::Email { .. } => return Err("email is not an HTTP channel".into()),
         })
+    }
+
+    async fn email_attempt(
+        &self,
+        sender: &EmailSender,
+        to: &str,
+        alert: &OutgoingAlert<'_>,
+    ) -> Attempt {
+        match sender.send(to, alert).await {
+            Ok(()) => Attempt::Delivered,
+            Err(failure) if failure.transient => Attempt::Retry {
+                after: None,
+                error: failure.reason,
+            },
+            Err(failure) => Attempt::Fail(failure.reason),
+        }
     }
 
     async fn attempt(&self, prepared: &Prepared) -> Attempt {
@@ -270,10 +306,32 @@ impl Notifier {
             attempts,
             error,
         };
-        let prepared = match self.prepare(channel, alert).await {
-            Ok(prepared) => prepared,
-            Err(error) => return record(DeliveryStatus::Failed, 0, Some(error)),
+        let (attempts, outcome) = match channel {
+            Channel::Email { to } => match &self.email {
+                Ok(sender) => {
+                    self.with_retries(|| self.email_attempt(sender, to, alert))
+                        .await
+                }
+                Err(error) => (0, Err(error.clone())),
+            },
+            _ => match self.prepare(channel, alert).await {
+                Ok(prepared) => self.with_retries(|| self.attempt(&prepared)).await,
+                Err(error) => (0, Err(error)),
+            },
         };
+        match outcome {
+            Ok(()) => record(DeliveryStatus::Delivered, attempts, None),
+            Err(error) => record(DeliveryStatus::Failed, attempts, Some(error)),
+        }
+    }
+
+    /// Makes attempts until one delivers or fails for good, or `max_attempts` are
+    /// spent; answers how many were made and the last error.
+    async fn with_retries<F, Fut>(&self, mut attempt: F) -> (u32, Result<(), String>)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Attempt>,
+    {
         let mut backoff = backon::ExponentialBuilder::default()
             .with_min_delay(self.settings.min_backoff)
             .with_max_delay(self.settings.max_backoff)
@@ -284,13 +342,11 @@ impl Notifier {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match self.attempt(&prepared).await {
-                Attempt::Delivered => return record(DeliveryStatus::Delivered, attempts, None),
-                Attempt::Fail(error) => {
-                    return record(DeliveryStatus::Failed, attempts, Some(error));
-                }
+            match attempt().await {
+                Attempt::Delivered => return (attempts, Ok(())),
+                Attempt::Fail(error) => return (attempts, Err(error)),
                 Attempt::Retry { error, .. } if attempts >= max_attempts => {
-                    return record(DeliveryStatus::Failed, attempts, Some(error));
+                    return (attempts, Err(error));
                 }
                 Attempt::Retry { after, .. } => {
                     let wait = after

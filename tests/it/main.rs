@@ -3,6 +3,7 @@
 
 mod batches;
 mod binary;
+mod email;
 mod http_api;
 mod indicators_golden;
 mod loader;
@@ -12,5 +13,6 @@ mod market_support;
 mod notifications;
 mod recorder;
 mod schema;
+mod smtp_server;
 mod support;
 mod triggers;

@@ -11,21 +11,25 @@ use crate::loader::insert_strategy;
 use crate::recorder::Recorder;
 use crate::support::{TEST_KEY, TestApp, test_config};
 
-async fn app(pool: PgPool, sim: &SimHandle) -> TestApp {
+pub async fn app(pool: PgPool, sim: &SimHandle) -> TestApp {
+    app_with(pool, sim, &[]).await
+}
+
+/// A test app on the simulator's Binance, allowed to notify local receivers.
+pub async fn app_with(pool: PgPool, sim: &SimHandle, extra: &[(&str, &str)]) -> TestApp {
     let binance = sim.binance_url();
-    let config = test_config(
-        false,
-        &[
-            ("BINANCE_BASE_URL", &binance),
-            ("NOTIFY_ALLOW_PRIVATE_NETWORKS", "true"),
-        ],
-    );
+    let mut vars = vec![
+        ("BINANCE_BASE_URL", binance.as_str()),
+        ("NOTIFY_ALLOW_PRIVATE_NETWORKS", "true"),
+    ];
+    vars.extend_from_slice(extra);
+    let config = test_config(false, &vars);
     let app = TestApp::spawn_with(pool, config).await;
     app.wait_ready().await;
     app
 }
 
-async fn run(app: &TestApp) -> Value {
+pub async fn run(app: &TestApp) -> Value {
     let response = app
         .client
         .post(app.url("/internal/run/1m"))
@@ -37,7 +41,13 @@ async fn run(app: &TestApp) -> Value {
     response.json().await.unwrap()
 }
 
-async fn configure(pool: &PgPool, id: Uuid, mode: &str, channels: Value, template: Option<&str>) {
+pub async fn configure(
+    pool: &PgPool,
+    id: Uuid,
+    mode: &str,
+    channels: Value,
+    template: Option<&str>,
+) {
     sqlx::query(
         "UPDATE strategies SET trigger_mode = $2, channels = $3, message_template = $4,
                 name = 'BTC strength', updated_at = now() WHERE id = $1",
@@ -51,7 +61,7 @@ async fn configure(pool: &PgPool, id: Uuid, mode: &str, channels: Value, templat
     .unwrap();
 }
 
-fn btc_above_one() -> (&'static str, Value) {
+pub fn btc_above_one() -> (&'static str, Value) {
     (
         "price_alert",
         json!({"source": "binance", "symbol": "BTCUSDT", "operator": "above", "value": 1}),
