@@ -111,6 +111,15 @@ impl TestApp {
     }
 
     pub async fn spawn_with(pool: PgPool, config: Config) -> Self {
+        Self::spawn_with_clock(pool, config, monitoring_service::market::Clock::system()).await
+    }
+
+    /// As [`Self::spawn_with`], judging time by `clock` (a simulator's, mirrored).
+    pub async fn spawn_with_clock(
+        pool: PgPool,
+        config: Config,
+        clock: monitoring_service::market::Clock,
+    ) -> Self {
         let redis = match &config.redis_url {
             Some(url) => Some(
                 storage::redis::connect(url, Duration::from_secs(5))
@@ -119,7 +128,7 @@ impl TestApp {
             ),
             None => None,
         };
-        let state = AppState::new(config, pool, redis);
+        let state = AppState::with_clock(config, pool, redis, clock);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let server = tokio::spawn(app::serve(listener, state.clone()));
