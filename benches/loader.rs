@@ -11,9 +11,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use monitoring_service::storage::postgres::MIGRATOR;
 use monitoring_service::strategy::{Shard, StrategyIndex, StrategyLoader};
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
 
 /// Counts live heap bytes, to measure what the index keeps.
@@ -38,6 +36,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
+
+#[path = "scratch_database.rs"]
+mod scratch_database;
+use scratch_database::ScratchDatabase;
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -109,19 +111,8 @@ async fn main() {
         eprintln!("BENCH_POSTGRES_URL is unset: run `scripts/bench.sh loader`");
         return;
     };
-    let name = format!("bench_loader_{}", std::process::id());
-    let mut admin = PgConnection::connect(&server).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .connect(&url)
-        .await
-        .unwrap();
-    MIGRATOR.run(&pool).await.unwrap();
+    let database = ScratchDatabase::create(&server, "bench_loader", 4).await;
+    let (pool, url) = (database.pool.clone(), database.url.clone());
     let started = Instant::now();
     for statement in SEED.split(";\n").filter(|s| !s.trim().is_empty()) {
         sqlx::query(statement)
@@ -186,12 +177,6 @@ async fn main() {
         "heap held by the loaded index:                         {bytes_per_strategy:8.0} bytes per strategy"
     );
 
-    pool.close().await;
     drop(copy_conn);
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
+    database.drop_now().await;
 }

@@ -4,6 +4,9 @@
 //! exponential backoff up to `max_attempts`; any other answer ends the delivery. The outcome says how many attempts it took and why it failed —
 //! without the URL, which may carry a token.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::BackoffBuilder;
@@ -128,7 +131,14 @@ pub struct Notifier {
     guard: AddressGuard,
     /// The email sender, or why there is none.
     email: Result<EmailSender, String>,
+    /// Clients pinned to a checked address, by (host, address): building a client
+    /// (TLS roots, pool) costs far more than a request, and reuse keeps connections
+    /// alive. Cleared when it grows past [`MAX_PINNED_CLIENTS`].
+    pinned_clients: Arc<Mutex<HashMap<(String, SocketAddr), reqwest::Client>>>,
 }
+
+/// Most pinned clients kept (distinct webhook hosts).
+const MAX_PINNED_CLIENTS: usize = 1024;
 
 impl Notifier {
     pub fn new(settings: NotifierSettings) -> Self {
@@ -150,6 +160,7 @@ impl Notifier {
             settings,
             http,
             email,
+            pinned_clients: Arc::default(),
         }
     }
 
@@ -167,10 +178,20 @@ impl Notifier {
             .check(url)
             .await
             .map_err(|e| format!("refused: {e}"))?;
-        Self::client_builder(&self.settings)
-            .resolve(&host, address)
+        let key = (host, address);
+        if let Some(client) = self.pinned_clients.lock().expect("pinned lock").get(&key) {
+            return Ok(client.clone());
+        }
+        let client = Self::client_builder(&self.settings)
+            .resolve(&key.0, address)
             .build()
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let mut clients = self.pinned_clients.lock().expect("pinned lock");
+        if clients.len() >= MAX_PINNED_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok(client)
     }
 
     async fn prepare(

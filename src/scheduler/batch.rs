@@ -18,11 +18,9 @@ use crate::market::{CandleClosed, DataNeeds, Interval, MarketData, SeriesKey};
 use crate::metrics::Metrics;
 use crate::strategy::{CompiledStrategy, Frequency, StrategyIndex, TriggerMode};
 use crate::trigger::{
-    AlertFacts, ConditionFacts, Decision, TriggerContext, TriggerHandler, decide,
+    AlertFacts, ClaimedTrigger, ConditionFacts, Decision, TriggerContext, TriggerHandler,
+    TriggerRequest, decide,
 };
-
-/// Triggers handled at once within a batch.
-const TRIGGER_CONCURRENCY: usize = 32;
 
 /// After this many consecutive `unknown` evaluations a strategy is counted as lacking
 /// data (it stays `active`: a data outage is not its owner's fault).
@@ -153,6 +151,10 @@ impl BatchRunner {
             return Err(BatchError::AlreadyRunning(frequency.to_string()));
         };
         let started_at = Utc::now();
+        // The period comes from the market clock (the system clock in production; a
+        // simulated one in tests and benchmarks), like the data it is evaluated on.
+        let market_now = DateTime::from_timestamp_millis(self.market.prefetcher.clock().now_ms())
+            .unwrap_or(started_at);
         let index = self.index.snapshot();
         let strategies = index
             .by_frequency
@@ -166,7 +168,7 @@ impl BatchRunner {
             started_at,
             // The period this run belongs to: the same on every replica, so their
             // claims collide on the same dedup keys.
-            due: frequency.due_at_or_before(started_at),
+            due: frequency.due_at_or_before(market_now),
             closed_bar: None,
         })
         .await
@@ -341,8 +343,16 @@ impl BatchRunner {
                 candle_open_time: closed_bar.and_then(DateTime::from_timestamp_millis),
             });
         }
-        state_store::save(&self.db, started_at, &updates).await?;
-        let triggered = self.trigger_all(claims, &label).await;
+        // Claims first: a crash after them re-evaluates (the claims stop duplicates); a
+        // crash after saving the state first would lose a close's alert. Then the state
+        // is written while the alerts go out.
+        let claimed = self.claim_all(claims, &label).await?;
+        let triggered = claimed.len();
+        let (saved, _) = tokio::join!(
+            state_store::save(&self.db, started_at, &updates),
+            self.triggers.deliver_claimed(claimed)
+        );
+        saved?;
         let report = BatchReport {
             frequency: name.clone(),
             started_at,
@@ -400,35 +410,27 @@ impl BatchRunner {
         Ok(report)
     }
 
-    /// Claims and delivers the batch's triggers, a bounded number at a time; answers
-    /// how many were claimed here.
-    async fn trigger_all(
+    /// Claims the batch's triggers; answers those claimed here.
+    async fn claim_all(
         &self,
         claims: Vec<(Arc<CompiledStrategy>, String, AlertFacts)>,
         label: &str,
-    ) -> usize {
-        use futures_util::StreamExt;
-        let outcomes: Vec<bool> = futures_util::stream::iter(claims)
-            .map(|(strategy, dedup_key, facts)| async move {
-                match self.triggers.handle(&strategy, &dedup_key, &facts).await {
-                    Ok(Some(_)) => true,
-                    Ok(None) => false,
-                    Err(error) => {
-                        tracing::error!(strategy_id = %strategy.id, %error, "trigger could not be recorded");
-                        false
-                    }
-                }
+    ) -> Result<Vec<ClaimedTrigger>, sqlx::Error> {
+        let requests = claims
+            .into_iter()
+            .map(|(strategy, dedup_key, facts)| TriggerRequest {
+                strategy,
+                dedup_key,
+                facts,
             })
-            .buffer_unordered(TRIGGER_CONCURRENCY)
-            .collect()
-            .await;
-        let claimed = outcomes.into_iter().filter(|c| *c).count();
+            .collect();
+        let claimed = self.triggers.claim(requests).await?;
         self.metrics
             .scheduler
             .triggers
             .with_label_values(&[label])
-            .inc_by(claimed as u64);
-        claimed
+            .inc_by(claimed.len() as u64);
+        Ok(claimed)
     }
 
     fn mark_running(&self, frequency: &Frequency) -> Option<Running<'_>> {

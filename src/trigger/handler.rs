@@ -1,10 +1,15 @@
-//! The trigger handler: claims the trigger (a `strategy_trigger_logs` row by its unique
-//! `dedup_key`, in one transaction with the strategy's trigger state, so two replicas or
-//! a retry after a crash can never both deliver), renders the message, delivers to
-//! every channel concurrently and records each delivery's status, attempts and error.
+//! The trigger handler: claims a batch's triggers (a `strategy_trigger_logs` row each by
+//! its unique `dedup_key`, in one transaction with the strategies' trigger state, so two
+//! replicas or a retry after a crash can never both deliver), renders the messages,
+//! delivers to every channel concurrently and records each delivery's status, attempts
+//! and error.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::StreamExt;
+use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -12,7 +17,7 @@ use sqlx::PgPool;
 
 use super::message::{AlertFacts, render};
 use crate::metrics::Metrics;
-use crate::notify::{Delivery, DeliveryStatus, Notifier, OutgoingAlert, parse_channels};
+use crate::notify::{Channel, Delivery, DeliveryStatus, Notifier, OutgoingAlert, parse_channels};
 use crate::strategy::{CompiledStrategy, StrategyIndex, TriggerMode};
 
 /// A trigger log with pending deliveries: id, strategy, dedup key, message, snapshot,
@@ -25,6 +30,32 @@ type PendingRow = (
     sqlx::types::Json<Value>,
     sqlx::types::Json<Vec<Delivery>>,
 );
+
+/// How many claimed triggers are delivered at once (each to all its channels).
+pub const DELIVERY_CONCURRENCY: usize = 64;
+
+/// A trigger the batch decided on: the strategy, its claim and what to say.
+#[derive(Debug, Clone)]
+pub struct TriggerRequest {
+    pub strategy: Arc<CompiledStrategy>,
+    pub dedup_key: String,
+    pub facts: AlertFacts,
+}
+
+/// A trigger ready to claim: its message, channels and sanitized snapshot.
+struct Prepared {
+    request: TriggerRequest,
+    text: String,
+    channels: Vec<Channel>,
+    pending: Vec<Delivery>,
+    snapshot: Value,
+}
+
+/// A trigger claimed here (its log row is ours), not yet delivered.
+pub struct ClaimedTrigger {
+    log_id: i64,
+    prepared: Prepared,
+}
 
 /// A claimed and delivered trigger.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,66 +81,99 @@ impl TriggerHandler {
         }
     }
 
-    /// Handles one trigger. `Ok(None)`: another replica (or an earlier attempt)
-    /// already claimed `dedup_key`.
-    pub async fn handle(
+    /// Renders and claims a batch's triggers, all in one transaction (one statement for
+    /// the logs, one for the strategies' state, one for `once` strategies): a trigger
+    /// whose `dedup_key` is already taken — by another replica, or an earlier attempt —
+    /// is left out. Answers the triggers claimed here, for [`Self::deliver_claimed`].
+    pub async fn claim(
         &self,
-        strategy: &CompiledStrategy,
-        dedup_key: &str,
-        facts: &AlertFacts,
-    ) -> Result<Option<TriggerLogged>, sqlx::Error> {
-        let rendered = render(strategy.message_template.as_deref(), facts);
-        if let Some(error) = &rendered.template_error {
-            tracing::warn!(strategy_id = %strategy.id, %error, "message template failed; sent the default message");
-        }
-        let channels = parse_channels(&strategy.channels).unwrap_or_default();
-        let pending: Vec<Delivery> = channels
-            .iter()
-            .map(|c| Delivery {
-                channel: c.kind().to_owned(),
-                status: DeliveryStatus::Pending,
-                attempts: 0,
-                error: None,
+        requests: Vec<TriggerRequest>,
+    ) -> Result<Vec<ClaimedTrigger>, sqlx::Error> {
+        let prepared: Vec<Prepared> = requests.into_iter().map(prepare).collect();
+        let claimed = self.claim_all(&prepared).await?;
+        Ok(prepared
+            .into_iter()
+            .filter_map(|p| {
+                claimed
+                    .get(&p.request.dedup_key)
+                    .map(|&log_id| ClaimedTrigger {
+                        log_id,
+                        prepared: p,
+                    })
             })
-            .collect();
-        // Sanitized: conditions and values only — no channels, URLs or secrets.
-        let snapshot = json!({
-            "strategy_id": strategy.id,
-            "strategy_name": &*strategy.name,
-            "triggered_at": facts.triggered_at,
-            "conditions": facts.conditions,
-            "template_error": rendered.template_error,
+            .collect())
+    }
+
+    /// Delivers claimed triggers, up to [`DELIVERY_CONCURRENCY`] at a time and each to
+    /// all its channels concurrently, while the outcomes are written back in batches as
+    /// they complete.
+    pub async fn deliver_claimed(&self, claimed: Vec<ClaimedTrigger>) -> Vec<TriggerLogged> {
+        if claimed.is_empty() {
+            return Vec::new();
+        }
+        for ClaimedTrigger { prepared: p, .. } in &claimed {
+            tracing::info!(strategy_id = %p.request.strategy.id, dedup_key = %p.request.dedup_key,
+                "trigger claimed; delivering");
+        }
+
+        // Outcomes are written by a task of their own, many rows per statement, so
+        // sending never waits for the database.
+        let (outcomes, mut written) = tokio::sync::mpsc::channel::<(i64, Vec<Delivery>)>(1024);
+        let db = self.db.clone();
+        let writer = tokio::spawn(async move {
+            let mut buffer = Vec::new();
+            while written.recv_many(&mut buffer, 512).await > 0 {
+                if let Err(error) = record_deliveries(&db, &buffer).await {
+                    tracing::error!(%error, rows = buffer.len(),
+                        "delivery outcomes could not be recorded; they stay pending and are resumed");
+                }
+                buffer.clear();
+            }
         });
-        let Some(log_id) = self
-            .claim(
-                strategy,
-                dedup_key,
-                facts.triggered_at,
-                &snapshot,
-                &rendered.text,
-                &pending,
-            )
-            .await?
-        else {
-            return Ok(None);
-        };
-        tracing::info!(strategy_id = %strategy.id, dedup_key, "trigger claimed; delivering");
+        let logged: Vec<TriggerLogged> = futures_util::stream::iter(claimed)
+            .map(|c| self.deliver_one(c.log_id, c.prepared, outcomes.clone()))
+            .buffer_unordered(DELIVERY_CONCURRENCY)
+            .collect()
+            .await;
+        drop(outcomes);
+        if let Err(error) = writer.await {
+            tracing::error!(%error, "the delivery recorder stopped");
+        }
+        logged
+    }
+
+    /// Delivers one claimed trigger and hands its outcome to the recorder.
+    async fn deliver_one(
+        &self,
+        log_id: i64,
+        p: Prepared,
+        outcomes: tokio::sync::mpsc::Sender<(i64, Vec<Delivery>)>,
+    ) -> TriggerLogged {
+        let deliveries = self.deliver(&p).await;
+        let _ = outcomes.send((log_id, deliveries.clone())).await;
+        TriggerLogged { log_id, deliveries }
+    }
+
+    /// Delivers one claimed trigger to all its channels concurrently.
+    async fn deliver(&self, p: &Prepared) -> Vec<Delivery> {
+        let strategy = &p.request.strategy;
+        let facts = &p.request.facts;
         let event = json!({
             "event": "strategy.triggered",
-            "dedup_key": dedup_key,
+            "dedup_key": &p.request.dedup_key,
             "strategy_id": strategy.id,
             "strategy_name": &*strategy.name,
             "triggered_at": facts.triggered_at,
-            "message": rendered.text,
+            "message": &p.text,
             "conditions": facts.conditions,
         });
         let alert = OutgoingAlert {
-            dedup_key,
-            text: &rendered.text,
+            dedup_key: &p.request.dedup_key,
+            text: &p.text,
             event: &event,
         };
         let deliveries = futures_util::future::join_all(
-            channels.iter().map(|c| self.notifier.deliver(c, &alert)),
+            p.channels.iter().map(|c| self.notifier.deliver(c, &alert)),
         )
         .await;
         for delivery in &deliveries {
@@ -128,12 +192,7 @@ impl TriggerHandler {
                     attempts = delivery.attempts, error = ?delivery.error, "delivery failed");
             }
         }
-        sqlx::query("UPDATE strategy_trigger_logs SET deliveries = $2 WHERE id = $1")
-            .bind(log_id)
-            .bind(sqlx::types::Json(&deliveries))
-            .execute(&self.db)
-            .await?;
-        Ok(Some(TriggerLogged { log_id, deliveries }))
+        deliveries
     }
 
     /// Delivers what a crash left `pending`: trigger logs older than `grace` (longer
@@ -214,56 +273,125 @@ impl TriggerHandler {
         }
     }
 
-    /// Inserts the log row unless the key is taken, and records the trigger in the
-    /// strategy's state (and completes a `once` strategy) in the same transaction.
-    async fn claim(
-        &self,
-        strategy: &CompiledStrategy,
-        dedup_key: &str,
-        at: DateTime<Utc>,
-        snapshot: &Value,
-        message: &str,
-        pending: &[Delivery],
-    ) -> Result<Option<i64>, sqlx::Error> {
+    /// Inserts the log rows whose keys are free and records those triggers in their
+    /// strategies' state (and completes `once` strategies), all in one transaction.
+    /// Answers the log id of each key claimed here.
+    async fn claim_all(&self, prepared: &[Prepared]) -> Result<HashMap<String, i64>, sqlx::Error> {
+        if prepared.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let column = |f: fn(&Prepared) -> Value| prepared.iter().map(f).collect::<Vec<Value>>();
+        let strategy_ids: Vec<Uuid> = prepared.iter().map(|p| p.request.strategy.id).collect();
+        let at: Vec<DateTime<Utc>> = prepared
+            .iter()
+            .map(|p| p.request.facts.triggered_at)
+            .collect();
+        let keys: Vec<&str> = prepared
+            .iter()
+            .map(|p| p.request.dedup_key.as_str())
+            .collect();
+        let messages: Vec<&str> = prepared.iter().map(|p| p.text.as_str()).collect();
         let mut tx = self.db.begin().await?;
-        let claimed: Option<i64> = sqlx::query_scalar(
+        let claimed: Vec<(i64, Uuid, String, DateTime<Utc>)> = sqlx::query_as(
             "INSERT INTO strategy_trigger_logs (strategy_id, triggered_at, dedup_key, snapshot, message, deliveries)
-             VALUES ($1, $2, $3, $4, $5, $6)
+             SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::jsonb[], $5::text[], $6::jsonb[])
              ON CONFLICT (dedup_key) DO NOTHING
-             RETURNING id",
+             RETURNING id, strategy_id, dedup_key, triggered_at",
         )
-        .bind(strategy.id)
-        .bind(at)
-        .bind(dedup_key)
-        .bind(sqlx::types::Json(snapshot))
-        .bind(message)
-        .bind(sqlx::types::Json(pending))
-        .fetch_optional(&mut *tx)
+        .bind(&strategy_ids)
+        .bind(&at)
+        .bind(&keys)
+        .bind(column(|p| p.snapshot.clone()))
+        .bind(&messages)
+        .bind(column(|p| json!(p.pending)))
+        .fetch_all(&mut *tx)
         .await?;
-        let Some(id) = claimed else {
-            return Ok(None);
-        };
+        if claimed.is_empty() {
+            return Ok(HashMap::new());
+        }
+        // One trigger per strategy per batch, so no row is touched twice.
+        let claimed_ids: Vec<Uuid> = claimed.iter().map(|c| c.1).collect();
+        let claimed_at: Vec<DateTime<Utc>> = claimed.iter().map(|c| c.3).collect();
         sqlx::query(
             "INSERT INTO strategy_state (strategy_id, last_triggered_at, trigger_count)
-             VALUES ($1, $2, 1)
+             SELECT id, at, 1 FROM UNNEST($1::uuid[], $2::timestamptz[]) AS t(id, at)
              ON CONFLICT (strategy_id) DO UPDATE SET
                  last_triggered_at = EXCLUDED.last_triggered_at,
                  trigger_count = strategy_state.trigger_count + 1,
                  updated_at = now()",
         )
-        .bind(strategy.id)
-        .bind(at)
+        .bind(&claimed_ids)
+        .bind(&claimed_at)
         .execute(&mut *tx)
         .await?;
-        if strategy.trigger_mode == TriggerMode::Once {
+        let once: Vec<Uuid> = prepared
+            .iter()
+            .filter(|p| p.request.strategy.trigger_mode == TriggerMode::Once)
+            .map(|p| p.request.strategy.id)
+            .filter(|id| claimed_ids.contains(id))
+            .collect();
+        if !once.is_empty() {
             sqlx::query(
-                "UPDATE strategies SET status = 'completed' WHERE id = $1 AND status = 'active'",
+                "UPDATE strategies SET status = 'completed' WHERE id = ANY($1) AND status = 'active'",
             )
-            .bind(strategy.id)
+            .bind(&once)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
-        Ok(Some(id))
+        Ok(claimed
+            .into_iter()
+            .map(|(id, _, key, _)| (key, id))
+            .collect())
+    }
+}
+
+/// Writes delivery outcomes, many trigger logs in one statement.
+async fn record_deliveries(db: &PgPool, rows: &[(i64, Vec<Delivery>)]) -> Result<(), sqlx::Error> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let deliveries: Vec<Value> = rows.iter().map(|r| json!(r.1)).collect();
+    sqlx::query(
+        "UPDATE strategy_trigger_logs AS l SET deliveries = d.deliveries
+           FROM UNNEST($1::bigint[], $2::jsonb[]) AS d(id, deliveries)
+          WHERE l.id = d.id",
+    )
+    .bind(&ids)
+    .bind(&deliveries)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Renders the message, parses the channels and builds the sanitized snapshot.
+fn prepare(request: TriggerRequest) -> Prepared {
+    let strategy = &request.strategy;
+    let rendered = render(strategy.message_template.as_deref(), &request.facts);
+    if let Some(error) = &rendered.template_error {
+        tracing::warn!(strategy_id = %strategy.id, %error, "message template failed; sent the default message");
+    }
+    let channels = parse_channels(&strategy.channels).unwrap_or_default();
+    let pending = channels
+        .iter()
+        .map(|c| Delivery {
+            channel: c.kind().to_owned(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            error: None,
+        })
+        .collect();
+    // Sanitized: conditions and values only — no channels, URLs or secrets.
+    let snapshot = json!({
+        "strategy_id": strategy.id,
+        "strategy_name": &*strategy.name,
+        "triggered_at": request.facts.triggered_at,
+        "conditions": request.facts.conditions,
+        "template_error": rendered.template_error,
+    });
+    Prepared {
+        text: rendered.text,
+        channels,
+        pending,
+        snapshot,
+        request,
     }
 }

@@ -8,5 +8,7 @@ mod handler;
 pub mod message;
 
 pub use decision::{Decision, Suppression, TriggerContext, decide};
-pub use handler::{TriggerHandler, TriggerLogged};
+pub use handler::{
+    ClaimedTrigger, DELIVERY_CONCURRENCY, TriggerHandler, TriggerLogged, TriggerRequest,
+};
 pub use message::{AlertFacts, ConditionFacts, Rendered, render};
