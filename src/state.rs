@@ -80,7 +80,13 @@ impl AppState {
             smtp: config.smtp.clone(),
             ..crate::notify::NotifierSettings::default()
         });
-        let triggers = crate::trigger::TriggerHandler::new(db.clone(), notifier, metrics.clone());
+        let tasks = TaskTracker::new();
+        let triggers = crate::trigger::TriggerHandler::new(
+            db.clone(),
+            notifier,
+            metrics.clone(),
+            tasks.clone(),
+        );
         let batches = Arc::new(BatchRunner::new(
             index.clone(),
             market.clone(),
@@ -99,7 +105,7 @@ impl AppState {
             index,
             loader,
             shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            tasks,
             started_at: Instant::now(),
         }
     }

@@ -18,8 +18,7 @@ use crate::market::{CandleClosed, DataNeeds, Interval, MarketData, SeriesKey};
 use crate::metrics::Metrics;
 use crate::strategy::{CompiledStrategy, Frequency, StrategyIndex, TriggerMode};
 use crate::trigger::{
-    AlertFacts, ClaimedTrigger, ConditionFacts, Decision, TriggerContext, TriggerHandler,
-    TriggerRequest, decide,
+    AlertFacts, ConditionFacts, Decision, TriggerContext, TriggerHandler, TriggerRequest, decide,
 };
 
 /// After this many consecutive `unknown` evaluations a strategy is counted as lacking
@@ -344,15 +343,23 @@ impl BatchRunner {
             });
         }
         // Claims first: a crash after them re-evaluates (the claims stop duplicates); a
-        // crash after saving the state first would lose a close's alert. Then the state
-        // is written while the alerts go out.
-        let claimed = self.claim_all(claims, &label).await?;
-        let triggered = claimed.len();
-        let (saved, _) = tokio::join!(
-            state_store::save(&self.db, started_at, &updates),
-            self.triggers.deliver_claimed(claimed)
-        );
-        saved?;
+        // crash after saving the state first would lose a close's alert. The alerts go
+        // out in the background as they are claimed.
+        let requests = claims
+            .into_iter()
+            .map(|(strategy, dedup_key, facts)| TriggerRequest {
+                strategy,
+                dedup_key,
+                facts,
+            })
+            .collect();
+        let triggered = self.triggers.claim_and_deliver(requests).await?;
+        self.metrics
+            .scheduler
+            .triggers
+            .with_label_values(&[label.as_str()])
+            .inc_by(triggered as u64);
+        state_store::save(&self.db, started_at, &updates).await?;
         let report = BatchReport {
             frequency: name.clone(),
             started_at,
@@ -408,29 +415,6 @@ impl BatchRunner {
             "batch evaluated"
         );
         Ok(report)
-    }
-
-    /// Claims the batch's triggers; answers those claimed here.
-    async fn claim_all(
-        &self,
-        claims: Vec<(Arc<CompiledStrategy>, String, AlertFacts)>,
-        label: &str,
-    ) -> Result<Vec<ClaimedTrigger>, sqlx::Error> {
-        let requests = claims
-            .into_iter()
-            .map(|(strategy, dedup_key, facts)| TriggerRequest {
-                strategy,
-                dedup_key,
-                facts,
-            })
-            .collect();
-        let claimed = self.triggers.claim(requests).await?;
-        self.metrics
-            .scheduler
-            .triggers
-            .with_label_values(&[label])
-            .inc_by(claimed.len() as u64);
-        Ok(claimed)
     }
 
     fn mark_running(&self, frequency: &Frequency) -> Option<Running<'_>> {

@@ -8,7 +8,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use futures_util::StreamExt;
+use tokio::sync::Notify;
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
@@ -34,6 +38,12 @@ type PendingRow = (
 /// How many claimed triggers are delivered at once (each to all its channels).
 pub const DELIVERY_CONCURRENCY: usize = 64;
 
+/// Triggers claimed by the first transaction of a batch: few, so the first alerts go
+/// out early. Each next transaction claims twice as many, up to [`MAX_CLAIM_CHUNK`], so
+/// a big batch takes few round trips.
+pub const FIRST_CLAIM_CHUNK: usize = 25;
+pub const MAX_CLAIM_CHUNK: usize = 1000;
+
 /// A trigger the batch decided on: the strategy, its claim and what to say.
 #[derive(Debug, Clone)]
 pub struct TriggerRequest {
@@ -52,7 +62,7 @@ struct Prepared {
 }
 
 /// A trigger claimed here (its log row is ours), not yet delivered.
-pub struct ClaimedTrigger {
+struct ClaimedTrigger {
     log_id: i64,
     prepared: Prepared,
 }
@@ -70,22 +80,57 @@ pub struct TriggerHandler {
     db: PgPool,
     notifier: Notifier,
     metrics: Arc<Metrics>,
+    /// Deliveries run here, detached from the batch that claimed them; the service's
+    /// shutdown waits for them within its deadline.
+    tasks: TaskTracker,
+    in_flight: Arc<InFlight>,
+}
+
+/// Counts the delivery runs under way, so a caller can wait until none is.
+#[derive(Debug, Default)]
+struct InFlight {
+    runs: AtomicUsize,
+    idle: Notify,
+}
+
+/// One delivery run under way, until dropped.
+struct InFlightRun(Arc<InFlight>);
+
+impl Drop for InFlightRun {
+    fn drop(&mut self) {
+        if self.0.runs.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl TriggerHandler {
-    pub fn new(db: PgPool, notifier: Notifier, metrics: Arc<Metrics>) -> Self {
+    pub fn new(db: PgPool, notifier: Notifier, metrics: Arc<Metrics>, tasks: TaskTracker) -> Self {
         Self {
             db,
             notifier,
             metrics,
+            tasks,
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// Waits until every delivery started so far has finished (tests, benchmarks).
+    pub async fn wait_for_deliveries(&self) {
+        loop {
+            let idle = self.in_flight.idle.notified();
+            if self.in_flight.runs.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
         }
     }
 
     /// Renders and claims a batch's triggers, all in one transaction (one statement for
     /// the logs, one for the strategies' state, one for `once` strategies): a trigger
     /// whose `dedup_key` is already taken — by another replica, or an earlier attempt —
-    /// is left out. Answers the triggers claimed here, for [`Self::deliver_claimed`].
-    pub async fn claim(
+    /// is left out. Answers the triggers claimed here.
+    async fn claim(
         &self,
         requests: Vec<TriggerRequest>,
     ) -> Result<Vec<ClaimedTrigger>, sqlx::Error> {
@@ -104,18 +149,54 @@ impl TriggerHandler {
             .collect())
     }
 
-    /// Delivers claimed triggers, up to [`DELIVERY_CONCURRENCY`] at a time and each to
-    /// all its channels concurrently, while the outcomes are written back in batches as
-    /// they complete.
-    pub async fn deliver_claimed(&self, claimed: Vec<ClaimedTrigger>) -> Vec<TriggerLogged> {
-        if claimed.is_empty() {
-            return Vec::new();
+    /// Claims `requests` in growing chunks ([`FIRST_CLAIM_CHUNK`], then doubling), and
+    /// delivers each chunk as soon as it is committed — in the background, up to
+    /// [`DELIVERY_CONCURRENCY`] triggers at a time and each to all its channels
+    /// concurrently, while the outcomes are written back in batches as they complete —
+    /// so the first alerts go out while later ones are still being claimed, and a slow
+    /// channel never holds up the batch. Answers how many were claimed here once every
+    /// claim is committed; a failed claim stops the claiming, the triggers claimed
+    /// before it are still delivered.
+    pub async fn claim_and_deliver(
+        &self,
+        requests: Vec<TriggerRequest>,
+    ) -> Result<usize, sqlx::Error> {
+        if requests.is_empty() {
+            return Ok(0);
         }
-        for ClaimedTrigger { prepared: p, .. } in &claimed {
-            tracing::info!(strategy_id = %p.request.strategy.id, dedup_key = %p.request.dedup_key,
-                "trigger claimed; delivering");
+        let (claimed_tx, claimed_rx) = tokio::sync::mpsc::unbounded_channel::<ClaimedTrigger>();
+        self.in_flight.runs.fetch_add(1, Ordering::SeqCst);
+        let run = InFlightRun(self.in_flight.clone());
+        let handler = self.clone();
+        self.tasks.spawn(async move {
+            let _run = run;
+            let claimed = futures_util::stream::unfold(claimed_rx, |mut rx| async move {
+                rx.recv().await.map(|trigger| (trigger, rx))
+            });
+            handler.deliver_stream(claimed).await;
+        });
+        let mut claimed = 0;
+        let mut requests = requests.into_iter();
+        let mut chunk_size = FIRST_CLAIM_CHUNK;
+        loop {
+            let chunk: Vec<TriggerRequest> = requests.by_ref().take(chunk_size).collect();
+            chunk_size = (chunk_size * 2).min(MAX_CLAIM_CHUNK);
+            if chunk.is_empty() {
+                return Ok(claimed);
+            }
+            let got = self.claim(chunk).await?;
+            claimed += got.len();
+            for trigger in got {
+                // The delivery task reads until this sender is dropped.
+                let _ = claimed_tx.send(trigger);
+            }
         }
+    }
 
+    async fn deliver_stream(
+        &self,
+        claimed: impl futures_util::Stream<Item = ClaimedTrigger>,
+    ) -> Vec<TriggerLogged> {
         // Outcomes are written by a task of their own, many rows per statement, so
         // sending never waits for the database.
         let (outcomes, mut written) = tokio::sync::mpsc::channel::<(i64, Vec<Delivery>)>(1024);
@@ -130,7 +211,7 @@ impl TriggerHandler {
                 buffer.clear();
             }
         });
-        let logged: Vec<TriggerLogged> = futures_util::stream::iter(claimed)
+        let logged: Vec<TriggerLogged> = claimed
             .map(|c| self.deliver_one(c.log_id, c.prepared, outcomes.clone()))
             .buffer_unordered(DELIVERY_CONCURRENCY)
             .collect()
@@ -149,6 +230,8 @@ impl TriggerHandler {
         p: Prepared,
         outcomes: tokio::sync::mpsc::Sender<(i64, Vec<Delivery>)>,
     ) -> TriggerLogged {
+        tracing::info!(strategy_id = %p.request.strategy.id, dedup_key = %p.request.dedup_key,
+            "trigger claimed; delivering");
         let deliveries = self.deliver(&p).await;
         let _ = outcomes.send((log_id, deliveries.clone())).await;
         TriggerLogged { log_id, deliveries }

@@ -9,6 +9,7 @@ pub mod message;
 
 pub use decision::{Decision, Suppression, TriggerContext, decide};
 pub use handler::{
-    ClaimedTrigger, DELIVERY_CONCURRENCY, TriggerHandler, TriggerLogged, TriggerRequest,
+    DELIVERY_CONCURRENCY, FIRST_CLAIM_CHUNK, MAX_CLAIM_CHUNK, TriggerHandler, TriggerLogged,
+    TriggerRequest,
 };
 pub use message::{AlertFacts, ConditionFacts, Rendered, render};

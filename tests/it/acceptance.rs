@@ -163,6 +163,7 @@ async fn rsi_below_30_on_candle_close_sends_one_telegram_message_per_qualifying_
         "the path dips below 30 a few times: {expected:?}"
     );
 
+    app.state.batches.triggers().wait_for_deliveries().await;
     let sent = telegram.received(&format!("/bot{TOKEN}/sendMessage"));
     assert_eq!(
         sent.len(),

@@ -49,7 +49,10 @@ async fn run(app: &TestApp, frequency: &str) -> (u16, Value) {
         .send()
         .await
         .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
+    let answer = (response.status().as_u16(), response.json().await.unwrap());
+    // Alerts go out in the background once claimed.
+    app.state.batches.triggers().wait_for_deliveries().await;
+    answer
 }
 
 async fn set_frequency(pool: &PgPool, id: Uuid, frequency: &str) {

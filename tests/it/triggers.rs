@@ -38,7 +38,10 @@ pub async fn run(app: &TestApp) -> Value {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
+    let report = response.json().await.unwrap();
+    // Alerts go out in the background once claimed.
+    app.state.batches.triggers().wait_for_deliveries().await;
+    report
 }
 
 pub async fn configure(
@@ -284,6 +287,7 @@ async fn candle_close_strategies_evaluate_each_close_once(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(after_restart[0].evaluated, 0);
+    app.state.batches.triggers().wait_for_deliveries().await;
     assert_eq!(recorder.received("/bar").len(), 1);
     let key: String =
         sqlx::query_scalar("SELECT dedup_key FROM strategy_trigger_logs WHERE strategy_id = $1")
