@@ -8,8 +8,10 @@ pub mod error;
 pub mod middleware;
 pub mod openapi;
 pub mod probes;
+pub mod reload;
 pub mod run;
 pub mod status;
+pub mod strategy;
 
 use std::sync::Arc;
 
@@ -36,6 +38,8 @@ fn api_routes(keys: Arc<ApiKeys>) -> OpenApiRouter<AppState> {
     let internal = OpenApiRouter::new()
         .routes(routes!(status::status))
         .routes(routes!(run::run_batch))
+        .routes(routes!(reload::reload_strategies))
+        .routes(routes!(strategy::get_strategy))
         .routes(routes!(openapi::openapi_json))
         // An unknown /internal path is refused like a known one, so the key guards the
         // whole namespace and a caller without it learns nothing about what exists.

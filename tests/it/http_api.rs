@@ -224,6 +224,9 @@ async fn openapi_document_lists_every_route(pool: PgPool) {
         "/metrics",
         "/internal/status",
         "/internal/openapi.json",
+        "/internal/run/{frequency}",
+        "/internal/reload-strategies",
+        "/internal/strategies/{strategy_id}",
     ] {
         assert!(
             paths.contains(&expected),

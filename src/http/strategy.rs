@@ -1,0 +1,187 @@
+//! `GET /internal/strategies/{strategy_id}`: one strategy as an operator needs it — its
+//! stored definition (channels by kind only: their addresses and secrets never leave),
+//! whether and which version is loaded, its status and validation error, and its
+//! runtime state.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::types::Json as SqlJson;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::state::AppState;
+
+/// One condition as stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConditionView {
+    pub id: Uuid,
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub params: Value,
+}
+
+/// The runtime state the scheduler keeps.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct RuntimeState {
+    pub last_evaluated_at: Option<DateTime<Utc>>,
+    /// true, false, or null for unknown.
+    pub last_result: Option<bool>,
+    pub last_triggered_at: Option<DateTime<Utc>>,
+    pub last_candle_open_time: Option<DateTime<Utc>>,
+    /// Consecutive evaluations with unknown data.
+    pub consecutive_errors: i32,
+    pub trigger_count: i64,
+    /// Values crosses and edges compare against, by condition id.
+    #[schema(value_type = Object)]
+    pub previous_values: SqlJson<Value>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StrategyView {
+    pub strategy_id: Uuid,
+    pub name: String,
+    /// `active`, `paused`, `error`, `completed` or `expired`.
+    pub status: String,
+    /// The validation error of a strategy in `error`.
+    pub error: Option<String>,
+    /// Whether this replica holds it compiled (active, unexpired, in its shard).
+    pub loaded: bool,
+    /// The version (`updated_at`) this replica holds, when loaded.
+    pub loaded_version: Option<DateTime<Utc>>,
+    /// The version in the database.
+    pub version: DateTime<Utc>,
+    pub frequency: String,
+    pub trigger_mode: String,
+    pub cooldown_seconds: i32,
+    pub expires_at: Option<DateTime<Utc>>,
+    #[schema(value_type = Object)]
+    pub logic_tree: Value,
+    pub conditions: Vec<ConditionView>,
+    /// Channel kinds, in order (`telegram`, `slack`, …).
+    pub channels: Vec<String>,
+    pub has_message_template: bool,
+    /// Null until the strategy was first evaluated.
+    pub state: Option<RuntimeState>,
+}
+
+type StrategyRecord = (
+    String,
+    String,
+    Option<String>,
+    DateTime<Utc>,
+    String,
+    String,
+    i32,
+    Option<DateTime<Utc>>,
+    SqlJson<Value>,
+    SqlJson<Value>,
+    bool,
+);
+
+/// The kinds of a `channels` document, whatever else it holds.
+fn channel_kinds(channels: &Value) -> Vec<String> {
+    channels
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|c| {
+                    c.get("type")
+                        .and_then(Value::as_str)
+                        .unwrap_or("unknown")
+                        .to_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One strategy: definition, loaded version, status and runtime state.
+#[utoipa::path(get, path = "/strategies/{strategy_id}", tag = "internal",
+    security(("api_key" = [])),
+    params(("strategy_id" = Uuid, Path, description = "The strategy's id")),
+    responses(
+        (status = 200, description = "The strategy", body = StrategyView),
+        (status = 400, description = "Malformed id", body = crate::http::error::ErrorBody),
+        (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
+        (status = 404, description = "No such strategy", body = crate::http::error::ErrorBody),
+        (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
+pub async fn get_strategy(
+    State(state): State<AppState>,
+    Path(strategy_id): Path<Uuid>,
+) -> Result<Json<StrategyView>, ApiError> {
+    let unavailable = |error| ApiError::unavailable("the database", error);
+    let record: Option<StrategyRecord> = sqlx::query_as(
+        "SELECT name, status, error, updated_at, frequency, trigger_mode, cooldown_seconds,
+                expires_at, logic_tree, channels, message_template IS NOT NULL
+           FROM strategies WHERE id = $1",
+    )
+    .bind(strategy_id)
+    .fetch_optional(&state.db)
+    .await
+    .map_err(unavailable)?;
+    let Some((
+        name,
+        status,
+        error,
+        version,
+        frequency,
+        trigger_mode,
+        cooldown_seconds,
+        expires_at,
+        logic_tree,
+        channels,
+        has_message_template,
+    )) = record
+    else {
+        return Err(ApiError::not_found(format!("no strategy {strategy_id}")));
+    };
+    let conditions: Vec<(Uuid, String, SqlJson<Value>)> = sqlx::query_as(
+        "SELECT id, kind, params FROM strategy_conditions WHERE strategy_id = $1 ORDER BY id",
+    )
+    .bind(strategy_id)
+    .fetch_all(&state.db)
+    .await
+    .map_err(unavailable)?;
+    let runtime: Option<RuntimeState> = sqlx::query_as(
+        "SELECT last_evaluated_at, last_result, last_triggered_at, last_candle_open_time,
+                consecutive_errors, trigger_count, previous_values, updated_at
+           FROM strategy_state WHERE strategy_id = $1",
+    )
+    .bind(strategy_id)
+    .fetch_optional(&state.db)
+    .await
+    .map_err(unavailable)?;
+    let loaded = state.index.get(strategy_id);
+    Ok(Json(StrategyView {
+        strategy_id,
+        name,
+        status,
+        error,
+        loaded: loaded.is_some(),
+        loaded_version: loaded.map(|s| s.version),
+        version,
+        frequency,
+        trigger_mode,
+        cooldown_seconds,
+        expires_at,
+        logic_tree: logic_tree.0,
+        conditions: conditions
+            .into_iter()
+            .map(|(id, kind, params)| ConditionView {
+                id,
+                kind,
+                params: params.0,
+            })
+            .collect(),
+        channels: channel_kinds(&channels.0),
+        has_message_template,
+        state: runtime,
+    }))
+}
