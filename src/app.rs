@@ -48,6 +48,25 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
         "serving"
     );
     spawn_initial_load(&state);
+    // synapse-api's announcements: Redis pub/sub, or Postgres LISTEN without Redis.
+    match state.config.redis_url.clone() {
+        Some(url) => state
+            .tasks
+            .spawn(crate::strategy::live_reload::follow_redis(
+                url,
+                state.loader.clone(),
+                state.live_reload.clone(),
+                shutdown.clone(),
+            )),
+        None => state
+            .tasks
+            .spawn(crate::strategy::live_reload::follow_postgres(
+                state.db.clone(),
+                state.loader.clone(),
+                state.live_reload.clone(),
+                shutdown.clone(),
+            )),
+    };
     state
         .market
         .follow_index(state.index.clone(), &state.tasks, shutdown.clone());

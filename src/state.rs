@@ -38,6 +38,8 @@ pub struct AppState {
     /// Background tasks; shutdown waits for them with a deadline.
     pub tasks: TaskTracker,
     pub started_at: Instant,
+    /// Whether `strategy:updated` announcements are being followed.
+    pub live_reload: Arc<crate::strategy::live_reload::Following>,
 }
 
 impl AppState {
@@ -107,6 +109,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             tasks,
             started_at: Instant::now(),
+            live_reload: Arc::default(),
         }
     }
 }

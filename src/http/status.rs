@@ -19,6 +19,16 @@ pub struct StatusBody {
     /// `connected` or `not_configured` (caches and pub/sub in-process).
     pub redis: &'static str,
     pub strategies: StrategiesStatus,
+    pub live_reload: LiveReloadStatus,
+}
+
+/// Announcements on `strategy:updated`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiveReloadStatus {
+    /// `redis` (pub/sub) or `postgres` (LISTEN/NOTIFY).
+    pub via: &'static str,
+    /// Subscribed and caught up; false while (re)connecting.
+    pub following: bool,
 }
 
 /// The strategy index.
@@ -86,6 +96,14 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
                 .iter()
                 .map(|(frequency, strategies)| (frequency.to_string(), strategies.len()))
                 .collect(),
+        },
+        live_reload: LiveReloadStatus {
+            via: if state.config.redis_url.is_some() {
+                "redis"
+            } else {
+                "postgres"
+            },
+            following: state.live_reload.is_following(),
         },
     })
 }

@@ -5,6 +5,7 @@ mod cache;
 mod compiled;
 mod frequency;
 mod index;
+pub mod live_reload;
 mod loader;
 mod resolved;
 pub mod shard;

@@ -181,6 +181,7 @@ async fn a_rotated_key_list_accepts_each_key(pool: PgPool) {
 #[sqlx::test]
 async fn status_reports_shard_and_dependencies(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
+    app.wait_ready().await;
     let body: Value = app
         .client
         .get(app.url("/internal/status"))
@@ -194,6 +195,10 @@ async fn status_reports_shard_and_dependencies(pool: PgPool) {
     assert_eq!(body["service"], "monitoring-service");
     assert_eq!(body["shard"], json!({"index": 0, "count": 1}));
     assert_eq!(body["redis"], "connected");
+    assert_eq!(
+        body["live_reload"],
+        json!({"via": "redis", "following": true})
+    );
     assert_eq!(body["strategies"]["loaded"], 0);
     assert!(body["postgres"]["max_connections"].as_u64().unwrap() >= 1);
     app.stop().await.unwrap();

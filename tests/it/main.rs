@@ -7,6 +7,7 @@ mod binary;
 mod email;
 mod http_api;
 mod indicators_golden;
+mod live_reload;
 mod loader;
 mod market_data;
 mod market_feed;

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::loader::{insert_strategy, price_above};
-use crate::support::{TEST_KEY, TestApp};
+use crate::support::{TEST_KEY, TestApp, test_config};
 
 async fn reload(app: &TestApp, body: Option<&str>) -> (u16, Value) {
     let mut request = app
@@ -35,7 +35,9 @@ async fn rename(pool: &PgPool, id: Uuid, name: &str) {
 async fn a_reload_takes_all_or_only_the_named_strategies(pool: PgPool) {
     let (a, _) = insert_strategy(&pool, Uuid::new_v4(), &[price_above(1.0)], None).await;
     let (b, _) = insert_strategy(&pool, Uuid::new_v4(), &[price_above(2.0)], None).await;
-    let app = TestApp::spawn(pool.clone()).await;
+    // No Redis: this app follows announcements on its own database only, so no other
+    // test's announcement reloads it behind the test's back.
+    let app = TestApp::spawn_with(pool.clone(), test_config(false, &[])).await;
     app.wait_ready().await;
     let name = |id| app.state.index.get(id).map(|s| s.name.to_string());
 
@@ -104,7 +106,9 @@ async fn a_reload_takes_all_or_only_the_named_strategies(pool: PgPool) {
 
 #[sqlx::test]
 async fn bad_reload_bodies_get_a_json_400(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+    // No Redis: this app follows announcements on its own database only, so no other
+    // test's announcement reloads it behind the test's back.
+    let app = TestApp::spawn_with(pool, test_config(false, &[])).await;
     app.wait_ready().await;
     let too_many = json!({"strategy_ids": vec![Uuid::nil(); 10_001]}).to_string();
     for body in [

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::loader::{insert_strategy, price_above};
-use crate::support::{TEST_KEY, TestApp};
+use crate::support::{TEST_KEY, TestApp, test_config};
 
 async fn get(app: &TestApp, id: &str) -> (u16, Value) {
     let response = app
@@ -39,7 +39,9 @@ async fn a_strategy_shows_its_definition_status_and_state_without_secrets(pool: 
         Some(json!({"nand": []})),
     )
     .await;
-    let app = TestApp::spawn(pool.clone()).await;
+    // No Redis: this app follows announcements on its own database only, so no other
+    // test's announcement reloads it behind the test's back.
+    let app = TestApp::spawn_with(pool.clone(), test_config(false, &[])).await;
     app.wait_ready().await;
 
     let (status, view) = get(&app, &id.to_string()).await;

@@ -151,10 +151,10 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
-    /// Polls `/ready` until it answers 200 (the initial strategy load is asynchronous);
-    /// returns its body.
+    /// Polls `/ready` until it answers 200 (the initial strategy load is asynchronous)
+    /// and live reload follows its channel; returns `/ready`'s body.
     pub async fn wait_ready(&self) -> serde_json::Value {
-        eventually(Duration::from_secs(10), "/ready to answer 200", || async {
+        let ready = eventually(Duration::from_secs(10), "/ready to answer 200", || async {
             let response = self.get("/ready").await;
             if response.status() == 200 {
                 response.json().await.ok()
@@ -162,7 +162,13 @@ impl TestApp {
                 None
             }
         })
-        .await
+        .await;
+        // And following announcements, caught up: no reload comes later unasked.
+        eventually(Duration::from_secs(10), "live reload to follow", || async {
+            self.state.live_reload.is_following().then_some(())
+        })
+        .await;
+        ready
     }
 
     /// Shuts the server down and waits for it to return.
