@@ -58,6 +58,8 @@ pub const ENV_KEYS: &[&str] = &[
     "BINANCE_WEIGHT_BUDGET",
     "PRICE_FALLBACK_COINGECKO_IDS",
     "ENABLE_SCHEDULER",
+    "INTERNAL_RATE_LIMIT_PER_MINUTE",
+    "INTERNAL_RATE_LIMIT_BURST",
 ];
 
 /// The embedded defaults: the lowest configuration layer.
@@ -88,6 +90,8 @@ upstream_timeout_ms = 5000
 upstream_max_retries = 2
 binance_weight_budget = 4800
 enable_scheduler = true
+internal_rate_limit_per_minute = 1200
+internal_rate_limit_burst = 100
 price_fallback_coingecko_ids = "BTCUSDT=bitcoin,ETHUSDT=ethereum,BNBUSDT=binancecoin,SOLUSDT=solana,XRPUSDT=ripple,ADAUSDT=cardano,DOGEUSDT=dogecoin"
 "#;
 
@@ -147,6 +151,10 @@ pub struct RawConfig {
     price_fallback_coingecko_ids: String,
     #[serde(deserialize_with = "lenient::flag")]
     enable_scheduler: bool,
+    #[serde(deserialize_with = "lenient::number")]
+    internal_rate_limit_per_minute: u32,
+    #[serde(deserialize_with = "lenient::number")]
+    internal_rate_limit_burst: u32,
 }
 
 /// How log lines are written.
@@ -229,6 +237,10 @@ pub struct Config {
     pub price_fallback_coingecko_ids: Vec<(String, String)>,
     /// Run batches on their schedule (off: only `POST /internal/run/{frequency}`).
     pub enable_scheduler: bool,
+    /// Requests per minute and API key on `/internal/*`, after a burst of
+    /// `internal_rate_limit_burst`; 0 = unlimited.
+    pub internal_rate_limit_per_minute: u32,
+    pub internal_rate_limit_burst: u32,
 }
 
 /// A configuration problem, naming the key (as its environment variable) and what is
@@ -417,6 +429,14 @@ impl Config {
                     .join(","),
             ),
             ("ENABLE_SCHEDULER", self.enable_scheduler.to_string()),
+            (
+                "INTERNAL_RATE_LIMIT_PER_MINUTE",
+                self.internal_rate_limit_per_minute.to_string(),
+            ),
+            (
+                "INTERNAL_RATE_LIMIT_BURST",
+                self.internal_rate_limit_burst.to_string(),
+            ),
         ]
     }
 
@@ -617,6 +637,12 @@ impl RawConfig {
                 "must be between 10 and 6000 (Binance allows 6000 per minute and IP)",
             ));
         }
+        if self.internal_rate_limit_per_minute > 0 && self.internal_rate_limit_burst == 0 {
+            return Err(ConfigError::new(
+                "INTERNAL_RATE_LIMIT_BURST",
+                "must be at least 1 when INTERNAL_RATE_LIMIT_PER_MINUTE is set",
+            ));
+        }
         let mut price_fallback_coingecko_ids = Vec::new();
         for pair in self
             .price_fallback_coingecko_ids
@@ -668,6 +694,8 @@ impl RawConfig {
             binance_weight_budget: self.binance_weight_budget,
             price_fallback_coingecko_ids,
             enable_scheduler: self.enable_scheduler,
+            internal_rate_limit_per_minute: self.internal_rate_limit_per_minute,
+            internal_rate_limit_burst: self.internal_rate_limit_burst,
         })
     }
 }
@@ -903,6 +931,24 @@ mod tests {
                 .key,
             "RUST_LOG"
         );
+    }
+
+    #[test]
+    fn the_internal_rate_limit_needs_a_burst() {
+        let err = load(&[
+            ("POSTGRES_URL", PG),
+            ("INTERNAL_RATE_LIMIT_PER_MINUTE", "60"),
+            ("INTERNAL_RATE_LIMIT_BURST", "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.key, "INTERNAL_RATE_LIMIT_BURST");
+        let unlimited = load(&[
+            ("POSTGRES_URL", PG),
+            ("INTERNAL_RATE_LIMIT_PER_MINUTE", "0"),
+            ("INTERNAL_RATE_LIMIT_BURST", "0"),
+        ])
+        .unwrap();
+        assert_eq!(unlimited.internal_rate_limit_per_minute, 0);
     }
 
     #[test]

@@ -63,7 +63,11 @@ impl AppState {
             clock,
             Arc::new(metrics.market.clone()),
         );
-        let api_keys = ApiKeys::new(&config.api_keys);
+        let api_keys = ApiKeys::with_rate_limit(
+            &config.api_keys,
+            config.internal_rate_limit_per_minute,
+            config.internal_rate_limit_burst,
+        );
         let index = Arc::new(StrategyIndex::new());
         let shard = Shard {
             index: config.shard_index,

@@ -3,25 +3,38 @@
 //! Keys are kept only as SHA-256 digests and a presented key is hashed and compared
 //! against every digest in constant time, so neither the key's content nor its length
 //! leaks through timing, and rotation (several comma-separated keys) costs nothing.
-//! Keys are never logged.
+//! Keys are never logged. Each key has its own request budget (governor's GCRA): over
+//! it, 429 `rate_limited` with `Retry-After`.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
+use governor::clock::{Clock, DefaultClock};
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use subtle::{Choice, ConstantTimeEq};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use super::error::ApiError;
 
 /// The header that carries the key.
 pub const API_KEY_HEADER: &str = "x-monitoring-key";
 
-/// The accepted API keys, as digests.
+/// Requests per key: keyed by the key's position in the list, never by the key.
+type KeyLimiter = RateLimiter<usize, DashMapStateStore<usize>, DefaultClock>;
+
+/// The accepted API keys, as digests, and each key's request budget.
 pub struct ApiKeys {
     digests: Vec<[u8; 32]>,
+    limiter: Option<KeyLimiter>,
 }
 
 impl std::fmt::Debug for ApiKeys {
@@ -35,23 +48,52 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
 }
 
 impl ApiKeys {
+    /// The keys, without a request limit.
     pub fn new(keys: &[SecretString]) -> Self {
+        Self::with_rate_limit(keys, 0, 0)
+    }
+
+    /// The keys, each allowed `per_minute` requests after a burst of `burst` (0: no
+    /// limit).
+    pub fn with_rate_limit(keys: &[SecretString], per_minute: u32, burst: u32) -> Self {
+        let limiter = NonZeroU32::new(per_minute).map(|rate| {
+            let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+            RateLimiter::dashmap(Quota::per_minute(rate).allow_burst(burst))
+        });
         Self {
             digests: keys
                 .iter()
                 .map(|key| digest(key.expose_secret().as_bytes()))
                 .collect(),
+            limiter,
         }
     }
 
     /// Whether `presented` is one of the keys. Looks at every key whatever the answer.
     pub fn verify(&self, presented: &[u8]) -> bool {
+        self.position(presented).is_some()
+    }
+
+    /// Which key `presented` is, comparing against every key whatever the answer.
+    fn position(&self, presented: &[u8]) -> Option<usize> {
         let presented = digest(presented);
         let mut matched = Choice::from(0);
-        for key in &self.digests {
-            matched |= key.ct_eq(&presented);
+        let mut position = 0u64;
+        for (i, key) in self.digests.iter().enumerate() {
+            let equal = key.ct_eq(&presented);
+            position = u64::conditional_select(&position, &(i as u64), equal);
+            matched |= equal;
         }
-        matched.into()
+        bool::from(matched).then_some(position as usize)
+    }
+
+    /// How long key `position` must wait, if it is over its budget.
+    fn wait_for(&self, position: usize) -> Option<Duration> {
+        let limiter = self.limiter.as_ref()?;
+        limiter
+            .check_key(&position)
+            .err()
+            .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
     /// No key configured: every `/internal/*` request is refused.
@@ -66,14 +108,28 @@ pub async fn require_api_key(
     request: Request,
     next: Next,
 ) -> Response {
-    let authorized = request
+    let position = request
         .headers()
         .get(API_KEY_HEADER)
-        .is_some_and(|value| keys.verify(value.as_bytes()));
-    if authorized {
-        next.run(request).await
-    } else {
-        ApiError::unauthorized().into_response()
+        .and_then(|value| keys.position(value.as_bytes()));
+    let Some(position) = position else {
+        return ApiError::unauthorized().into_response();
+    };
+    match keys.wait_for(position) {
+        None => next.run(request).await,
+        Some(wait) => {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let mut response = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests for this key; retry in {seconds} s"),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            response
+        }
     }
 }
 

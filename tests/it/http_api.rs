@@ -162,6 +162,48 @@ async fn every_internal_route_requires_the_key(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn internal_requests_are_limited_per_key_with_retry_after(pool: PgPool) {
+    let keys = "key-one-0123456789abcdef,key-two-0123456789abcdef";
+    let config = test_config(
+        false,
+        &[
+            ("MONITORING_API_KEY", keys),
+            ("INTERNAL_RATE_LIMIT_PER_MINUTE", "1"),
+            ("INTERNAL_RATE_LIMIT_BURST", "2"),
+        ],
+    );
+    let app = TestApp::spawn_with(pool, config).await;
+    let status = |key: &'static str| {
+        let request = app
+            .client
+            .get(app.url("/internal/status"))
+            .header("X-MONITORING-KEY", key);
+        async move { request.send().await.unwrap() }
+    };
+    let (one, two) = ("key-one-0123456789abcdef", "key-two-0123456789abcdef");
+    // A burst of two, then one a minute.
+    assert_eq!(status(one).await.status(), StatusCode::OK);
+    assert_eq!(status(one).await.status(), StatusCode::OK);
+    let limited = status(one).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited");
+    // The other key has its own budget; a wrong key is still refused as such.
+    assert_eq!(status(two).await.status(), StatusCode::OK);
+    assert_eq!(
+        status("wrong-key-0123456789abcd").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    app.stop().await.unwrap();
+}
+
+#[sqlx::test]
 async fn a_rotated_key_list_accepts_each_key(pool: PgPool) {
     let keys = "new-key-0123456789abcdef,old-key-0123456789abcdef";
     let app = TestApp::spawn_with(pool, test_config(true, &[("MONITORING_API_KEY", keys)])).await;
