@@ -67,13 +67,6 @@ struct ClaimedTrigger {
     prepared: Prepared,
 }
 
-/// A claimed and delivered trigger.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TriggerLogged {
-    pub log_id: i64,
-    pub deliveries: Vec<Delivery>,
-}
-
 /// Claims, renders and delivers triggers.
 #[derive(Debug, Clone)]
 pub struct TriggerHandler {
@@ -193,10 +186,7 @@ impl TriggerHandler {
         }
     }
 
-    async fn deliver_stream(
-        &self,
-        claimed: impl futures_util::Stream<Item = ClaimedTrigger>,
-    ) -> Vec<TriggerLogged> {
+    async fn deliver_stream(&self, claimed: impl futures_util::Stream<Item = ClaimedTrigger>) {
         // Outcomes are written by a task of their own, many rows per statement, so
         // sending never waits for the database.
         let (outcomes, mut written) = tokio::sync::mpsc::channel::<(i64, Vec<Delivery>)>(1024);
@@ -211,16 +201,15 @@ impl TriggerHandler {
                 buffer.clear();
             }
         });
-        let logged: Vec<TriggerLogged> = claimed
+        claimed
             .map(|c| self.deliver_one(c.log_id, c.prepared, outcomes.clone()))
             .buffer_unordered(DELIVERY_CONCURRENCY)
-            .collect()
+            .for_each(|()| async {})
             .await;
         drop(outcomes);
         if let Err(error) = writer.await {
             tracing::error!(%error, "the delivery recorder stopped");
         }
-        logged
     }
 
     /// Delivers one claimed trigger and hands its outcome to the recorder.
@@ -229,27 +218,17 @@ impl TriggerHandler {
         log_id: i64,
         p: Prepared,
         outcomes: tokio::sync::mpsc::Sender<(i64, Vec<Delivery>)>,
-    ) -> TriggerLogged {
+    ) {
         tracing::info!(strategy_id = %p.request.strategy.id, dedup_key = %p.request.dedup_key,
             "trigger claimed; delivering");
         let deliveries = self.deliver(&p).await;
-        let _ = outcomes.send((log_id, deliveries.clone())).await;
-        TriggerLogged { log_id, deliveries }
+        let _ = outcomes.send((log_id, deliveries)).await;
     }
 
     /// Delivers one claimed trigger to all its channels concurrently.
     async fn deliver(&self, p: &Prepared) -> Vec<Delivery> {
         let strategy = &p.request.strategy;
-        let facts = &p.request.facts;
-        let event = json!({
-            "event": "strategy.triggered",
-            "dedup_key": &p.request.dedup_key,
-            "strategy_id": strategy.id,
-            "strategy_name": &*strategy.name,
-            "triggered_at": facts.triggered_at,
-            "message": &p.text,
-            "conditions": facts.conditions,
-        });
+        let event = trigger_event(&p.snapshot, &p.request.dedup_key, &p.text);
         let alert = OutgoingAlert {
             dedup_key: &p.request.dedup_key,
             text: &p.text,
@@ -315,15 +294,7 @@ impl TriggerHandler {
                 .map(|s| parse_channels(&s.channels).unwrap_or_default())
                 .unwrap_or_default();
             let text = message.unwrap_or_default();
-            let event = json!({
-                "event": "strategy.triggered",
-                "dedup_key": &dedup_key,
-                "strategy_id": strategy_id,
-                "strategy_name": snapshot.0.get("strategy_name"),
-                "triggered_at": snapshot.0.get("triggered_at"),
-                "message": &text,
-                "conditions": snapshot.0.get("conditions"),
-            });
+            let event = trigger_event(&snapshot.0, &dedup_key, &text);
             let alert = OutgoingAlert {
                 dedup_key: &dedup_key,
                 text: &text,
@@ -427,6 +398,20 @@ impl TriggerHandler {
             .map(|(id, _, key, _)| (key, id))
             .collect())
     }
+}
+
+/// The JSON trigger event webhooks receive, from the trigger log's snapshot: the same
+/// for the first delivery and for one resumed after a crash.
+fn trigger_event(snapshot: &Value, dedup_key: &str, message: &str) -> Value {
+    json!({
+        "event": "strategy.triggered",
+        "dedup_key": dedup_key,
+        "strategy_id": snapshot.get("strategy_id"),
+        "strategy_name": snapshot.get("strategy_name"),
+        "triggered_at": snapshot.get("triggered_at"),
+        "message": message,
+        "conditions": snapshot.get("conditions"),
+    })
 }
 
 /// Writes delivery outcomes, many trigger logs in one statement.

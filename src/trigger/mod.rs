@@ -9,7 +9,6 @@ pub mod message;
 
 pub use decision::{Decision, Suppression, TriggerContext, decide};
 pub use handler::{
-    DELIVERY_CONCURRENCY, FIRST_CLAIM_CHUNK, MAX_CLAIM_CHUNK, TriggerHandler, TriggerLogged,
-    TriggerRequest,
+    DELIVERY_CONCURRENCY, FIRST_CLAIM_CHUNK, MAX_CLAIM_CHUNK, TriggerHandler, TriggerRequest,
 };
 pub use message::{AlertFacts, ConditionFacts, Rendered, render};
