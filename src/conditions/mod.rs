@@ -34,7 +34,7 @@ pub enum Condition {
 }
 
 /// What an evaluation observed, for the simulate snapshot and trigger messages.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Observed {
     pub value: Option<f64>,
     pub previous: Option<f64>,

@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod probes;
 pub mod reload;
 pub mod run;
+pub mod simulate;
 pub mod status;
 pub mod strategy;
 
@@ -39,6 +40,7 @@ fn api_routes(keys: Arc<ApiKeys>) -> OpenApiRouter<AppState> {
         .routes(routes!(status::status))
         .routes(routes!(run::run_batch))
         .routes(routes!(reload::reload_strategies))
+        .routes(routes!(simulate::simulate_strategy))
         .routes(routes!(strategy::get_strategy))
         .routes(routes!(openapi::openapi_json))
         // An unknown /internal path is refused like a known one, so the key guards the

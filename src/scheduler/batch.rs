@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::frequency_label;
 use super::ledger::{self, LedgerEntry};
+use super::simulation::describe_conditions;
 use super::state_store::{self, StateUpdate};
-use crate::conditions::Condition;
 use crate::engine::{BatchContext, Tri};
 use crate::market::{CandleClosed, DataNeeds, Interval, MarketData, SeriesKey};
 use crate::metrics::Metrics;
@@ -434,39 +434,18 @@ fn facts(
     at: DateTime<Utc>,
 ) -> AlertFacts {
     let (_, evaluations) = strategy.evaluate_detailed(ctx, memory);
-    let conditions = strategy
-        .conditions
-        .iter()
-        .zip(strategy.condition_ids.iter())
-        .zip(evaluations)
-        .map(|((condition, id), evaluation)| {
-            let (source, symbol, interval) = match condition {
-                Condition::PriceAlert(c) => (c.key.source, c.key.symbol.to_string(), None),
-                Condition::TechnicalIndicator(c) => (
-                    c.key.series.source,
-                    c.key.series.symbol.to_string(),
-                    Some(c.key.series.interval.to_string()),
-                ),
-            };
-            ConditionFacts {
-                id: id.to_string(),
-                kind: condition.kind().to_owned(),
-                source: evaluation
-                    .observed
-                    .answered_by
-                    .unwrap_or(source)
-                    .to_string(),
-                symbol,
-                interval,
-                result: match evaluation.result {
-                    Tri::True => Some(true),
-                    Tri::False => Some(false),
-                    Tri::Unknown => None,
-                },
-                value: evaluation.observed.value,
-                previous: evaluation.observed.previous,
-                compare_to: evaluation.observed.compare_to,
-            }
+    let conditions = describe_conditions(strategy, evaluations)
+        .into_iter()
+        .map(|c| ConditionFacts {
+            id: c.id.to_string(),
+            kind: c.kind,
+            source: c.source,
+            symbol: c.symbol,
+            interval: c.interval,
+            result: c.result,
+            value: c.observed.value,
+            previous: c.observed.previous,
+            compare_to: c.observed.compare_to,
         })
         .collect();
     AlertFacts {

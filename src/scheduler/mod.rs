@@ -9,10 +9,12 @@
 
 mod batch;
 mod ledger;
+mod simulation;
 mod state_store;
 mod ticker;
 
 pub use batch::{BatchError, BatchReport, BatchRunner};
+pub use simulation::{SimulatedCondition, Simulation, simulate};
 pub use ticker::{next_run, run_candle_closes, run_scheduler};
 
 /// The bounded metric label of a frequency: cron expressions are user input.

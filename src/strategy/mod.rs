@@ -9,7 +9,7 @@ pub mod live_reload;
 mod loader;
 mod resolved;
 pub mod shard;
-mod store;
+pub mod store;
 mod trigger_mode;
 mod validation_error;
 

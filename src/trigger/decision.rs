@@ -23,7 +23,7 @@ pub struct TriggerContext {
 }
 
 /// Why a true evaluation does not fire (also reported by simulate).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Suppression {
     /// The tree is false or unknown.
@@ -38,6 +38,12 @@ pub enum Suppression {
     NotRisingEdge,
     /// A bar mode without a bar (no candle data): nothing to deduplicate by.
     NoBar,
+    /// Simulation only: this period's (or bar's) trigger was already claimed.
+    AlreadyTriggered,
+    /// Simulation only: the strategy is not `active` (paused, completed, expired).
+    Inactive,
+    /// Simulation only: the strategy does not compile (status `error`).
+    Invalid,
 }
 
 impl Suppression {
@@ -49,6 +55,9 @@ impl Suppression {
             Suppression::SameBar => "same_bar",
             Suppression::NotRisingEdge => "not_rising_edge",
             Suppression::NoBar => "no_bar",
+            Suppression::AlreadyTriggered => "already_triggered",
+            Suppression::Inactive => "inactive",
+            Suppression::Invalid => "invalid",
         }
     }
 }

@@ -16,6 +16,7 @@ mod notifications;
 mod recorder;
 mod reload;
 mod schema;
+mod simulate;
 mod smtp_server;
 mod strategy_route;
 mod support;

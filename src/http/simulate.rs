@@ -1,0 +1,61 @@
+//! `POST /internal/simulate/{strategy_id}`: a dry run of one strategy on fresh market
+//! data — what its next batch would see and decide — with nothing written and nothing
+//! sent. Works for any stored strategy: one in `error` answers its validation error.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::conditions::SymbolInterner;
+use crate::scheduler::{Simulation, simulate};
+use crate::state::AppState;
+use crate::strategy::{CompiledStrategy, store};
+
+/// Evaluates the strategy now, without side effects.
+#[utoipa::path(post, path = "/simulate/{strategy_id}", tag = "internal",
+    security(("api_key" = [])),
+    params(("strategy_id" = Uuid, Path, description = "The strategy's id")),
+    responses(
+        (status = 200, description = "The snapshot: each condition's result and observed values, the tree's result, whether it would trigger and what would suppress it", body = Simulation),
+        (status = 400, description = "Malformed id", body = crate::http::error::ErrorBody),
+        (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
+        (status = 404, description = "No such strategy", body = crate::http::error::ErrorBody),
+        (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
+pub async fn simulate_strategy(
+    State(state): State<AppState>,
+    Path(strategy_id): Path<Uuid>,
+) -> Result<Json<Simulation>, ApiError> {
+    let unavailable = |error| ApiError::unavailable("the database", error);
+    let Some(resolved) = store::fetch(&state.db, &[strategy_id])
+        .await
+        .map_err(unavailable)?
+        .pop()
+    else {
+        return Err(ApiError::not_found(format!("no strategy {strategy_id}")));
+    };
+    let status = resolved.row.status.clone();
+    if status == "error" {
+        let error = resolved.row.error.clone().unwrap_or_default();
+        return Ok(Json(Simulation::invalid(strategy_id, status, error)));
+    }
+    // The version the next batch evaluates: the loaded one, or the stored row compiled
+    // now (not loaded here: paused, finished, changed since the last reload).
+    let strategy = match state.index.get(strategy_id) {
+        Some(loaded) if loaded.version == resolved.row.updated_at => loaded,
+        _ => match CompiledStrategy::compile(&resolved, &mut SymbolInterner::default()) {
+            Ok(compiled) => compiled.into(),
+            Err(error) => {
+                return Ok(Json(Simulation::invalid(
+                    strategy_id,
+                    status,
+                    error.to_string(),
+                )));
+            }
+        },
+    };
+    simulate(&state.db, &state.market, &strategy, &status)
+        .await
+        .map(Json)
+        .map_err(unavailable)
+}
