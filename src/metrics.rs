@@ -2,8 +2,8 @@
 //! a route template, never a raw path; a status code, never an error text.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// The service's metric registry and handles to its metrics.
@@ -22,6 +22,74 @@ pub struct Metrics {
     pub market: MarketMetrics,
     /// Batches and evaluations.
     pub scheduler: SchedulerMetrics,
+    /// The strategy index and its reloads.
+    pub strategies: StrategyMetrics,
+}
+
+/// The strategy index: what is loaded, and reloads. `kind` is `full` or `ids`,
+/// `result` is `ok` or `error`, `status` is `loaded` or `error`.
+#[derive(Clone)]
+pub struct StrategyMetrics {
+    /// `monitoring_strategies{status}`: strategies in the index (`loaded`: compiled and
+    /// evaluated; `error`: failed validation).
+    pub strategies: IntGaugeVec,
+    /// `monitoring_strategy_reloads_total{kind, result}`
+    pub reloads: IntCounterVec,
+    /// `monitoring_strategy_reload_duration_seconds{kind}`
+    pub reload_duration: HistogramVec,
+    /// `monitoring_live_reload_following`: 1 while `strategy:updated` is followed.
+    pub live_reload_following: IntGauge,
+}
+
+impl StrategyMetrics {
+    fn new() -> Self {
+        Self {
+            strategies: IntGaugeVec::new(
+                Opts::new(
+                    "monitoring_strategies",
+                    "Strategies in this replica's index, by status (loaded, error).",
+                ),
+                &["status"],
+            )
+            .expect("valid metric"),
+            reloads: counter(
+                "monitoring_strategy_reloads_total",
+                "Strategy reloads, by kind (full, ids) and result (ok, error).",
+                &["kind", "result"],
+            ),
+            reload_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "monitoring_strategy_reload_duration_seconds",
+                    "Wall time of a strategy reload, from its start to the new index published.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+                &["kind"],
+            )
+            .expect("valid metric"),
+            live_reload_following: IntGauge::new(
+                "monitoring_live_reload_following",
+                "1 while strategy:updated announcements are followed, 0 while (re)connecting.",
+            )
+            .expect("valid metric"),
+        }
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.strategies.clone()),
+            Box::new(self.reloads.clone()),
+            Box::new(self.reload_duration.clone()),
+            Box::new(self.live_reload_following.clone()),
+        ]
+    }
+}
+
+impl std::fmt::Debug for StrategyMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StrategyMetrics").finish_non_exhaustive()
+    }
 }
 
 /// Batch and evaluation metrics. `frequency` is `10s` … `1d`, or `cron` (expressions
@@ -44,6 +112,15 @@ pub struct SchedulerMetrics {
     pub triggers: IntCounterVec,
     /// `monitoring_deliveries_total{channel, status}`: delivered or failed.
     pub deliveries: IntCounterVec,
+    /// `monitoring_evaluation_latency_seconds{frequency}`: from the moment a batch's
+    /// data was due (its period boundary, or the candle's close) to its strategies
+    /// evaluated — how late alerts can be, before delivery.
+    pub evaluation_latency: HistogramVec,
+    /// `monitoring_last_batch_timestamp_seconds{frequency}`: when the last batch ended.
+    pub last_batch: GaugeVec,
+    /// `monitoring_batch_interval_seconds{frequency}`: the period of fixed frequencies
+    /// (for "no batch for 3 intervals").
+    pub batch_interval: IntGaugeVec,
 }
 
 impl SchedulerMetrics {
@@ -93,6 +170,33 @@ impl SchedulerMetrics {
                 &["frequency"],
             )
             .expect("valid metric"),
+            evaluation_latency: HistogramVec::new(
+                HistogramOpts::new(
+                    "monitoring_evaluation_latency_seconds",
+                    "From a batch's due time (period boundary or candle close) to its strategies evaluated.",
+                )
+                .buckets(vec![
+                    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                ]),
+                &["frequency"],
+            )
+            .expect("valid metric"),
+            last_batch: GaugeVec::new(
+                Opts::new(
+                    "monitoring_last_batch_timestamp_seconds",
+                    "Unix time at which the last batch of each frequency ended.",
+                ),
+                &["frequency"],
+            )
+            .expect("valid metric"),
+            batch_interval: IntGaugeVec::new(
+                Opts::new(
+                    "monitoring_batch_interval_seconds",
+                    "The period of each fixed batch frequency.",
+                ),
+                &["frequency"],
+            )
+            .expect("valid metric"),
         }
     }
 
@@ -105,6 +209,9 @@ impl SchedulerMetrics {
             Box::new(self.lacking_data.clone()),
             Box::new(self.triggers.clone()),
             Box::new(self.deliveries.clone()),
+            Box::new(self.evaluation_latency.clone()),
+            Box::new(self.last_batch.clone()),
+            Box::new(self.batch_interval.clone()),
         ]
     }
 }
@@ -314,6 +421,8 @@ impl Metrics {
         collectors.extend(market.collectors());
         let scheduler = SchedulerMetrics::new();
         collectors.extend(scheduler.collectors());
+        let strategies = StrategyMetrics::new();
+        collectors.extend(strategies.collectors());
         for collector in collectors {
             registry
                 .register(collector)
@@ -334,6 +443,7 @@ impl Metrics {
             readiness_check,
             market,
             scheduler,
+            strategies,
         }
     }
 

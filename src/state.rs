@@ -73,12 +73,10 @@ impl AppState {
             index: config.shard_index,
             count: config.shard_count,
         };
-        let loader = Arc::new(StrategyLoader::new(
-            db.clone(),
-            redis.clone(),
-            shard,
-            index.clone(),
-        ));
+        let loader = Arc::new(
+            StrategyLoader::new(db.clone(), redis.clone(), shard, index.clone())
+                .with_metrics(metrics.strategies.clone()),
+        );
         let notifier = crate::notify::Notifier::new(crate::notify::NotifierSettings {
             telegram_api_url: config.telegram_api_url.clone(),
             telegram_bot_token: config.telegram_bot_token.clone(),

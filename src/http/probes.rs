@@ -114,6 +114,11 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "probes", responses(
     (status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state
+        .metrics
+        .strategies
+        .live_reload_following
+        .set(i64::from(state.live_reload.is_following()));
     (
         [(
             header::CONTENT_TYPE,

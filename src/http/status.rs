@@ -1,11 +1,19 @@
-//! `GET /internal/status`: what an operator wants to know at a glance. Later parts of
-//! the service (strategy index, scheduler, caches, sources) add their sections here.
+//! `GET /internal/status`: what an operator wants to know at a glance — the replica,
+//! its strategies, each batch's next and last run, the market-data caches, the health
+//! of each source and of the WebSocket feed, and live reload.
+
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
+use chrono::{DateTime, Utc};
+use prometheus::IntCounterVec;
+use prometheus::core::Collector;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::market::sources::SourceHealthRecord;
+use crate::scheduler::LastRun;
 use crate::state::AppState;
 
 /// The service's status.
@@ -19,7 +27,52 @@ pub struct StatusBody {
     /// `connected` or `not_configured` (caches and pub/sub in-process).
     pub redis: &'static str,
     pub strategies: StrategiesStatus,
+    /// One per frequency with loaded strategies.
+    pub buckets: Vec<BucketStatus>,
+    pub cache: CacheStatus,
+    /// Each market-data source's health, by name.
+    #[schema(value_type = Object)]
+    pub sources: BTreeMap<&'static str, SourceHealthRecord>,
+    pub websocket: WebsocketStatus,
     pub live_reload: LiveReloadStatus,
+}
+
+/// One batch: its strategies, when it runs next and what its last run did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BucketStatus {
+    /// `1m`, a cron expression, or `candle_close`.
+    pub frequency: String,
+    pub strategies: usize,
+    /// Null for `candle_close` (it follows candle closes).
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// Null until it has run in this process.
+    pub last_run: Option<LastRun>,
+}
+
+/// The market-data caches since the process started (distinct data per batch).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CacheStatus {
+    /// Lookups of the in-process cache (L1).
+    pub lookups: u64,
+    pub l1_hits: u64,
+    /// Answered by Redis (L2) after an L1 miss.
+    pub l2_hits: u64,
+    /// Share of lookups answered by a cache, 0..1 (null before the first lookup).
+    pub hit_rate: Option<f64>,
+}
+
+/// The Binance kline stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebsocketStatus {
+    /// `ENABLE_WEBSOCKETS`; when false, closes are polled over REST.
+    pub enabled: bool,
+    /// Open connections (one per ≤ 1024 streams).
+    pub connections: i64,
+    pub streams: i64,
+    /// Seconds between the last event's time and its arrival.
+    pub lag_seconds: f64,
+    /// Reconnections since the process started.
+    pub reconnects: u64,
 }
 
 /// Announcements on `strategy:updated`.
@@ -36,13 +89,15 @@ pub struct LiveReloadStatus {
 pub struct StrategiesStatus {
     /// Active strategies loaded and evaluated.
     pub loaded: usize,
-    /// Strategies in status `error` (invalid).
+    /// Strategies in status `error` (invalid) in this replica's shard.
     pub errors: usize,
     /// Index version: 0 until the first load, then +1 per reload.
     pub generation: u64,
-    pub loaded_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Loaded strategies per frequency (the batches).
-    pub buckets: std::collections::BTreeMap<String, usize>,
+    pub loaded_at: Option<DateTime<Utc>>,
+    /// Every stored strategy by status (all shards); null when the database is
+    /// unreachable.
+    #[schema(value_type = Option<Object>)]
+    pub by_status: Option<BTreeMap<String, i64>>,
 }
 
 /// Which slice of the strategies this replica owns.
@@ -68,6 +123,40 @@ pub struct PoolStatus {
         (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody)))]
 pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
     let index = state.index.snapshot();
+    let by_status: Option<BTreeMap<String, i64>> = sqlx::query_as::<_, (String, i64)>(
+        "SELECT status, count(*) FROM strategies GROUP BY status",
+    )
+    .fetch_all(&state.db)
+    .await
+    .inspect_err(|error| tracing::warn!(%error, "strategy counts unavailable"))
+    .ok()
+    .map(|rows| rows.into_iter().collect());
+    let now = DateTime::from_timestamp_millis(state.market.prefetcher.clock().now_ms())
+        .unwrap_or_else(Utc::now);
+    let buckets = index
+        .by_frequency
+        .iter()
+        .map(|(frequency, strategies)| BucketStatus {
+            frequency: frequency.to_string(),
+            strategies: strategies.len(),
+            next_run_at: frequency.next_after(now),
+            last_run: state.batches.last_run(&frequency.to_string()),
+        })
+        .collect();
+    let market = &state.metrics.market;
+    let l1_hits = sum(
+        &market.cache_requests,
+        &[("layer", "l1"), ("result", "hit")],
+    );
+    let l1_misses = sum(
+        &market.cache_requests,
+        &[("layer", "l1"), ("result", "miss")],
+    );
+    let l2_hits = sum(
+        &market.cache_requests,
+        &[("layer", "l2"), ("result", "hit")],
+    );
+    let lookups = l1_hits + l1_misses;
     Json(StatusBody {
         service: env!("CARGO_PKG_NAME"),
         version: env!("CARGO_PKG_VERSION"),
@@ -91,11 +180,22 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
             errors: index.errors.len(),
             generation: index.generation,
             loaded_at: index.loaded_at,
-            buckets: index
-                .by_frequency
-                .iter()
-                .map(|(frequency, strategies)| (frequency.to_string(), strategies.len()))
-                .collect(),
+            by_status,
+        },
+        buckets,
+        cache: CacheStatus {
+            lookups,
+            l1_hits,
+            l2_hits,
+            hit_rate: (lookups > 0).then(|| (l1_hits + l2_hits) as f64 / lookups as f64),
+        },
+        sources: state.market.prefetcher.sources().health(),
+        websocket: WebsocketStatus {
+            enabled: state.config.enable_websockets,
+            connections: market.ws_connected.get(),
+            streams: market.ws_streams.get(),
+            lag_seconds: market.ws_lag.get(),
+            reconnects: sum(&market.ws_reconnects, &[]),
         },
         live_reload: LiveReloadStatus {
             via: if state.config.redis_url.is_some() {
@@ -106,4 +206,22 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
             following: state.live_reload.is_following(),
         },
     })
+}
+
+/// The sum of a counter's series whose labels include every pair of `labels`.
+fn sum(counter: &IntCounterVec, labels: &[(&str, &str)]) -> u64 {
+    counter
+        .collect()
+        .iter()
+        .flat_map(|family| family.get_metric())
+        .filter(|metric| {
+            labels.iter().all(|(name, value)| {
+                metric
+                    .get_label()
+                    .iter()
+                    .any(|pair| pair.name() == *name && pair.value() == *value)
+            })
+        })
+        .map(|metric| metric.get_counter().value() as u64)
+        .sum()
 }

@@ -10,13 +10,14 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::frequency_label;
+use super::last_run::{LastRun, LastRuns};
 use super::ledger::{self, LedgerEntry};
 use super::simulation::describe_conditions;
 use super::state_store::{self, StateUpdate};
 use crate::engine::{BatchContext, Tri};
 use crate::market::{CandleClosed, DataNeeds, Interval, MarketData, SeriesKey};
 use crate::metrics::Metrics;
-use crate::strategy::{CompiledStrategy, Frequency, StrategyIndex, TriggerMode};
+use crate::strategy::{CompiledStrategy, Frequency, IndexSnapshot, StrategyIndex, TriggerMode};
 use crate::trigger::{
     AlertFacts, ConditionFacts, Decision, TriggerContext, TriggerHandler, TriggerRequest, decide,
 };
@@ -67,6 +68,9 @@ pub struct BatchRunner {
     running: Mutex<HashSet<Frequency>>,
     unknown_streak: i32,
     triggers: TriggerHandler,
+    last_runs: LastRuns,
+    /// The frequency labels whose batch gauges are exported now.
+    exported: Mutex<BTreeSet<String>>,
 }
 
 /// What one batch evaluates.
@@ -114,7 +118,47 @@ impl BatchRunner {
             metrics,
             running: Mutex::new(HashSet::new()),
             unknown_streak: DEFAULT_UNKNOWN_STREAK,
+            last_runs: LastRuns::default(),
+            exported: Mutex::new(BTreeSet::new()),
         }
+    }
+
+    /// Exports each bucket's period and drops the gauges of buckets that are gone
+    /// (so "no batch for 3 intervals" never fires for a frequency nobody uses).
+    pub fn follow_buckets(&self, index: &IndexSnapshot) {
+        let metrics = &self.metrics.scheduler;
+        let mut present = BTreeSet::new();
+        for frequency in index.by_frequency.keys() {
+            if *frequency == Frequency::CandleClose {
+                continue;
+            }
+            let label = frequency_label(frequency);
+            if let Some(period) = frequency.period_seconds() {
+                metrics
+                    .batch_interval
+                    .with_label_values(&[&label])
+                    .set(i64::from(period));
+            }
+            present.insert(label);
+        }
+        let mut exported = self.exported.lock().expect("exported lock");
+        // A new bucket counts from now: one that never runs is then noticed too.
+        for new in present.difference(&exported) {
+            metrics
+                .last_batch
+                .with_label_values(&[new])
+                .set(Utc::now().timestamp() as f64);
+        }
+        for gone in exported.difference(&present) {
+            let _ = metrics.batch_interval.remove_label_values(&[gone]);
+            let _ = metrics.last_batch.remove_label_values(&[gone]);
+        }
+        *exported = present;
+    }
+
+    /// The last run of the batch `name` (`1m`, a cron expression, `candle_close`).
+    pub fn last_run(&self, name: &str) -> Option<LastRun> {
+        self.last_runs.get(name)
     }
 
     /// The trigger handler (for resuming pending deliveries).
@@ -315,10 +359,20 @@ impl BatchRunner {
                     ));
                 }
             }
+            if streak == 1 {
+                // The first unknown of a run of them; the rest are counted, not logged.
+                tracing::warn!(
+                    component = "evaluation",
+                    strategy_id = %strategy.id,
+                    frequency = %name,
+                    "strategy evaluated unknown: market data it needs is unavailable"
+                );
+            }
             if streak >= self.unknown_streak {
                 lacking_data += 1;
                 if streak == self.unknown_streak {
                     tracing::warn!(
+                        component = "evaluation",
                         strategy_id = %strategy.id,
                         frequency = %name,
                         streak,
@@ -342,6 +396,12 @@ impl BatchRunner {
                 candle_open_time: closed_bar.and_then(DateTime::from_timestamp_millis),
             });
         }
+        let metrics = &self.metrics.scheduler;
+        let late = (Utc::now() - due).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
+        metrics
+            .evaluation_latency
+            .with_label_values(&[&label])
+            .observe(late.max(0.0));
         // Claims first: a crash after them re-evaluates (the claims stop duplicates); a
         // crash after saving the state first would lose a close's alert. The alerts go
         // out in the background as they are claimed.
@@ -371,7 +431,6 @@ impl BatchRunner {
             lacking_data,
             fired,
         };
-        let metrics = &self.metrics.scheduler;
         metrics
             .batch_duration
             .with_label_values(&[&label])
@@ -386,6 +445,24 @@ impl BatchRunner {
             "partial"
         };
         metrics.batches.with_label_values(&[&label, status]).inc();
+        metrics
+            .last_batch
+            .with_label_values(&[&label])
+            .set(Utc::now().timestamp() as f64);
+        self.last_runs.record(
+            &name,
+            LastRun {
+                started_at,
+                due,
+                duration_ms: report.duration_ms,
+                evaluated: report.evaluated,
+                triggered,
+                errors,
+                data_failures: report.data_failures,
+                cache_hit_rate: prefetched.report.hit_rate(),
+                status,
+            },
+        );
         ledger::record(
             &self.db,
             &LedgerEntry {
@@ -407,6 +484,7 @@ impl BatchRunner {
         )
         .await?;
         tracing::info!(
+            component = "scheduler",
             frequency = %name,
             evaluated = report.evaluated,
             triggered = report.triggered,

@@ -8,12 +8,14 @@
 //! the index, so buckets appear and disappear with reloads.
 
 mod batch;
+mod last_run;
 mod ledger;
 mod simulation;
 mod state_store;
 mod ticker;
 
 pub use batch::{BatchError, BatchReport, BatchRunner};
+pub use last_run::LastRun;
 pub use simulation::{SimulatedCondition, Simulation, simulate};
 pub use ticker::{next_run, run_candle_closes, run_scheduler};
 

@@ -43,6 +43,7 @@ pub async fn run_scheduler(
     let mut generations = index.subscribe();
     loop {
         let snapshot = index.snapshot();
+        runner.follow_buckets(&snapshot);
         let now = Utc::now();
         let next = next_run(&snapshot, now);
         let wait = next.as_ref().map_or(Duration::from_secs(3600), |(at, _)| {

@@ -22,6 +22,7 @@ use super::index::{StrategyError, StrategyIndex};
 use super::store::{self, Shard, StatusChange};
 use super::{CompiledStrategy, ResolvedStrategy};
 use crate::conditions::SymbolInterner;
+use crate::metrics::StrategyMetrics;
 
 /// What a reload did.
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
@@ -54,6 +55,7 @@ pub struct StrategyLoader {
     index: Arc<StrategyIndex>,
     /// Serialises reloads; also keeps the symbol interner shared across them.
     reloading: Mutex<SymbolInterner>,
+    metrics: Option<StrategyMetrics>,
 }
 
 impl std::fmt::Debug for StrategyLoader {
@@ -77,7 +79,34 @@ impl StrategyLoader {
             shard,
             index,
             reloading: Mutex::new(SymbolInterner::default()),
+            metrics: None,
         }
+    }
+
+    /// Counts and times reloads, and exports the index's size, in `metrics`.
+    pub fn with_metrics(mut self, metrics: StrategyMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn observe(&self, kind: &str, started: Instant, result: &Result<ReloadReport, sqlx::Error>) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics.reloads.with_label_values(&[kind, outcome]).inc();
+        metrics
+            .reload_duration
+            .with_label_values(&[kind])
+            .observe(started.elapsed().as_secs_f64());
+        let index = self.index.snapshot();
+        let loaded = i64::try_from(index.strategies.len()).unwrap_or(i64::MAX);
+        let errors = i64::try_from(index.errors.len()).unwrap_or(i64::MAX);
+        metrics
+            .strategies
+            .with_label_values(&["loaded"])
+            .set(loaded);
+        metrics.strategies.with_label_values(&["error"]).set(errors);
     }
 
     pub fn index(&self) -> &Arc<StrategyIndex> {
@@ -88,6 +117,12 @@ impl StrategyLoader {
     #[tracing::instrument(skip_all, fields(component = "strategy"))]
     pub async fn reload_all(&self) -> Result<ReloadReport, sqlx::Error> {
         let started = Instant::now();
+        let result = self.reload_everything(started).await;
+        self.observe("full", started, &result);
+        result
+    }
+
+    async fn reload_everything(&self, started: Instant) -> Result<ReloadReport, sqlx::Error> {
         let mut interner = self.reloading.lock().await;
         store::expire(&self.db, self.shard).await?;
         let current = self.index.snapshot();
@@ -150,6 +185,16 @@ impl StrategyLoader {
     #[tracing::instrument(skip_all, fields(component = "strategy", count = ids.len()))]
     pub async fn reload_ids(&self, ids: &[Uuid]) -> Result<ReloadReport, sqlx::Error> {
         let started = Instant::now();
+        let result = self.reload_only(ids, started).await;
+        self.observe("ids", started, &result);
+        result
+    }
+
+    async fn reload_only(
+        &self,
+        ids: &[Uuid],
+        started: Instant,
+    ) -> Result<ReloadReport, sqlx::Error> {
         let mut interner = self.reloading.lock().await;
         let fetched = store::fetch(&self.db, ids).await?;
         let now = chrono::Utc::now();

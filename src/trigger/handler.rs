@@ -219,8 +219,10 @@ impl TriggerHandler {
         p: Prepared,
         outcomes: tokio::sync::mpsc::Sender<(i64, Vec<Delivery>)>,
     ) {
-        tracing::info!(strategy_id = %p.request.strategy.id, dedup_key = %p.request.dedup_key,
-            "trigger claimed; delivering");
+        let strategy = &p.request.strategy;
+        tracing::info!(component = "trigger", strategy_id = %strategy.id,
+            frequency = %strategy.frequency, dedup_key = %p.request.dedup_key,
+            channels = p.channels.len(), "trigger claimed; delivering");
         let deliveries = self.deliver(&p).await;
         let _ = outcomes.send((log_id, deliveries)).await;
     }
@@ -239,22 +241,31 @@ impl TriggerHandler {
         )
         .await;
         for delivery in &deliveries {
-            let status = match delivery.status {
-                DeliveryStatus::Delivered => "delivered",
-                DeliveryStatus::Failed => "failed",
-                DeliveryStatus::Pending => "pending",
-            };
-            self.metrics
-                .scheduler
-                .deliveries
-                .with_label_values(&[&delivery.channel, status])
-                .inc();
-            if delivery.status == DeliveryStatus::Failed {
-                tracing::warn!(strategy_id = %strategy.id, channel = %delivery.channel,
-                    attempts = delivery.attempts, error = ?delivery.error, "delivery failed");
-            }
+            self.account(strategy.id, &strategy.frequency.to_string(), delivery);
         }
         deliveries
+    }
+
+    /// Counts a delivery's outcome and logs it, findable by strategy.
+    fn account(&self, strategy_id: Uuid, frequency: &str, delivery: &Delivery) {
+        let status = match delivery.status {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Pending => "pending",
+        };
+        self.metrics
+            .scheduler
+            .deliveries
+            .with_label_values(&[&delivery.channel, status])
+            .inc();
+        if delivery.status == DeliveryStatus::Delivered {
+            tracing::info!(component = "delivery", strategy_id = %strategy_id, frequency,
+                channel = %delivery.channel, attempts = delivery.attempts, "alert delivered");
+        } else {
+            tracing::warn!(component = "delivery", strategy_id = %strategy_id, frequency,
+                channel = %delivery.channel, attempts = delivery.attempts,
+                error = delivery.error.as_deref().unwrap_or(""), "delivery failed");
+        }
     }
 
     /// Delivers what a crash left `pending`: trigger logs older than `grace` (longer
@@ -289,10 +300,13 @@ impl TriggerHandler {
                 return Ok(resumed);
             };
             let mut deliveries = deliveries.0;
-            let channels = index
-                .get(strategy_id)
+            let loaded = index.get(strategy_id);
+            let channels = loaded
+                .as_ref()
                 .map(|s| parse_channels(&s.channels).unwrap_or_default())
                 .unwrap_or_default();
+            let frequency =
+                loaded.map_or_else(|| "unknown".to_owned(), |s| s.frequency.to_string());
             let text = message.unwrap_or_default();
             let event = trigger_event(&snapshot.0, &dedup_key, &text);
             let alert = OutgoingAlert {
@@ -316,6 +330,7 @@ impl TriggerHandler {
                         error: Some("the channel no longer exists on an active strategy".into()),
                     },
                 };
+                self.account(strategy_id, &frequency, delivery);
             }
             sqlx::query("UPDATE strategy_trigger_logs SET deliveries = $2 WHERE id = $1")
                 .bind(id)
@@ -323,7 +338,8 @@ impl TriggerHandler {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            tracing::info!(strategy_id = %strategy_id, dedup_key, "resumed pending deliveries");
+            tracing::info!(component = "trigger", strategy_id = %strategy_id, frequency,
+                dedup_key, "resumed pending deliveries");
         }
     }
 

@@ -328,6 +328,32 @@ async fn a_service_killed_mid_cooldown_and_restarted_sends_no_duplicate() {
         "{logs:?}"
     );
     assert_eq!(slack.received("/slack").len(), 2, "no duplicate");
+    // One filter on strategy_id follows the strategy through its triggers and
+    // deliveries, each line naming its frequency and component.
+    let followed: Vec<serde_json::Value> = service_log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["strategy_id"] == json!(id))
+        .collect();
+    let lines_saying = |message: &str, component: &str| {
+        followed
+            .iter()
+            .filter(|l| l["message"] == message)
+            .inspect(|l| {
+                assert_eq!(
+                    (l["frequency"].as_str(), l["component"].as_str()),
+                    (Some("10s"), Some(component)),
+                    "{l}"
+                );
+            })
+            .count()
+    };
+    assert_eq!(
+        lines_saying("trigger claimed; delivering", "trigger"),
+        2,
+        "{output}"
+    );
+    assert_eq!(lines_saying("alert delivered", "delivery"), 2, "{output}");
     pool.close().await;
     database.drop_now().await;
     let _ = std::fs::remove_file(&log);

@@ -18,6 +18,7 @@ mod reload;
 mod schema;
 mod simulate;
 mod smtp_server;
+mod status_route;
 mod strategy_route;
 mod support;
 mod triggers;

@@ -23,6 +23,14 @@ impl HostGate {
         }
     }
 
+    /// Milliseconds left of the pause (0 when none).
+    pub fn remaining_ms(&self) -> u64 {
+        let paused = self.paused_until.lock().expect("gate lock");
+        paused.map_or(0, |until| {
+            until.saturating_duration_since(Instant::now()).as_millis() as u64
+        })
+    }
+
     /// `Err(Paused)` while paused.
     pub fn check(&self) -> Result<(), UpstreamError> {
         let paused = self.paused_until.lock().expect("gate lock");

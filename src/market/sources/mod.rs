@@ -8,6 +8,7 @@ pub mod binance_ws;
 pub mod coingecko;
 mod error;
 pub mod host_gate;
+mod source_health;
 pub mod uniswap;
 pub mod upstream;
 
@@ -17,6 +18,7 @@ use std::sync::Arc;
 pub use binance_rest::{BinanceRest, Kline};
 pub use coingecko::CoinGecko;
 pub use error::UpstreamError;
+pub use source_health::{SourceHealth, SourceHealthRecord};
 pub use uniswap::Uniswap;
 pub use upstream::{Upstream, UpstreamSettings};
 
@@ -85,6 +87,16 @@ impl Sources {
                 .collect(),
             metrics,
         }
+    }
+
+    /// Each configured source's health, by name.
+    pub fn health(&self) -> std::collections::BTreeMap<&'static str, SourceHealthRecord> {
+        let mut upstreams = vec![self.binance.upstream(), self.coingecko.upstream()];
+        upstreams.extend(self.uniswap.as_ref().map(Uniswap::upstream));
+        upstreams
+            .into_iter()
+            .map(|u| (u.source(), u.health()))
+            .collect()
     }
 
     /// The spot price of each symbol of `source`, stamped `at_ms`. Binance symbols

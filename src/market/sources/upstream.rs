@@ -12,6 +12,7 @@ use reqwest::{Method, StatusCode};
 use super::UpstreamError;
 use super::error::truncate;
 use super::host_gate::{HostGate, WeightBudget};
+use super::source_health::{SourceHealth, SourceHealthRecord};
 use crate::metrics::MarketMetrics;
 
 /// Largest body accepted from a market-data source.
@@ -86,6 +87,7 @@ pub struct Upstream {
     base_url: String,
     http: reqwest::Client,
     gate: HostGate,
+    health: SourceHealth,
     weight: Option<WeightBudget>,
     settings: UpstreamSettings,
     metrics: Arc<MarketMetrics>,
@@ -113,6 +115,7 @@ impl Upstream {
             base_url: base_url.trim_end_matches('/').to_owned(),
             http,
             gate: HostGate::default(),
+            health: SourceHealth::default(),
             weight,
             settings,
             metrics,
@@ -140,6 +143,11 @@ impl Upstream {
         &self.gate
     }
 
+    /// How the source has been answering.
+    pub fn health(&self) -> SourceHealthRecord {
+        self.health.snapshot(self.gate.remaining_ms())
+    }
+
     /// Sends `request`, retrying transient failures, and returns the success body.
     pub async fn send(&self, request: &UpstreamRequest) -> Result<Bytes, UpstreamError> {
         let backoff = ExponentialBuilder::default()
@@ -151,14 +159,16 @@ impl Upstream {
             .retry(backoff)
             .when(UpstreamError::is_transient)
             .await;
-        if let Err(error) = &result {
-            self.record_error(request.endpoint, error);
+        match &result {
+            Ok(_) => self.health.succeeded(),
+            Err(error) => self.record_error(request.endpoint, error),
         }
         result
     }
 
     /// Counts a failure found after the call (e.g. a body that does not parse).
     pub fn record_error(&self, endpoint: &'static str, error: &UpstreamError) {
+        self.health.failed(error);
         self.metrics
             .upstream_errors
             .with_label_values(&[self.source, endpoint, error.kind()])
