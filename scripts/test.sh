@@ -3,7 +3,8 @@
 # email tests start (installing them with apt-get when missing and running as root),
 # runs the whole test suite against them, and tears everything down, even on failure.
 #
-#   scripts/test.sh                 format check, clippy, every test
+#   scripts/test.sh                 format check, clippy, every test, the alerting
+#                                   rules' tests and a schemathesis run of the API
 #   scripts/test.sh -- <filter>     extra arguments go to `cargo test`
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,11 @@ if ! /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then
 fi
 export TEST_SMTP_PYTHON=/usr/bin/python3
 
+# The metrics tests check a scrape with promtool, from Debian's prometheus package.
+if ! command -v promtool >/dev/null 2>&1; then
+  apt_install prometheus
+fi
+
 if [ "${1:-}" = "--" ]; then shift; fi
 
 if [ $# -eq 0 ]; then
@@ -34,3 +40,11 @@ if [ $# -eq 0 ]; then
 fi
 echo "==> cargo test"
 cargo test --workspace --locked -- "$@"
+
+if [ $# -eq 0 ]; then
+  echo "==> promtool: the alerting rules and their unit tests"
+  promtool check rules deploy/prometheus/monitoring-service.rules.yml
+  promtool test rules deploy/prometheus/monitoring-service.rules.test.yml
+  echo "==> schemathesis against /internal/openapi.json"
+  SERVICES_PG_BINDIR=$SERVICES_PG_BINDIR scripts/api_fuzz.sh
+fi

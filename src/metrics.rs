@@ -462,3 +462,54 @@ impl Default for Metrics {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// Every `monitoring_*` name in `text`, without histogram suffixes.
+    fn referenced(text: &str) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("monitoring_") {
+            let tail = &rest[at..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            let name = &tail[..end];
+            let name = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(name);
+            names.insert(name.to_owned());
+            rest = &tail[end..];
+        }
+        names
+    }
+
+    #[test]
+    fn the_dashboard_and_the_alert_rules_use_only_metrics_the_service_exports() {
+        let exported: BTreeSet<String> = referenced(include_str!("metrics.rs"))
+            .into_iter()
+            .filter(|name| name.ends_with(|c: char| c.is_ascii_lowercase()))
+            .collect();
+        let dashboard = include_str!("../deploy/grafana/monitoring-service.json");
+        let rules = include_str!("../deploy/prometheus/monitoring-service.rules.yml");
+        for (file, text) in [("dashboard", dashboard), ("rules", rules)] {
+            let used = referenced(text);
+            assert!(used.len() >= 6, "{file} uses {used:?}");
+            let unknown: Vec<_> = used.difference(&exported).collect();
+            assert!(
+                unknown.is_empty(),
+                "{file} uses unknown metrics {unknown:?}"
+            );
+        }
+        // The dashboard shows every metric the service exports but build info.
+        let shown = referenced(dashboard);
+        let missing: Vec<_> = exported
+            .iter()
+            .filter(|name| !shown.contains(*name) && *name != "monitoring_service")
+            .collect();
+        assert!(missing.is_empty(), "not on the dashboard: {missing:?}");
+    }
+}

@@ -13,7 +13,7 @@ use crate::strategy::Frequency;
 /// Runs the batch of `frequency` (`1m`, `5m`, … or a URL-encoded cron expression).
 #[utoipa::path(post, path = "/run/{frequency}", tag = "internal",
     security(("api_key" = [])),
-    params(("frequency" = String, Path, description = "10s, 30s, 1m, 5m, 15m, 30m, 1h, 4h, 1d or a 6-field cron expression")),
+    params(("frequency" = String, Path, description = "10s, 30s, 1m, 5m, 15m, 30m, 1h, 4h, 1d or a 6-field cron expression", example = "1m")),
     responses(
         (status = 200, description = "The batch ran", body = BatchReport),
         (status = 400, description = "Unknown frequency, or candle_close (which follows candle closes)", body = crate::http::error::ErrorBody),

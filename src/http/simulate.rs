@@ -15,7 +15,7 @@ use crate::strategy::{CompiledStrategy, store};
 /// Evaluates the strategy now, without side effects.
 #[utoipa::path(post, path = "/simulate/{strategy_id}", tag = "internal",
     security(("api_key" = [])),
-    params(("strategy_id" = Uuid, Path, description = "The strategy's id")),
+    params(("strategy_id" = Uuid, Path, description = "The strategy's id", example = "00000000-0000-4000-8000-000000000001")),
     responses(
         (status = 200, description = "The snapshot: each condition's result and observed values, the tree's result, whether it would trigger and what would suppress it", body = Simulation),
         (status = 400, description = "Malformed id", body = crate::http::error::ErrorBody),

@@ -105,7 +105,7 @@ fn channel_kinds(channels: &Value) -> Vec<String> {
 /// One strategy: definition, loaded version, status and runtime state.
 #[utoipa::path(get, path = "/strategies/{strategy_id}", tag = "internal",
     security(("api_key" = [])),
-    params(("strategy_id" = Uuid, Path, description = "The strategy's id")),
+    params(("strategy_id" = Uuid, Path, description = "The strategy's id", example = "00000000-0000-4000-8000-000000000001")),
     responses(
         (status = 200, description = "The strategy", body = StrategyView),
         (status = 400, description = "Malformed id", body = crate::http::error::ErrorBody),

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Schema-driven fuzzing of the HTTP API: schemathesis (PyPI, pinned, in a venv under
+# target/) generates requests from /internal/openapi.json — valid and invalid bodies,
+# ids, frequencies — against the real service on a scratch database, and fails on any
+# 5xx, any status or content type the document does not list, and any response that
+# does not match its schema.
+#
+# Needs the services of scripts/services.sh running (scripts/test.sh calls this with
+# them) and the debug binary built. Bounded: FUZZ_MAX_EXAMPLES per operation (25).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${SERVICES_POSTGRES_ADMIN_URL:?start the services first (scripts/test.sh does)}"
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
+psql="${SERVICES_PG_BINDIR:-$(pg_bindir)}/psql"
+
+SCHEMATHESIS_VERSION=4.32.5
+venv=target/schemathesis-venv
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  if ! /usr/bin/python3 -m venv --help >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import ensurepip' 2>/dev/null; then
+    apt_install python3-venv
+  fi
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+database=api_fuzz
+"$psql" "$SERVICES_POSTGRES_ADMIN_URL" -q -v ON_ERROR_STOP=1 \
+  -c "DROP DATABASE IF EXISTS $database" -c "CREATE DATABASE $database"
+url="${SERVICES_POSTGRES_ADMIN_URL%/*}/$database"
+port=$(free_port 59500)
+key=fuzz-key-0123456789abcdef
+out=target/api-fuzz
+mkdir -p "$out"
+log=$out/service.log
+
+export POSTGRES_URL=$url REDIS_URL=${SERVICES_REDIS_URL:-} MONITORING_API_KEY=$key
+export MONITORING_HOST=127.0.0.1 MONITORING_PORT=$port LOG_FORMAT=json RUST_LOG=warn
+# Market data goes nowhere: simulate records unknowns, never waits on the internet.
+export ENABLE_WEBSOCKETS=false ENABLE_SCHEDULER=false UPSTREAM_MAX_RETRIES=0
+export BINANCE_BASE_URL=http://127.0.0.1:9 BINANCE_WS_URL=ws://127.0.0.1:9
+export COINGECKO_BASE_URL=http://127.0.0.1:9
+# The fuzzer sends thousands of requests; the rate limit is tested elsewhere.
+export INTERNAL_RATE_LIMIT_PER_MINUTE=0
+
+target/debug/monitoring-service migrate
+"$psql" "$url" -q -v ON_ERROR_STOP=1 -f scripts/seed.sql
+target/debug/monitoring-service serve 2>"$log" &
+service_pid=$!
+trap 'kill "$service_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS -H "X-MONITORING-KEY: $key" "http://127.0.0.1:$port/internal/openapi.json" \
+  -o "$out/openapi.json"
+
+status=0
+"$venv/bin/schemathesis" run "$out/openapi.json" \
+  --url "http://127.0.0.1:$port" \
+  --header "X-MONITORING-KEY: $key" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,negative_data_rejection \
+  --max-examples "${FUZZ_MAX_EXAMPLES:-25}" \
+  --seed 20261123 \
+  --generation-database none \
+  --workers 2 \
+  --no-color || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "==> service log (last 50 lines)" >&2
+  tail -n 50 "$log" >&2
+  echo "==> any panic?" >&2
+  grep -c '"panicked' "$log" >&2 || true
+fi
+exit "$status"
