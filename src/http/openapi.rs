@@ -49,7 +49,8 @@ static DOCUMENT: LazyLock<OpenApiDocument> = LazyLock::new(super::openapi_docume
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"),
-        (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody)))]
+        (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
+        (status = 429, description = "Over this API key's rate limit; `Retry-After` says when to retry", body = crate::http::error::ErrorBody)))]
 pub async fn openapi_json() -> Json<OpenApiDocument> {
     Json(DOCUMENT.clone())
 }

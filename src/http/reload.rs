@@ -33,6 +33,7 @@ pub struct ReloadRequest {
         (status = 200, description = "Reloaded; `errors` lists strategies that failed validation", body = ReloadReport),
         (status = 400, description = "Malformed body, wrong types or too many ids", body = crate::http::error::ErrorBody),
         (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
+        (status = 429, description = "Over this API key's rate limit; `Retry-After` says when to retry", body = crate::http::error::ErrorBody),
         (status = 413, description = "Body over the configured limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn reload_strategies(

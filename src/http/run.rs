@@ -18,6 +18,7 @@ use crate::strategy::Frequency;
         (status = 200, description = "The batch ran", body = BatchReport),
         (status = 400, description = "Unknown frequency, or candle_close (which follows candle closes)", body = crate::http::error::ErrorBody),
         (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
+        (status = 429, description = "Over this API key's rate limit; `Retry-After` says when to retry", body = crate::http::error::ErrorBody),
         (status = 409, description = "That batch is running now", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn run_batch(

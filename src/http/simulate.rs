@@ -20,6 +20,7 @@ use crate::strategy::{CompiledStrategy, store};
         (status = 200, description = "The snapshot: each condition's result and observed values, the tree's result, whether it would trigger and what would suppress it", body = Simulation),
         (status = 400, description = "Malformed id", body = crate::http::error::ErrorBody),
         (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
+        (status = 429, description = "Over this API key's rate limit; `Retry-After` says when to retry", body = crate::http::error::ErrorBody),
         (status = 404, description = "No such strategy", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn simulate_strategy(

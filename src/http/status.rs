@@ -120,7 +120,8 @@ pub struct PoolStatus {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Service status", body = StatusBody),
-        (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody)))]
+        (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
+        (status = 429, description = "Over this API key's rate limit; `Retry-After` says when to retry", body = crate::http::error::ErrorBody)))]
 pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
     let index = state.index.snapshot();
     let by_status: Option<BTreeMap<String, i64>> = sqlx::query_as::<_, (String, i64)>(

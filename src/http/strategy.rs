@@ -110,6 +110,7 @@ fn channel_kinds(channels: &Value) -> Vec<String> {
         (status = 200, description = "The strategy", body = StrategyView),
         (status = 400, description = "Malformed id", body = crate::http::error::ErrorBody),
         (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
+        (status = 429, description = "Over this API key's rate limit; `Retry-After` says when to retry", body = crate::http::error::ErrorBody),
         (status = 404, description = "No such strategy", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn get_strategy(
