@@ -41,6 +41,10 @@ unsafe impl GlobalAlloc for Counting {
 mod scratch_database;
 use scratch_database::ScratchDatabase;
 
+#[path = "strategy_seed.rs"]
+mod strategy_seed;
+use strategy_seed::seed_strategies;
+
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
@@ -55,34 +59,6 @@ const COPY_STRATEGIES: &str =
 const COPY_CONDITIONS: &str =
     "COPY (SELECT id, strategy_id, kind, params::text FROM strategy_conditions
     ORDER BY strategy_id, id) TO STDOUT";
-
-const SEED: &str = r#"
-INSERT INTO strategies (id, user_id, name, logic_tree, frequency, trigger_mode, cooldown_seconds, channels)
-SELECT md5('s' || i)::uuid, md5('u' || (i % 5000))::uuid, 'strategy ' || i,
-       jsonb_build_object('and', jsonb_build_array(
-           jsonb_build_object('condition', md5('c0-' || i)::uuid),
-           jsonb_build_object('or', jsonb_build_array(
-               jsonb_build_object('condition', md5('c1-' || i)::uuid),
-               jsonb_build_object('condition', md5('c2-' || i)::uuid))))),
-       '1m', 'every_time', 300, '[{"type": "telegram", "chat_id": "123456"}]'
-FROM generate_series(1, $1) AS i;
-
-INSERT INTO strategy_conditions (id, strategy_id, kind, params)
-SELECT md5('c' || k || '-' || i)::uuid, md5('s' || i)::uuid,
-       CASE WHEN k = 0 THEN 'price_alert' ELSE 'technical_indicator' END,
-       CASE k
-         WHEN 0 THEN jsonb_build_object('source', 'binance', 'symbol', 'SYM' || (i % 50) || 'USDT',
-                                        'operator', 'above', 'value', 100 + i % 7)
-         WHEN 1 THEN jsonb_build_object('source', 'binance', 'symbol', 'SYM' || (i % 50) || 'USDT',
-                                        'interval', '1h', 'indicator', 'rsi', 'period', 14,
-                                        'operator', 'below', 'value', 30)
-         ELSE jsonb_build_object('source', 'binance', 'symbol', 'SYM' || (i % 50) || 'USDT',
-                                 'interval', '4h', 'indicator', 'ema', 'period', 20,
-                                 'operator', 'crosses_above',
-                                 'compare_to', jsonb_build_object('indicator', 'ema', 'period', 50))
-       END
-FROM generate_series(1, $1) AS i, generate_series(0, 2) AS k;
-"#;
 
 async fn copy_out(conn: &mut PgConnection, sql: &'static str) -> usize {
     let mut stream = conn.copy_out_raw(sql).await.expect("COPY runs");
@@ -114,14 +90,7 @@ async fn main() {
     let database = ScratchDatabase::create(&server, "bench_loader", 4).await;
     let (pool, url) = (database.pool.clone(), database.url.clone());
     let started = Instant::now();
-    for statement in SEED.split(";\n").filter(|s| !s.trim().is_empty()) {
-        sqlx::query(statement)
-            .bind(STRATEGIES)
-            .execute(&pool)
-            .await
-            .unwrap();
-    }
-    sqlx::query("VACUUM ANALYZE").execute(&pool).await.unwrap();
+    seed_strategies(&pool, STRATEGIES).await;
     println!(
         "seeded {STRATEGIES} strategies x 3 conditions in {:.0} ms",
         ms(started.elapsed())

@@ -47,6 +47,14 @@ pub struct ReloadError {
     pub error: String,
 }
 
+/// The next index as a reload builds it: the strategies and errors kept from the
+/// current one, and for a partial reload the ids that may differ from it.
+struct NextIndex {
+    strategies: HashMap<Uuid, Arc<CompiledStrategy>>,
+    errors: HashMap<Uuid, StrategyError>,
+    changed: Option<HashSet<Uuid>>,
+}
+
 /// Builds and refreshes the [`StrategyIndex`].
 pub struct StrategyLoader {
     db: PgPool,
@@ -158,7 +166,12 @@ impl StrategyLoader {
             cache_hits,
             ..ReloadReport::default()
         };
-        self.publish(&resolved, &mut interner, strategies, errors, base, started)
+        let next = NextIndex {
+            strategies,
+            errors,
+            changed: None,
+        };
+        self.publish(&resolved, &mut interner, next, base, started)
             .await
     }
 
@@ -169,15 +182,13 @@ impl StrategyLoader {
     ) -> Result<ReloadReport, sqlx::Error> {
         let resolved = store::fetch_loadable(&self.db, self.shard).await?;
         let strategies = HashMap::with_capacity(resolved.len());
-        self.publish(
-            &resolved,
-            interner,
+        let next = NextIndex {
             strategies,
-            HashMap::new(),
-            ReloadReport::default(),
-            started,
-        )
-        .await
+            errors: HashMap::new(),
+            changed: None,
+        };
+        self.publish(&resolved, interner, next, ReloadReport::default(), started)
+            .await
     }
 
     /// Reloads only `ids`: a changed one is recompiled, a deleted, paused, expired or
@@ -219,8 +230,18 @@ impl StrategyLoader {
             removed,
             ..ReloadReport::default()
         };
-        self.publish(&loadable, &mut interner, strategies, errors, base, started)
-            .await
+        let next = NextIndex {
+            strategies,
+            errors,
+            changed: Some(ids.iter().copied().collect()),
+        };
+        let report = self
+            .publish(&loadable, &mut interner, next, base, started)
+            .await;
+        // Dropping the replaced version releases every strategy it held (a cache
+        // miss each): done off this request's path.
+        tokio::task::spawn_blocking(move || drop(current));
+        report
     }
 
     /// Compiles `resolved` into `strategies` / `errors`, records status changes,
@@ -229,15 +250,22 @@ impl StrategyLoader {
         &self,
         resolved: &[ResolvedStrategy],
         interner: &mut SymbolInterner,
-        mut strategies: HashMap<Uuid, Arc<CompiledStrategy>>,
-        mut errors: HashMap<Uuid, StrategyError>,
+        next: NextIndex,
         report: ReloadReport,
         started: Instant,
     ) -> Result<ReloadReport, sqlx::Error> {
+        let NextIndex {
+            mut strategies,
+            mut errors,
+            changed,
+        } = next;
         let compiled = self
             .compile_and_record(resolved, interner, &mut strategies, &mut errors)
             .await?;
-        let published = self.index.publish(strategies, errors);
+        let published = match &changed {
+            Some(changed) => self.index.publish_changes(strategies, errors, changed),
+            None => self.index.publish(strategies, errors),
+        };
         let report = ReloadReport {
             loaded: published.strategies.len(),
             reloaded: compiled.reloaded,
