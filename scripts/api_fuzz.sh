@@ -57,7 +57,8 @@ curl -fsS -H "X-MONITORING-KEY: $key" "http://127.0.0.1:$port/internal/openapi.j
   -o "$out/openapi.json"
 
 status=0
-"$venv/bin/schemathesis" run "$out/openapi.json" \
+# Run from $out so schemathesis' own cache (.schemathesis/) stays under target/.
+(cd "$out" && "$OLDPWD/$venv/bin/schemathesis" run openapi.json \
   --url "http://127.0.0.1:$port" \
   --header "X-MONITORING-KEY: $key" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,negative_data_rejection \
@@ -65,7 +66,7 @@ status=0
   --seed 20261123 \
   --generation-database none \
   --workers 2 \
-  --no-color || status=$?
+  --no-color) || status=$?
 if [ "$status" -ne 0 ]; then
   echo "==> service log (last 50 lines)" >&2
   tail -n 50 "$log" >&2
