@@ -46,13 +46,7 @@ export INTERNAL_RATE_LIMIT_PER_MINUTE=0
 
 target/debug/monitoring-service migrate
 "$psql" "$url" -q -v ON_ERROR_STOP=1 -f scripts/seed.sql
-target/debug/monitoring-service serve 2>"$log" &
-service_pid=$!
-trap 'kill "$service_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+serve_until_ready target/debug/monitoring-service "$log"
 curl -fsS -H "X-MONITORING-KEY: $key" "http://127.0.0.1:$port/internal/openapi.json" \
   -o "$out/openapi.json"
 

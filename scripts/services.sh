@@ -134,3 +134,20 @@ services_stop() {
   SERVICES_PGDATA=""
   SERVICES_DIR=""
 }
+
+# serve_until_ready <binary> <log>: starts `<binary> serve` in the background (its
+# environment says where: MONITORING_HOST/PORT), logging to <log>, sets SERVICE_PID and
+# a trap that stops it on exit, and waits up to 20 s for /ready to answer 200.
+serve_until_ready() {
+  "$1" serve 2>"$2" &
+  SERVICE_PID=$!
+  trap 'kill "$SERVICE_PID" 2>/dev/null || true' EXIT
+  local ready="http://${MONITORING_HOST:-127.0.0.1}:${MONITORING_PORT:-9000}/ready"
+  for _ in $(seq 1 200); do
+    curl -fsS "$ready" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  log "the service did not become ready; its log:"
+  tail -n 30 "$2" >&2
+  return 1
+}

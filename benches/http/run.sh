@@ -25,13 +25,7 @@ export BINANCE_BASE_URL=http://127.0.0.1:9 COINGECKO_BASE_URL=http://127.0.0.1:9
 export UPSTREAM_MAX_RETRIES=0
 target/release/monitoring-service migrate
 "$psql" "$POSTGRES_URL" -q -v ON_ERROR_STOP=1 -f scripts/seed.sql
-target/release/monitoring-service serve 2>target/bench-http-service.log &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+serve_until_ready target/release/monitoring-service target/bench-http-service.log
 for frequency in 1m 5m 1m 5m; do
   curl -fsS -X POST -H "X-MONITORING-KEY: $key" "http://127.0.0.1:$port/internal/run/$frequency" >/dev/null
 done

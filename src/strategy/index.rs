@@ -51,6 +51,16 @@ impl IndexSnapshot {
                 .or_default()
                 .push(strategy.clone());
         }
+        Self::assemble(generation, strategies, errors, by_frequency, series_uses)
+    }
+
+    fn assemble(
+        generation: u64,
+        strategies: HashMap<Uuid, Arc<CompiledStrategy>>,
+        errors: HashMap<Uuid, StrategyError>,
+        by_frequency: BTreeMap<Frequency, Vec<Arc<CompiledStrategy>>>,
+        series_uses: BTreeMap<SeriesKey, usize>,
+    ) -> Self {
         Self {
             generation,
             loaded_at: Some(Utc::now()),
@@ -98,15 +108,7 @@ impl IndexSnapshot {
         }
         by_frequency.retain(|_, bucket| !bucket.is_empty());
         series_uses.retain(|_, uses| *uses > 0);
-        Self {
-            generation,
-            loaded_at: Some(Utc::now()),
-            strategies,
-            errors,
-            by_frequency,
-            series: series_uses.keys().cloned().collect(),
-            series_uses,
-        }
+        Self::assemble(generation, strategies, errors, by_frequency, series_uses)
     }
 }
 
@@ -223,39 +225,20 @@ impl StrategyIndex {
 mod tests {
     use super::*;
     use crate::conditions::SymbolInterner;
-    use crate::strategy::{ConditionRow, ResolvedStrategy, StrategyRow};
+    use crate::strategy::ResolvedStrategy;
     use serde_json::json;
 
     /// Strategy `n` on `frequency`, with an RSI on `symbol` 1h.
     fn strategy(n: u128, frequency: &str, symbol: &str) -> Arc<CompiledStrategy> {
         let (id, condition) = (Uuid::from_u128(n), Uuid::from_u128(1_000_000 + n));
-        let resolved = ResolvedStrategy {
-            row: StrategyRow {
-                id,
-                user_id: Uuid::from_u128(9),
-                name: "t".into(),
-                status: "active".into(),
-                logic_tree: Some(json!({"condition": condition}).to_string()),
-                frequency: frequency.into(),
-                trigger_mode: "every_time".into(),
-                cooldown_seconds: 0,
-                channels: Some("[]".into()),
-                message_template: None,
-                expires_at: None,
-                error: None,
-                updated_at: Utc::now(),
-            },
-            conditions: vec![ConditionRow {
-                id: condition,
-                strategy_id: id,
-                kind: "technical_indicator".into(),
-                params: Some(
-                    json!({"source": "binance", "symbol": symbol, "interval": "1h",
-                           "indicator": "rsi", "period": 14, "operator": "below", "value": 30})
-                    .to_string(),
-                ),
-            }],
-        };
+        let mut resolved = ResolvedStrategy::with_one_condition(
+            id,
+            condition,
+            "technical_indicator",
+            json!({"source": "binance", "symbol": symbol, "interval": "1h",
+                   "indicator": "rsi", "period": 14, "operator": "below", "value": 30}),
+        );
+        resolved.row.frequency = frequency.into();
         Arc::new(CompiledStrategy::compile(&resolved, &mut SymbolInterner::default()).unwrap())
     }
 

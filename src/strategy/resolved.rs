@@ -49,3 +49,39 @@ pub struct ResolvedStrategy {
     pub row: StrategyRow,
     pub conditions: Vec<ConditionRow>,
 }
+
+#[cfg(test)]
+impl ResolvedStrategy {
+    /// An active `1m`, `every_time` strategy `id` whose tree is its one condition:
+    /// unit tests edit the row fields they are about.
+    pub(crate) fn with_one_condition(
+        id: Uuid,
+        condition: Uuid,
+        kind: &str,
+        params: serde_json::Value,
+    ) -> Self {
+        ResolvedStrategy {
+            row: StrategyRow {
+                id,
+                user_id: Uuid::from_u128(9),
+                name: "t".into(),
+                status: "active".into(),
+                logic_tree: Some(serde_json::json!({"condition": condition}).to_string()),
+                frequency: "1m".into(),
+                trigger_mode: "every_time".into(),
+                cooldown_seconds: 0,
+                channels: Some("[]".into()),
+                message_template: None,
+                expires_at: None,
+                error: None,
+                updated_at: Utc::now(),
+            },
+            conditions: vec![ConditionRow {
+                id: condition,
+                strategy_id: id,
+                kind: kind.into(),
+                params: Some(params.to_string()),
+            }],
+        }
+    }
+}

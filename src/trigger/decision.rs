@@ -123,7 +123,7 @@ pub fn decide(strategy: &CompiledStrategy, ctx: &TriggerContext) -> Decision {
 mod tests {
     use super::*;
     use crate::conditions::SymbolInterner;
-    use crate::strategy::{ConditionRow, ResolvedStrategy, StrategyRow};
+    use crate::strategy::ResolvedStrategy;
     use serde_json::json;
     use uuid::Uuid;
 
@@ -136,33 +136,16 @@ mod tests {
     fn strategy(mode: &str, cooldown: i32, expires_at: Option<&str>) -> CompiledStrategy {
         let id = Uuid::from_u128(7);
         let condition = Uuid::from_u128(8);
-        let resolved = ResolvedStrategy {
-            row: StrategyRow {
-                id,
-                user_id: Uuid::from_u128(9),
-                name: "t".into(),
-                status: "active".into(),
-                logic_tree: Some(json!({"condition": condition}).to_string()),
-                frequency: "1m".into(),
-                trigger_mode: mode.into(),
-                cooldown_seconds: cooldown,
-                channels: Some("[]".into()),
-                message_template: None,
-                expires_at: expires_at.map(at),
-                error: None,
-                updated_at: Utc::now(),
-            },
-            conditions: vec![ConditionRow {
-                id: condition,
-                strategy_id: id,
-                kind: "technical_indicator".into(),
-                params: Some(
-                    json!({"source": "binance", "symbol": "BTCUSDT", "interval": "1h",
-                           "indicator": "rsi", "period": 14, "operator": "below", "value": 30})
-                    .to_string(),
-                ),
-            }],
-        };
+        let mut resolved = ResolvedStrategy::with_one_condition(
+            id,
+            condition,
+            "technical_indicator",
+            json!({"source": "binance", "symbol": "BTCUSDT", "interval": "1h",
+                   "indicator": "rsi", "period": 14, "operator": "below", "value": 30}),
+        );
+        resolved.row.trigger_mode = mode.into();
+        resolved.row.cooldown_seconds = cooldown;
+        resolved.row.expires_at = expires_at.map(at);
         CompiledStrategy::compile(&resolved, &mut SymbolInterner::default()).unwrap()
     }
 

@@ -338,16 +338,7 @@ async fn a_dead_binance_means_prices_from_coingecko_that_say_so() {
     };
 
     // Binance answering 503 to everything (after retries).
-    sim.state.faults.push(Fault {
-        provider: Provider::Binance,
-        endpoint: None,
-        kind: FaultKind::Status {
-            status: 503,
-            retry_after: None,
-            body: None,
-        },
-        times: None,
-    });
+    binance_answers_503(&sim);
     let metrics = metrics();
     let failing = prefetcher_with(
         sources_config(&sim),

@@ -173,3 +173,17 @@ pub fn sim_price(sim: &SimHandle, symbol: &str, t_ms: i64) -> f64 {
     let price = market.binance[symbol].price_at(t_ms);
     format!("{price:.8}").parse().unwrap()
 }
+
+/// From now on the simulated Binance answers every request 503.
+pub fn binance_answers_503(sim: &SimHandle) {
+    sim.state.faults.push(market_sim::Fault {
+        provider: market_sim::Provider::Binance,
+        endpoint: None,
+        kind: market_sim::FaultKind::Status {
+            status: 503,
+            retry_after: None,
+            body: None,
+        },
+        times: None,
+    });
+}

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::loader::insert_strategy;
 use crate::market_support::{hour, mirrored_clock};
 use crate::recorder::Recorder;
-use crate::support::{TEST_KEY, TestApp, test_config};
+use crate::support::{TestApp, test_config};
 
 const MINUTE: i64 = 60_000;
 const TOKEN: &str = "123456:SIMULATE-TOKEN";
@@ -65,14 +65,8 @@ fn indicator(params: Value) -> (&'static str, Value) {
 }
 
 async fn simulate(app: &TestApp, id: &str) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url(&format!("/internal/simulate/{id}")))
-        .header("X-MONITORING-KEY", TEST_KEY)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
+    let path = format!("/internal/simulate/{id}");
+    app.internal(reqwest::Method::POST, &path).await
 }
 
 /// Every table a batch or a trigger writes: row counts, and the strategies' and

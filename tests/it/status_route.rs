@@ -1,26 +1,19 @@
 //! `GET /internal/status`: each batch's next and last run, the caches, each source's
 //! health and the WebSocket feed — against the simulator, batches run on demand.
 
-use market_sim::{Fault, FaultKind, Provider};
 use monitoring_service::market::Clock;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::loader::{insert_strategy, price_above};
-use crate::market_support::{frozen_sim, hour, rsi_below, set_time};
-use crate::support::{TEST_KEY, TestApp, test_config};
+use crate::market_support::{binance_answers_503, frozen_sim, hour, rsi_below, set_time};
+use crate::support::{TestApp, test_config};
 
 async fn internal(app: &TestApp, method: reqwest::Method, path: &str) -> Value {
-    let response = app
-        .client
-        .request(method, app.url(path))
-        .header("X-MONITORING-KEY", TEST_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{path}");
-    response.json().await.unwrap()
+    let (status, body) = app.internal(method, path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
 }
 
 fn bucket<'a>(status: &'a Value, frequency: &str) -> &'a Value {
@@ -132,16 +125,7 @@ async fn status_shows_runs_caches_and_source_health(pool: PgPool) {
     assert_eq!(bucket(&cached, "1m")["last_run"]["cache_hit_rate"], 1.0);
 
     // Binance down: the next minute's batch is partial and Binance is failing.
-    sim.state.faults.push(Fault {
-        provider: Provider::Binance,
-        endpoint: None,
-        kind: FaultKind::Status {
-            status: 503,
-            retry_after: None,
-            body: None,
-        },
-        times: None,
-    });
+    binance_answers_503(&sim);
     set_time(&sim, &clock, minute + 60_000 + 1_000);
     internal(&app, reqwest::Method::POST, "/internal/run/1m").await;
     let down = internal(&app, reqwest::Method::GET, "/internal/status").await;

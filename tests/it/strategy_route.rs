@@ -6,17 +6,11 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::loader::{insert_strategy, price_above};
-use crate::support::{TEST_KEY, TestApp, test_config};
+use crate::support::{TestApp, test_config};
 
 async fn get(app: &TestApp, id: &str) -> (u16, Value) {
-    let response = app
-        .client
-        .get(app.url(&format!("/internal/strategies/{id}")))
-        .header("X-MONITORING-KEY", TEST_KEY)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
+    let path = format!("/internal/strategies/{id}");
+    app.internal(reqwest::Method::GET, &path).await
 }
 
 #[sqlx::test]

@@ -151,6 +151,18 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// `method path` with the test API key: the status and the JSON body.
+    pub async fn internal(&self, method: reqwest::Method, path: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .request(method, self.url(path))
+            .header("X-MONITORING-KEY", TEST_KEY)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
     /// Polls `/ready` until it answers 200 (the initial strategy load is asynchronous)
     /// and live reload follows its channel; returns `/ready`'s body.
     pub async fn wait_ready(&self) -> serde_json::Value {
