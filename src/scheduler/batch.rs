@@ -15,7 +15,7 @@ use super::ledger::{self, LedgerEntry};
 use super::simulation::describe_conditions;
 use super::state_store::{self, StateUpdate};
 use crate::engine::{BatchContext, Tri};
-use crate::market::{CandleClosed, DataNeeds, Interval, MarketData, SeriesKey};
+use crate::market::{CandleClosed, ClosedVia, DataNeeds, Interval, MarketData, SeriesKey};
 use crate::metrics::Metrics;
 use crate::strategy::{CompiledStrategy, Frequency, IndexSnapshot, StrategyIndex, TriggerMode};
 use crate::trigger::{
@@ -215,6 +215,28 @@ impl BatchRunner {
             closed_bar: None,
         })
         .await
+    }
+
+    /// The last close of every series the loaded strategies follow, as the kline cache
+    /// holds it: what a consumer that fell behind the close events evaluates, so a
+    /// dropped event delays a close's evaluation rather than losing it (closes already
+    /// evaluated are skipped by [`BatchRunner::run_closes`]).
+    pub fn last_closes(&self) -> Vec<CandleClosed> {
+        let klines = self.market.prefetcher.klines();
+        self.index
+            .snapshot()
+            .series
+            .iter()
+            .filter_map(|key| {
+                let series = klines.get(key)?;
+                Some(CandleClosed {
+                    series: key.clone(),
+                    open_time_ms: series.last_open_time()?,
+                    close: *series.close.last()?,
+                    via: ClosedVia::Backfill,
+                })
+            })
+            .collect()
     }
 
     /// Evaluates the strategies that follow candles closed by `closes` (`candle_close`

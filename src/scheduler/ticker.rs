@@ -86,14 +86,13 @@ pub async fn run_candle_closes(
             () = shutdown.cancelled() => return,
             received = closes.recv() => received,
         };
+        let mut lagged = false;
         let mut batch = match first {
             Ok(close) => vec![close],
             Err(RecvError::Lagged(missed)) => {
-                tracing::error!(
-                    missed,
-                    "candle-close events were dropped: evaluation fell behind"
-                );
-                continue;
+                lag(missed);
+                lagged = true;
+                Vec::new()
             }
             Err(RecvError::Closed) => return,
         };
@@ -101,18 +100,29 @@ pub async fn run_candle_closes(
             match closes.try_recv() {
                 Ok(close) => batch.push(close),
                 Err(TryRecvError::Lagged(missed)) => {
-                    tracing::error!(
-                        missed,
-                        "candle-close events were dropped: evaluation fell behind"
-                    );
+                    lag(missed);
+                    lagged = true;
                 }
                 Err(_) => break,
             }
+        }
+        if lagged {
+            // The dropped events' closes are in the kline cache: evaluate the last
+            // close of every followed series (those already evaluated are skipped).
+            batch.extend(runner.last_closes());
         }
         if let Err(error) = runner.run_closes(&batch).await {
             tracing::error!(%error, "candle-close batch failed");
         }
     }
+}
+
+/// Logs dropped close events (recovered from the kline cache).
+fn lag(missed: u64) {
+    tracing::error!(
+        missed,
+        "candle-close events were dropped: evaluation fell behind; re-evaluating the last close of every series from the kline cache"
+    );
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::loader::insert_strategy;
 use crate::recorder::Recorder;
-use crate::support::{TEST_KEY, TestApp, test_config};
+use crate::support::{TEST_KEY, TestApp, eventually, test_config};
 
 pub async fn app(pool: PgPool, sim: &SimHandle) -> TestApp {
     app_with(pool, sim, &[]).await
@@ -320,6 +320,85 @@ async fn candle_close_strategies_evaluate_each_close_once(pool: PgPool) {
             .unwrap()
             .is_empty()
     );
+}
+
+#[sqlx::test]
+async fn close_events_dropped_by_a_lagging_consumer_are_still_evaluated(pool: PgPool) {
+    use monitoring_service::market::{
+        CandleClosed, ClosedVia, DataNeeds, Interval, SeriesKey, Source,
+    };
+    let sim = market_sim::start(SimConfig::default()).await.unwrap();
+    let symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"];
+    let mut ids = Vec::new();
+    for symbol in symbols {
+        let rsi = (
+            "technical_indicator",
+            json!({"source": "binance", "symbol": symbol, "interval": "1m",
+                   "indicator": "rsi", "period": 14, "operator": "below", "value": 100}),
+        );
+        let (id, _) = insert_strategy(&pool, Uuid::new_v4(), &[rsi], None).await;
+        sqlx::query("UPDATE strategies SET frequency = 'candle_close' WHERE id = $1")
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let app = app(pool.clone(), &sim).await;
+    // The feed has put each series' closed candles in the kline cache.
+    let mut needs = DataNeeds::default();
+    for strategy in app.state.index.snapshot().strategies.values() {
+        strategy.needs(&mut needs);
+    }
+    app.state.market.prefetcher.fetch(&needs).await;
+    let last_closed = Interval::M1.last_closed_open(chrono::Utc::now().timestamp_millis());
+
+    // A consumer that fell behind: of three close events only the last is still in
+    // the channel.
+    let (events, receiver) = tokio::sync::broadcast::channel(1);
+    for symbol in symbols {
+        events
+            .send(CandleClosed {
+                series: SeriesKey {
+                    source: Source::Binance,
+                    symbol: symbol.into(),
+                    interval: Interval::M1,
+                },
+                open_time_ms: last_closed,
+                close: 0.0,
+                via: ClosedVia::Websocket,
+            })
+            .unwrap();
+    }
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let consumer = tokio::spawn(monitoring_service::scheduler::run_candle_closes(
+        app.state.batches.clone(),
+        receiver,
+        shutdown.clone(),
+    ));
+    eventually(
+        std::time::Duration::from_secs(10),
+        "every strategy to evaluate the close, dropped events included",
+        || {
+            let pool = pool.clone();
+            let ids = ids.clone();
+            async move {
+                let evaluated: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM strategy_state
+                      WHERE strategy_id = ANY($1) AND last_candle_open_time >= $2",
+                )
+                .bind(&ids)
+                .bind(chrono::DateTime::from_timestamp_millis(last_closed).unwrap())
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                (evaluated == 3).then_some(())
+            }
+        },
+    )
+    .await;
+    shutdown.cancel();
+    consumer.await.unwrap();
 }
 
 #[sqlx::test]
