@@ -88,6 +88,11 @@ pub async fn save(
     if updates.is_empty() {
         return Ok(());
     }
+    // Rows are written (and locked) in strategy order, the same on every replica, so
+    // two replicas saving the same batch never deadlock.
+    let mut sorted: Vec<&StateUpdate> = updates.iter().collect();
+    sorted.sort_unstable_by_key(|u| u.strategy_id);
+    let updates = sorted;
     let ids: Vec<Uuid> = updates.iter().map(|u| u.strategy_id).collect();
     let results: Vec<Option<bool>> = updates.iter().map(|u| u.result).collect();
     let previous: Vec<sqlx::types::Json<Value>> = updates
@@ -104,6 +109,7 @@ pub async fn save(
            FROM UNNEST($1::uuid[], $3::boolean[], $4::jsonb[], $5::integer[], $6::timestamptz[])
                 AS u(id, result, previous, errors, candle)
            JOIN strategies s ON s.id = u.id
+          ORDER BY u.id
          ON CONFLICT (strategy_id) DO UPDATE SET
              last_evaluated_at  = EXCLUDED.last_evaluated_at,
              last_result        = EXCLUDED.last_result,

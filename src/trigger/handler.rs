@@ -168,6 +168,10 @@ impl TriggerHandler {
             });
             handler.deliver_stream(claimed).await;
         });
+        // Every replica claims in the same order (by key, hence by strategy), so two
+        // replicas claiming the same batch wait for each other instead of deadlocking.
+        let mut requests = requests;
+        requests.sort_unstable_by(|a, b| a.dedup_key.cmp(&b.dedup_key));
         let mut claimed = 0;
         let mut requests = requests.into_iter();
         let mut chunk_size = FIRST_CLAIM_CHUNK;
@@ -379,9 +383,13 @@ impl TriggerHandler {
         if claimed.is_empty() {
             return Ok(HashMap::new());
         }
-        // One trigger per strategy per batch, so no row is touched twice.
-        let claimed_ids: Vec<Uuid> = claimed.iter().map(|c| c.1).collect();
-        let claimed_at: Vec<DateTime<Utc>> = claimed.iter().map(|c| c.3).collect();
+        // One trigger per strategy per batch, so no row is touched twice; rows are
+        // locked in strategy order, the same on every replica.
+        let mut by_strategy: Vec<(Uuid, DateTime<Utc>)> =
+            claimed.iter().map(|c| (c.1, c.3)).collect();
+        by_strategy.sort_unstable();
+        let (claimed_ids, claimed_at): (Vec<Uuid>, Vec<DateTime<Utc>>) =
+            by_strategy.into_iter().unzip();
         sqlx::query(
             "INSERT INTO strategy_state (strategy_id, last_triggered_at, trigger_count)
              SELECT id, at, 1 FROM UNNEST($1::uuid[], $2::timestamptz[]) AS t(id, at)

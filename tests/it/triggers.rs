@@ -226,6 +226,61 @@ async fn two_instances_running_the_same_batch_deliver_each_trigger_once(pool: Pg
 }
 
 #[sqlx::test]
+async fn replicas_claiming_the_same_triggers_in_opposite_orders_do_not_deadlock(pool: PgPool) {
+    use monitoring_service::trigger::{AlertFacts, TriggerRequest};
+    let sim = market_sim::start(SimConfig::default()).await.unwrap();
+    for _ in 0..20 {
+        insert_strategy(&pool, Uuid::new_v4(), &[btc_above_one()], None).await;
+    }
+    let (a, b) = (app(pool.clone(), &sim).await, app(pool.clone(), &sim).await);
+    let strategies: Vec<_> = a
+        .state
+        .index
+        .snapshot()
+        .strategies
+        .values()
+        .cloned()
+        .collect();
+    // Ten periods: each replica decided the same 20 triggers but lists them in its own
+    // order (its index is a hash map). The 20 fit one claim transaction; unless both
+    // lock them in one order, the two transactions wait for each other and Postgres
+    // aborts one as a deadlock.
+    for period in 0..10 {
+        let due = chrono::DateTime::from_timestamp(1_800_000_000 + period * 60, 0).unwrap();
+        let requests: Vec<TriggerRequest> = strategies
+            .iter()
+            .map(|strategy| TriggerRequest {
+                strategy: strategy.clone(),
+                dedup_key: format!("{}:at:{}", strategy.id, due.timestamp_millis()),
+                facts: AlertFacts {
+                    strategy_id: strategy.id.to_string(),
+                    strategy_name: strategy.name.to_string(),
+                    triggered_at: due,
+                    conditions: Vec::new(),
+                },
+            })
+            .collect();
+        let mut reversed = requests.clone();
+        reversed.reverse();
+        let (from_a, from_b) = tokio::join!(
+            a.state.batches.triggers().claim_and_deliver(requests),
+            b.state.batches.triggers().claim_and_deliver(reversed)
+        );
+        let (from_a, from_b) = (from_a.expect("a claims"), from_b.expect("b claims"));
+        assert_eq!(
+            from_a + from_b,
+            20,
+            "period {period}: each trigger claimed once"
+        );
+    }
+    let logs: i64 = sqlx::query_scalar("SELECT count(*) FROM strategy_trigger_logs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(logs, 200);
+}
+
+#[sqlx::test]
 async fn candle_close_strategies_evaluate_each_close_once(pool: PgPool) {
     use monitoring_service::market::{CandleClosed, ClosedVia, Interval, SeriesKey, Source};
     let sim = market_sim::start(SimConfig::default()).await.unwrap();
