@@ -19,7 +19,7 @@ use crate::market::{CandleClosed, ClosedVia, DataNeeds, Interval, MarketData, Se
 use crate::metrics::Metrics;
 use crate::strategy::{CompiledStrategy, Frequency, IndexSnapshot, StrategyIndex, TriggerMode};
 use crate::trigger::{
-    AlertFacts, ConditionFacts, Decision, TriggerContext, TriggerHandler, TriggerRequest, decide,
+    AlertFacts, ConditionFacts, Decision, TriggerHandler, TriggerRequest, decide,
 };
 
 /// After this many consecutive `unknown` evaluations a strategy is counted as lacking
@@ -332,10 +332,7 @@ impl BatchRunner {
         let evaluations = &self.metrics.scheduler.evaluations;
         for strategy in strategies {
             let state = stored.get(&strategy.id);
-            let memory = |i: usize| {
-                let id = strategy.condition_ids.get(i)?;
-                state.and_then(|s| s.previous.get(id).copied())
-            };
+            let memory = |i: usize| state_store::remembered(state, strategy, i);
             let result = strategy.evaluate(&ctx, &memory);
             let mut previous = serde_json::Map::new();
             for (id, condition) in strategy
@@ -362,17 +359,12 @@ impl BatchRunner {
             if result == Tri::True
                 && (closed_bar.is_some() || strategy.trigger_mode != TriggerMode::OncePerBarClose)
             {
-                let context = TriggerContext {
-                    result,
-                    previous_result: state.and_then(|s| s.last_result),
-                    last_triggered_at: state.and_then(|s| s.last_triggered_at),
-                    scheduled_at: due,
-                    bar_open_ms: closed_bar.or_else(|| {
-                        strategy
-                            .bar_interval
-                            .map(|interval| interval.open_time(due.timestamp_millis()))
-                    }),
-                };
+                let bar_open_ms = closed_bar.or_else(|| {
+                    strategy
+                        .bar_interval
+                        .map(|interval| interval.open_time(due.timestamp_millis()))
+                });
+                let context = state_store::trigger_context(state, result, due, bar_open_ms);
                 if let Decision::Fire { dedup_key } = decide(strategy, &context) {
                     claims.push((
                         strategy.clone(),

@@ -16,7 +16,7 @@ use crate::conditions::{Condition, Evaluation, Observed};
 use crate::engine::{BatchContext, Tri};
 use crate::market::{DataNeeds, MarketData};
 use crate::strategy::{CompiledStrategy, Frequency, TriggerMode};
-use crate::trigger::{Decision, Suppression, TriggerContext, decide};
+use crate::trigger::{Decision, Suppression, decide};
 
 /// One condition as the simulation saw it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -95,10 +95,7 @@ pub async fn simulate(
     let prefetched = market.prefetcher.fetch(&needs).await;
     let keys: Vec<_> = strategy.indicator_keys().cloned().collect();
     let ctx = BatchContext::prepare(std::sync::Arc::new(prefetched.snapshot), &keys);
-    let memory = |i: usize| {
-        let id = strategy.condition_ids.get(i)?;
-        state.and_then(|s| s.previous.get(id).copied())
-    };
+    let memory = |i: usize| state_store::remembered(state, strategy, i);
     let (result, evaluations) = strategy.evaluate_detailed(&ctx, &memory);
 
     let market_now =
@@ -124,13 +121,7 @@ pub async fn simulate(
     } else {
         decide(
             strategy,
-            &TriggerContext {
-                result,
-                previous_result: state.and_then(|s| s.last_result),
-                last_triggered_at: state.and_then(|s| s.last_triggered_at),
-                scheduled_at: due,
-                bar_open_ms,
-            },
+            &state_store::trigger_context(state, result, due, bar_open_ms),
         )
     };
     let (suppressed_by, dedup_key) = match decision {

@@ -9,6 +9,10 @@ use serde_json::{Map, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::engine::Tri;
+use crate::strategy::CompiledStrategy;
+use crate::trigger::TriggerContext;
+
 /// What a batch needs of a strategy's stored state.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StoredState {
@@ -20,6 +24,34 @@ pub struct StoredState {
     pub last_triggered_at: Option<DateTime<Utc>>,
     /// The last candle (open time) evaluated on its close.
     pub last_candle_open_time: Option<DateTime<Utc>>,
+}
+
+/// Condition `i` of `strategy`: its value remembered from the last evaluation (what
+/// crosses compare against), when there is one.
+pub fn remembered(
+    state: Option<&StoredState>,
+    strategy: &CompiledStrategy,
+    i: usize,
+) -> Option<f64> {
+    let id = strategy.condition_ids.get(i)?;
+    state.and_then(|s| s.previous.get(id).copied())
+}
+
+/// What the trigger decision knows of an evaluation made at `scheduled_at` (for the
+/// bar opening at `bar_open_ms`) over the strategy's stored `state`.
+pub fn trigger_context(
+    state: Option<&StoredState>,
+    result: Tri,
+    scheduled_at: DateTime<Utc>,
+    bar_open_ms: Option<i64>,
+) -> TriggerContext {
+    TriggerContext {
+        result,
+        previous_result: state.and_then(|s| s.last_result),
+        last_triggered_at: state.and_then(|s| s.last_triggered_at),
+        scheduled_at,
+        bar_open_ms,
+    }
 }
 
 /// One strategy's state after an evaluation.
