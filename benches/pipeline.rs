@@ -24,8 +24,8 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use market_sim::{SimConfig, SimHandle};
 use monitoring_service::config::Config;
+use monitoring_service::http::AppState;
 use monitoring_service::market::{CandleClosed, Clock, ClosedVia, Interval, SeriesKey, Source};
-use monitoring_service::state::AppState;
 use monitoring_service::strategy::Frequency;
 
 #[path = "scratch_database.rs"]
@@ -163,7 +163,7 @@ fn stream_closes(sim: &SimHandle, state: &AppState, symbols: &[String], open: i6
             symbol: symbol.as_str().into(),
             interval: Interval::M1,
         };
-        state.market.prefetcher.klines().append_closed(
+        state.market.klines().append_closed(
             &key,
             open,
             [
@@ -235,7 +235,7 @@ async fn main() {
     let redis = if redis_url.is_empty() {
         None
     } else {
-        let url = config.redis_url.clone().unwrap();
+        let url = config.database.redis_url.clone().unwrap();
         Some(
             monitoring_service::storage::redis::connect(&url, Duration::from_secs(5))
                 .await

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use monitoring_service::config::Config;
-use monitoring_service::state::AppState;
+use monitoring_service::http::AppState;
 use monitoring_service::strategy::store;
 use uuid::Uuid;
 
@@ -115,7 +115,7 @@ async fn main() {
         ],
     )
     .unwrap();
-    let redis = match &config.redis_url {
+    let redis = match &config.database.redis_url {
         Some(url) => Some(
             monitoring_service::storage::redis::connect(url, Duration::from_secs(5))
                 .await

@@ -33,6 +33,8 @@ fi
 if [ "${1:-}" = "--" ]; then shift; fi
 
 if [ $# -eq 0 ]; then
+  echo "==> layout: no import cycle among src/'s modules, each table's SQL in one module"
+  python3 scripts/check_layers.py
   echo "==> cargo fmt --check"
   cargo fmt --all -- --check
   echo "==> cargo clippy --workspace --all-targets -- -D warnings"

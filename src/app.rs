@@ -6,21 +6,21 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::state::AppState;
+use crate::http::AppState;
 use crate::storage::{self, StartupError};
 
 /// Connects Postgres (and Redis when configured), applies migrations, and builds the
 /// state. Each dependency is retried with backoff up to the startup timeout.
 pub async fn connect(config: Config) -> Result<AppState, StartupError> {
-    let db = storage::postgres::connect(&config).await?;
+    let db = storage::postgres::connect(&config.database, config.server.startup_timeout).await?;
     storage::postgres::migrate(&db).await?;
     tracing::info!(
         component = "storage",
         "postgres connected, migrations applied"
     );
-    let redis = match &config.redis_url {
+    let redis = match &config.database.redis_url {
         Some(url) => {
-            let manager = storage::redis::connect(url, config.startup_timeout).await?;
+            let manager = storage::redis::connect(url, config.server.startup_timeout).await?;
             tracing::info!(component = "storage", "redis connected");
             Some(manager)
         }
@@ -39,7 +39,7 @@ pub async fn connect(config: Config) -> Result<AppState, StartupError> {
 /// accepting, lets in-flight requests finish, waits for background tasks, and closes
 /// the pool — all within the configured shutdown timeout.
 pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
-    let deadline = state.config.shutdown_timeout;
+    let deadline = state.config.server.shutdown_timeout;
     let shutdown = state.shutdown.clone();
     let app = crate::http::router(state.clone());
     tracing::info!(
@@ -49,7 +49,7 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
     );
     spawn_initial_load(&state);
     // synapse-api's announcements: Redis pub/sub, or Postgres LISTEN without Redis.
-    match state.config.redis_url.clone() {
+    match state.config.database.redis_url.clone() {
         Some(url) => state
             .tasks
             .spawn(crate::strategy::live_reload::follow_redis(
@@ -67,11 +67,14 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
                 shutdown.clone(),
             )),
     };
-    state
-        .market
-        .follow_index(state.index.clone(), &state.tasks, shutdown.clone());
+    crate::scheduler::follow_index(
+        &state.market,
+        state.index.clone(),
+        &state.tasks,
+        shutdown.clone(),
+    );
     state.market.spawn_feed(&state.tasks, shutdown.clone());
-    if state.config.enable_scheduler {
+    if state.config.server.enable_scheduler {
         state.tasks.spawn(crate::scheduler::run_candle_closes(
             state.batches.clone(),
             state.market.subscribe_closes(),

@@ -57,11 +57,11 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Migrate => {
-            telemetry::init(config.log_format, &config.rust_log);
+            telemetry::init(config.log.format, &config.log.filter);
             runtime().block_on(migrate(config))
         }
         Command::Serve => {
-            telemetry::init(config.log_format, &config.rust_log);
+            telemetry::init(config.log.format, &config.log.filter);
             runtime().block_on(serve(config))
         }
     }

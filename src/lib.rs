@@ -18,7 +18,6 @@ pub mod market;
 pub mod metrics;
 pub mod notify;
 pub mod scheduler;
-pub mod state;
 pub mod storage;
 pub mod strategy;
 pub mod telemetry;

@@ -17,9 +17,24 @@ use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::config::LogFormat;
-
 const CRATE_TARGET: &str = "monitoring_service";
+
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line, for log shippers (the container default).
+    Json,
+    /// Human-readable lines, for a terminal.
+    Pretty,
+}
+
+/// The logging settings: the line format and the `RUST_LOG` filter.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
 
 /// Installs the global subscriber. Call once, before anything logs.
 pub fn init(format: LogFormat, filter: &str) {

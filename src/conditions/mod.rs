@@ -6,6 +6,7 @@
 mod comparison;
 mod params;
 pub mod price_alert;
+mod report;
 pub mod technical_indicator;
 
 use std::collections::HashSet;
@@ -16,12 +17,12 @@ use serde_json::{Map, Value};
 
 pub use comparison::Comparison;
 pub use price_alert::PriceAlert;
+pub use report::ConditionReport;
 pub use technical_indicator::{CompareTo, TechnicalIndicator};
 
 use self::params::Params;
-use crate::engine::{BatchContext, IndicatorKey, Tri};
+use crate::engine::{BatchContext, IndicatorKey, Tri, ValidationError};
 use crate::market::{DataNeeds, Interval, Source};
-use crate::strategy::ValidationError;
 
 /// The kinds this service knows, for error messages.
 pub const KINDS: &str = "price_alert, technical_indicator";

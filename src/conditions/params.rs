@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::strategy::ValidationError;
+use crate::engine::ValidationError;
 
 /// The params object being read.
 pub(crate) struct Params<'a> {

@@ -10,10 +10,10 @@ use serde_json::{Map, Value};
 
 use super::params::Params;
 use super::{Evaluation, Observed, SymbolInterner, parse_source_and_symbol};
+use crate::engine::ValidationError;
 use crate::engine::{BatchContext, Tri};
 use crate::indicators::LastTwo;
 use crate::market::{DataNeed, DataNeeds, PriceKey, Source};
-use crate::strategy::ValidationError;
 
 use super::comparison::Comparison;
 

@@ -14,10 +14,10 @@ use serde_json::{Map, Value};
 use super::comparison::Comparison;
 use super::params::{Params, number};
 use super::{Evaluation, Observed, SymbolInterner, parse_source_and_symbol};
+use crate::engine::ValidationError;
 use crate::engine::{BatchContext, IndicatorKey};
 use crate::indicators::{IndicatorSpec, LastTwo, Output, Scale};
 use crate::market::{DataNeed, DataNeeds, Interval, SeriesKey, Source};
-use crate::strategy::ValidationError;
 
 const INDICATORS: &str = "sma, ema, wma, rsi, macd, bbands, atr, stoch, volume_sma";
 

@@ -1,10 +1,13 @@
 //! Evaluation: three-valued logic, the compiled logic tree, and the per-batch context
-//! in which conditions are evaluated (market snapshot plus indicators computed once).
+//! in which conditions are evaluated (market snapshot plus indicators computed once),
+//! and the validation error every part of a strategy reports with its JSON path.
 
 mod batch_context;
 mod tree;
 mod tri;
+mod validation_error;
 
 pub use batch_context::{BatchContext, IndicatorKey};
 pub use tree::{LogicTree, MAX_DEPTH, MAX_NODES};
 pub use tri::Tri;
+pub use validation_error::ValidationError;

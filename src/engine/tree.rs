@@ -9,7 +9,7 @@
 use serde_json::Value;
 
 use super::Tri;
-use crate::strategy::ValidationError;
+use super::ValidationError;
 
 /// Deepest allowed root-to-leaf path, counting nodes.
 pub const MAX_DEPTH: usize = 32;

@@ -11,6 +11,7 @@ pub mod probes;
 pub mod reload;
 pub mod run;
 pub mod simulate;
+mod state;
 pub mod status;
 pub mod strategy;
 
@@ -32,7 +33,7 @@ use utoipa_axum::routes;
 
 use self::auth::{API_KEY_HEADER, ApiKeys, require_api_key};
 use self::error::ApiError;
-use crate::state::AppState;
+pub use state::AppState;
 
 /// Every route, with its OpenAPI description. `keys` guards `/internal`.
 fn api_routes(keys: Arc<ApiKeys>) -> OpenApiRouter<AppState> {
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(
             config
+                .server
                 .cors_allowed_origins
                 .iter()
                 .filter_map(|o| HeaderValue::from_str(o).ok()),
@@ -97,9 +99,11 @@ pub fn router(state: AppState) -> Router {
             .layer(cors)
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
-                config.http_request_timeout,
+                config.server.http_request_timeout,
             ))
-            .layer(RequestBodyLimitLayer::new(config.http_body_limit_bytes)),
+            .layer(RequestBodyLimitLayer::new(
+                config.server.http_body_limit_bytes,
+            )),
     )
 }
 

@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::state::AppState;
+use super::AppState;
 use crate::storage;
 
 /// How long one readiness check may take before it counts as failed.

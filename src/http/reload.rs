@@ -9,8 +9,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::AppState;
 use super::error::ApiError;
-use crate::state::AppState;
 use crate::strategy::ReloadReport;
 
 /// Most ids one request may name; a larger change is a full reload.

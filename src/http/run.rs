@@ -5,9 +5,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
+use super::AppState;
 use super::error::ApiError;
 use crate::scheduler::{BatchError, BatchReport};
-use crate::state::AppState;
 use crate::strategy::Frequency;
 
 /// Runs the batch of `frequency` (`1m`, `5m`, … or a URL-encoded cron expression).

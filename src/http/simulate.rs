@@ -6,10 +6,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use uuid::Uuid;
 
+use super::AppState;
 use super::error::ApiError;
 use crate::conditions::SymbolInterner;
 use crate::scheduler::{Simulation, simulate};
-use crate::state::AppState;
 use crate::strategy::{CompiledStrategy, store};
 
 /// Evaluates the strategy now, without side effects.

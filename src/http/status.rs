@@ -12,9 +12,9 @@ use prometheus::core::Collector;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::AppState;
 use crate::market::sources::SourceHealthRecord;
 use crate::scheduler::LastRun;
-use crate::state::AppState;
 
 /// The service's status.
 #[derive(Debug, Serialize, ToSchema)]
@@ -124,16 +124,14 @@ pub struct PoolStatus {
         (status = 429, description = "Over this API key's rate limit; `Retry-After` says when to retry", body = crate::http::error::ErrorBody)))]
 pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
     let index = state.index.snapshot();
-    let by_status: Option<BTreeMap<String, i64>> = sqlx::query_as::<_, (String, i64)>(
-        "SELECT status, count(*) FROM strategies GROUP BY status",
-    )
-    .fetch_all(&state.db)
-    .await
-    .inspect_err(|error| tracing::warn!(%error, "strategy counts unavailable"))
-    .ok()
-    .map(|rows| rows.into_iter().collect());
-    let now = DateTime::from_timestamp_millis(state.market.prefetcher.clock().now_ms())
-        .unwrap_or_else(Utc::now);
+    let by_status: Option<BTreeMap<String, i64>> =
+        crate::strategy::store::count_by_status(&state.db)
+            .await
+            .inspect_err(|error| tracing::warn!(%error, "strategy counts unavailable"))
+            .ok()
+            .map(|rows| rows.into_iter().collect());
+    let now =
+        DateTime::from_timestamp_millis(state.market.clock().now_ms()).unwrap_or_else(Utc::now);
     let buckets = index
         .by_frequency
         .iter()
@@ -163,13 +161,13 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.started_at.elapsed().as_secs(),
         shard: ShardStatus {
-            index: state.config.shard_index,
-            count: state.config.shard_count,
+            index: state.config.shard.index,
+            count: state.config.shard.count,
         },
         postgres: PoolStatus {
             connections: state.db.size(),
             idle: u32::try_from(state.db.num_idle()).unwrap_or(u32::MAX),
-            max_connections: state.config.db_max_connections,
+            max_connections: state.config.database.max_connections,
         },
         redis: if state.redis.is_some() {
             "connected"
@@ -190,16 +188,16 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
             l2_hits,
             hit_rate: (lookups > 0).then(|| (l1_hits + l2_hits) as f64 / lookups as f64),
         },
-        sources: state.market.prefetcher.sources().health(),
+        sources: state.market.source_health(),
         websocket: WebsocketStatus {
-            enabled: state.config.enable_websockets,
+            enabled: state.config.market.websocket.is_some(),
             connections: market.ws_connected.get(),
             streams: market.ws_streams.get(),
             lag_seconds: market.ws_lag.get(),
             reconnects: sum(&market.ws_reconnects, &[]),
         },
         live_reload: LiveReloadStatus {
-            via: if state.config.redis_url.is_some() {
+            via: if state.config.database.redis_url.is_some() {
                 "redis"
             } else {
                 "postgres"

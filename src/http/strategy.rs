@@ -8,12 +8,13 @@ use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::types::Json as SqlJson;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::AppState;
 use super::error::ApiError;
-use crate::state::AppState;
+use crate::storage::strategy_state::{self, RuntimeState};
+use crate::strategy::store;
 
 /// One condition as stored.
 #[derive(Debug, Serialize, ToSchema)]
@@ -22,23 +23,6 @@ pub struct ConditionView {
     pub kind: String,
     #[schema(value_type = Object)]
     pub params: Value,
-}
-
-/// The runtime state the scheduler keeps.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct RuntimeState {
-    pub last_evaluated_at: Option<DateTime<Utc>>,
-    /// true, false, or null for unknown.
-    pub last_result: Option<bool>,
-    pub last_triggered_at: Option<DateTime<Utc>>,
-    pub last_candle_open_time: Option<DateTime<Utc>>,
-    /// Consecutive evaluations with unknown data.
-    pub consecutive_errors: i32,
-    pub trigger_count: i64,
-    /// Values crosses and edges compare against, by condition id.
-    #[schema(value_type = Object)]
-    pub previous_values: SqlJson<Value>,
-    pub updated_at: DateTime<Utc>,
 }
 
 /// The answer.
@@ -69,20 +53,6 @@ pub struct StrategyView {
     /// Null until the strategy was first evaluated.
     pub state: Option<RuntimeState>,
 }
-
-type StrategyRecord = (
-    String,
-    String,
-    Option<String>,
-    DateTime<Utc>,
-    String,
-    String,
-    i32,
-    Option<DateTime<Utc>>,
-    SqlJson<Value>,
-    SqlJson<Value>,
-    bool,
-);
 
 /// The kinds of a `channels` document, whatever else it holds.
 fn channel_kinds(channels: &Value) -> Vec<String> {
@@ -118,71 +88,36 @@ pub async fn get_strategy(
     Path(strategy_id): Path<Uuid>,
 ) -> Result<Json<StrategyView>, ApiError> {
     let unavailable = |error| ApiError::unavailable("the database", error);
-    let record: Option<StrategyRecord> = sqlx::query_as(
-        "SELECT name, status, error, updated_at, frequency, trigger_mode, cooldown_seconds,
-                expires_at, logic_tree, channels, message_template IS NOT NULL
-           FROM strategies WHERE id = $1",
-    )
-    .bind(strategy_id)
-    .fetch_optional(&state.db)
-    .await
-    .map_err(unavailable)?;
-    let Some((
-        name,
-        status,
-        error,
-        version,
-        frequency,
-        trigger_mode,
-        cooldown_seconds,
-        expires_at,
-        logic_tree,
-        channels,
-        has_message_template,
-    )) = record
+    let Some(stored) = store::definition(&state.db, strategy_id)
+        .await
+        .map_err(unavailable)?
     else {
         return Err(ApiError::not_found(format!("no strategy {strategy_id}")));
     };
-    let conditions: Vec<(Uuid, String, SqlJson<Value>)> = sqlx::query_as(
-        "SELECT id, kind, params FROM strategy_conditions WHERE strategy_id = $1 ORDER BY id",
-    )
-    .bind(strategy_id)
-    .fetch_all(&state.db)
-    .await
-    .map_err(unavailable)?;
-    let runtime: Option<RuntimeState> = sqlx::query_as(
-        "SELECT last_evaluated_at, last_result, last_triggered_at, last_candle_open_time,
-                consecutive_errors, trigger_count, previous_values, updated_at
-           FROM strategy_state WHERE strategy_id = $1",
-    )
-    .bind(strategy_id)
-    .fetch_optional(&state.db)
-    .await
-    .map_err(unavailable)?;
+    let runtime = strategy_state::runtime(&state.db, strategy_id)
+        .await
+        .map_err(unavailable)?;
     let loaded = state.index.get(strategy_id);
     Ok(Json(StrategyView {
         strategy_id,
-        name,
-        status,
-        error,
+        name: stored.name,
+        status: stored.status,
+        error: stored.error,
         loaded: loaded.is_some(),
         loaded_version: loaded.map(|s| s.version),
-        version,
-        frequency,
-        trigger_mode,
-        cooldown_seconds,
-        expires_at,
-        logic_tree: logic_tree.0,
-        conditions: conditions
+        version: stored.updated_at,
+        frequency: stored.frequency,
+        trigger_mode: stored.trigger_mode,
+        cooldown_seconds: stored.cooldown_seconds,
+        expires_at: stored.expires_at,
+        logic_tree: stored.logic_tree.0,
+        conditions: stored
+            .conditions
             .into_iter()
-            .map(|(id, kind, params)| ConditionView {
-                id,
-                kind,
-                params: params.0,
-            })
+            .map(|(id, kind, params)| ConditionView { id, kind, params })
             .collect(),
-        channels: channel_kinds(&channels.0),
-        has_message_template,
+        channels: channel_kinds(&stored.channels.0),
+        has_message_template: stored.has_message_template,
         state: runtime,
     }))
 }

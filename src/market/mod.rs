@@ -53,49 +53,11 @@ pub struct MarketConfig {
     pub poll_delay: Duration,
 }
 
-impl MarketConfig {
-    /// The market-data settings of the service's configuration.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        use secrecy::ExposeSecret;
-        Self {
-            sources: SourcesConfig {
-                binance_base_url: config.binance_base_url.clone(),
-                coingecko_base_url: config.coingecko_base_url.clone(),
-                eth_rpc_url: config
-                    .eth_rpc_url
-                    .as_ref()
-                    .map(|u| secrecy::SecretString::from(u.expose_secret().to_owned())),
-                binance_weight_budget: config.binance_weight_budget,
-                fallback_coingecko_ids: config
-                    .price_fallback_coingecko_ids
-                    .iter()
-                    .cloned()
-                    .collect(),
-                upstream: sources::UpstreamSettings {
-                    timeout: config.upstream_timeout,
-                    max_retries: config.upstream_max_retries as usize,
-                    ..sources::UpstreamSettings::default()
-                },
-            },
-            prefetch: PrefetchSettings {
-                price_ttl: config.price_ttl,
-                ..PrefetchSettings::default()
-            },
-            shared_cache: SharedCacheSettings::default(),
-            websocket: config.enable_websockets.then(|| WebsocketSettings {
-                base_url: config.binance_ws_url.clone(),
-                ..WebsocketSettings::default()
-            }),
-            poll_delay: Duration::from_millis(500),
-        }
-    }
-}
-
 /// The market-data layer: the prefetcher for batches, and the candle-closed events
 /// (from the WebSocket feed or REST polling) for `candle_close` strategies.
 #[derive(Debug, Clone)]
 pub struct MarketData {
-    pub prefetcher: Prefetcher,
+    prefetcher: Prefetcher,
     closes: broadcast::Sender<CandleClosed>,
     /// The (symbol, interval) series the loaded strategies use.
     streams: Arc<watch::Sender<BTreeSet<SeriesKey>>>,
@@ -133,6 +95,35 @@ impl MarketData {
         &self.metrics
     }
 
+    /// The market clock (the system clock in production; a simulator's in tests).
+    pub fn clock(&self) -> &Clock {
+        self.prefetcher.clock()
+    }
+
+    /// Now, by the market clock: the time batches take their period from, like the
+    /// data they are evaluated on.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let now_ms = self.prefetcher.clock().now_ms();
+        chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_else(chrono::Utc::now)
+    }
+
+    /// Fetches everything `needs` names, each datum once, through the caches.
+    pub async fn fetch(&self, needs: &DataNeeds) -> Prefetched {
+        self.prefetcher.fetch(needs).await
+    }
+
+    /// The closed candles held in process (what the candle feed keeps current).
+    pub fn klines(&self) -> &Arc<KlineCache> {
+        self.prefetcher.klines()
+    }
+
+    /// Each upstream's health: last success, last failure, pause.
+    pub fn source_health(
+        &self,
+    ) -> std::collections::BTreeMap<&'static str, sources::SourceHealthRecord> {
+        self.prefetcher.sources().health()
+    }
+
     /// Candle-closed events from now on.
     pub fn subscribe_closes(&self) -> broadcast::Receiver<CandleClosed> {
         self.closes.subscribe()
@@ -149,26 +140,6 @@ impl MarketData {
 
     pub fn streams(&self) -> BTreeSet<SeriesKey> {
         self.streams.borrow().clone()
-    }
-
-    /// Keeps the followed series equal to those of the loaded strategies.
-    pub fn follow_index(
-        &self,
-        index: Arc<crate::strategy::StrategyIndex>,
-        tasks: &TaskTracker,
-        shutdown: CancellationToken,
-    ) {
-        let market = self.clone();
-        let mut generations = index.subscribe();
-        tasks.spawn(async move {
-            loop {
-                market.set_streams(index.snapshot().series.clone());
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    changed = generations.changed() => if changed.is_err() { return },
-                }
-            }
-        });
     }
 
     /// Starts the candle feed: WebSockets when configured, else REST polling.

@@ -4,8 +4,9 @@
 use secrecy::SecretString;
 use serde::Deserialize;
 
-/// One place an alert goes.
-#[derive(Debug, Clone, Deserialize)]
+/// One place an alert goes. Its `Debug` shows the kind alone: chat ids, webhook URLs
+/// (tokens in their paths) and secrets never reach a log line.
+#[derive(Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Channel {
     Telegram { chat_id: String },
@@ -21,6 +22,28 @@ pub enum Channel {
 pub struct ChannelError {
     pub index: usize,
     pub message: String,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Channel({})", self.kind())
+    }
+}
+
+impl PartialEq for Channel {
+    fn eq(&self, other: &Self) -> bool {
+        use secrecy::ExposeSecret;
+        match (self, other) {
+            (Channel::Telegram { chat_id: a }, Channel::Telegram { chat_id: b }) => a == b,
+            (Channel::Slack { webhook_url: a }, Channel::Slack { webhook_url: b })
+            | (Channel::Discord { webhook_url: a }, Channel::Discord { webhook_url: b }) => a == b,
+            (Channel::Email { to: a }, Channel::Email { to: b }) => a == b,
+            (Channel::Webhook { url: a, secret: s }, Channel::Webhook { url: b, secret: t }) => {
+                a == b && s.expose_secret() == t.expose_secret()
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Channel {

@@ -19,8 +19,8 @@ use sha2::Sha256;
 
 use super::address_guard::AddressGuard;
 use super::channel::Channel;
-use super::email::EmailSender;
-use crate::config::SmtpConfig;
+use super::email::{EmailSender, SmtpConfig};
+use super::outgoing::OutgoingAlert;
 
 /// How deliveries are made.
 #[derive(Debug, Clone)]
@@ -56,17 +56,6 @@ impl Default for NotifierSettings {
             smtp_root_certificate: None,
         }
     }
-}
-
-/// The alert as every channel needs it.
-#[derive(Debug, Clone, Copy)]
-pub struct OutgoingAlert<'a> {
-    /// The trigger's claim; webhooks get it as `X-Idempotency-Key`.
-    pub dedup_key: &'a str,
-    /// The rendered message (plain text).
-    pub text: &'a str,
-    /// The JSON trigger event webhooks receive.
-    pub event: &'a Value,
 }
 
 /// Where a delivery stands.

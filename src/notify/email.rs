@@ -13,8 +13,40 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
-use super::delivery::OutgoingAlert;
-use crate::config::{SmtpConfig, SmtpTls};
+use super::outgoing::OutgoingAlert;
+
+/// How the SMTP connection is protected (`SMTP_TLS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with `STARTTLS`, which is required (port 587).
+    StartTls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Tls,
+    /// No encryption: only for a relay on the same host or network.
+    None,
+}
+
+impl SmtpTls {
+    /// The `SMTP_TLS` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpTls::StartTls => "starttls",
+            SmtpTls::Tls => "tls",
+            SmtpTls::None => "none",
+        }
+    }
+}
+
+/// SMTP settings, present only when `SMTP_HOST` is set.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<secrecy::SecretString>,
+    pub from: String,
+    pub tls: SmtpTls,
+}
 
 /// Longest subject line, in characters.
 const MAX_SUBJECT_CHARS: usize = 150;

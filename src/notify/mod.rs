@@ -3,14 +3,19 @@
 //! (incoming webhooks), signed webhooks and email over SMTP — with retries for network
 //! errors, 5xx and 429 (`Retry-After` honoured), a bounded number of attempts, and a
 //! guard that refuses user-supplied URLs resolving to loopback, private or link-local
-//! addresses. The trigger handler (`crate::trigger`) drives deliveries.
+//! addresses; and the messages themselves ([`message`]: a strategy's template, or the
+//! default). The trigger handler (`crate::trigger`) drives deliveries.
 
 mod address_guard;
 mod channel;
 mod delivery;
 mod email;
+pub mod message;
+mod outgoing;
 
 pub use address_guard::{AddressGuard, GuardError};
 pub use channel::{Channel, ChannelError, parse_channels};
-pub use delivery::{Delivery, DeliveryStatus, Notifier, NotifierSettings, OutgoingAlert, sign};
-pub use email::{EmailSender, SendFailure, subject};
+pub use delivery::{Delivery, DeliveryStatus, Notifier, NotifierSettings, sign};
+pub use email::{EmailSender, SendFailure, SmtpConfig, SmtpTls, subject};
+pub use message::{AlertFacts, ConditionFacts, Rendered, render};
+pub use outgoing::OutgoingAlert;

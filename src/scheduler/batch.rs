@@ -1,6 +1,6 @@
 //! One batch: every strategy of one frequency, evaluated on one market snapshot.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -9,18 +9,19 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::evaluation::{Moment, evaluate, fires_on_close};
 use super::frequency_label;
 use super::last_run::{LastRun, LastRuns};
-use super::ledger::{self, LedgerEntry};
-use super::simulation::describe_conditions;
-use super::state_store::{self, StateUpdate};
 use crate::engine::{BatchContext, Tri};
-use crate::market::{CandleClosed, ClosedVia, DataNeeds, Interval, MarketData, SeriesKey};
-use crate::metrics::Metrics;
-use crate::strategy::{CompiledStrategy, Frequency, IndexSnapshot, StrategyIndex, TriggerMode};
-use crate::trigger::{
-    AlertFacts, ConditionFacts, Decision, TriggerHandler, TriggerRequest, decide,
+use crate::market::{
+    CandleClosed, ClosedVia, DataNeeds, Interval, MarketData, PrefetchReport, Prefetched, SeriesKey,
 };
+use crate::metrics::Metrics;
+use crate::notify::{AlertFacts, ConditionFacts};
+use crate::storage::ledger::{self, LedgerEntry};
+use crate::storage::strategy_state::{self, StateUpdate, StoredState};
+use crate::strategy::{CompiledStrategy, Frequency, IndexSnapshot, StrategyIndex};
+use crate::trigger::{Decision, TriggerHandler, TriggerRequest};
 
 /// After this many consecutive `unknown` evaluations a strategy is counted as lacking
 /// data (it stays `active`: a data outage is not its owner's fault).
@@ -73,6 +74,16 @@ pub struct BatchRunner {
     exported: Mutex<BTreeSet<String>>,
 }
 
+/// What evaluating a plan's strategies produced.
+#[derive(Default)]
+struct Evaluated {
+    updates: Vec<StateUpdate>,
+    claims: Vec<TriggerRequest>,
+    fired: Vec<Uuid>,
+    errors: usize,
+    lacking_data: usize,
+}
+
 /// What one batch evaluates.
 struct Plan {
     /// The frequency as written (`1m`, a cron expression, `candle_close`).
@@ -83,8 +94,8 @@ struct Plan {
     started_at: DateTime<Utc>,
     /// The instant the run belongs to (period start, or the candle's close).
     due: DateTime<Utc>,
-    /// For candle-close runs: the open time of the bar that closed.
-    closed_bar: Option<i64>,
+    /// For candle-close runs: the open time and interval of the bar that closed.
+    closed_bar: Option<(i64, Interval)>,
 }
 
 /// Clears the running mark when the batch ends, however it ends.
@@ -196,8 +207,7 @@ impl BatchRunner {
         let started_at = Utc::now();
         // The period comes from the market clock (the system clock in production; a
         // simulated one in tests and benchmarks), like the data it is evaluated on.
-        let market_now = DateTime::from_timestamp_millis(self.market.prefetcher.clock().now_ms())
-            .unwrap_or(started_at);
+        let market_now = self.market.now();
         let index = self.index.snapshot();
         let strategies = index
             .by_frequency
@@ -222,7 +232,7 @@ impl BatchRunner {
     /// dropped event delays a close's evaluation rather than losing it (closes already
     /// evaluated are skipped by [`BatchRunner::run_closes`]).
     pub fn last_closes(&self) -> Vec<CandleClosed> {
-        let klines = self.market.prefetcher.klines();
+        let klines = self.market.klines();
         self.index
             .snapshot()
             .series
@@ -260,10 +270,7 @@ impl BatchRunner {
             let strategies: Vec<Arc<CompiledStrategy>> = index
                 .strategies
                 .values()
-                .filter(|s| {
-                    s.frequency == Frequency::CandleClose
-                        || s.trigger_mode == TriggerMode::OncePerBarClose
-                })
+                .filter(|s| fires_on_close(s))
                 .filter(|s| s.bar_interval == Some(interval))
                 .filter(|s| s.indicator_keys().any(|k| series.contains(&k.series)))
                 .cloned()
@@ -279,7 +286,7 @@ impl BatchRunner {
                     strategies,
                     started_at: Utc::now(),
                     due: DateTime::from_timestamp_millis(close_time).unwrap_or_else(Utc::now),
-                    closed_bar: Some(open_time),
+                    closed_bar: Some((open_time, interval)),
                 })
                 .await?,
             );
@@ -287,201 +294,218 @@ impl BatchRunner {
         Ok(reports)
     }
 
-    /// Prefetches, evaluates, triggers, writes state and the ledger for one plan.
+    /// One plan, as a sequence of steps: states, data, evaluation, claims, state, record.
     async fn execute(&self, plan: Plan) -> Result<BatchReport, BatchError> {
-        let Plan {
-            name,
-            label,
-            strategies: planned,
-            started_at,
-            due,
-            closed_bar,
-        } = plan;
         let clock = Instant::now();
-        // A close is evaluated once per strategy, whoever published it and however often.
-        let ids: Vec<Uuid> = planned.iter().map(|s| s.id).collect();
-        let stored = state_store::load(&self.db, &ids).await?;
-        let strategies: Vec<Arc<CompiledStrategy>> = match closed_bar {
-            None => planned,
-            Some(bar) => planned
-                .into_iter()
-                .filter(|s| {
-                    stored
-                        .get(&s.id)
-                        .and_then(|st| st.last_candle_open_time)
-                        .is_none_or(|done| done.timestamp_millis() < bar)
-                })
-                .collect(),
+        let (strategies, stored) = self.load_states(&plan).await?;
+        let prefetched = self.prefetch(&strategies).await;
+        let ctx = {
+            let keys: Vec<_> = strategies
+                .iter()
+                .flat_map(|s| s.indicator_keys().cloned())
+                .collect();
+            BatchContext::prepare(Arc::new(prefetched.snapshot), &keys)
         };
-        let strategies = strategies.as_slice();
+        let evaluated = self.evaluate_all(&plan, &strategies, &stored, &ctx);
+        self.observe_latency(&plan);
+        // Claims first: a crash after them re-evaluates (the claims stop duplicates); a
+        // crash after saving the state first would lose a close's alert. The alerts go
+        // out in the background as they are claimed.
+        let triggered = self.triggers.claim_and_deliver(evaluated.claims).await?;
+        self.metrics
+            .scheduler
+            .triggers
+            .with_label_values(&[plan.label.as_str()])
+            .inc_by(triggered as u64);
+        strategy_state::save(&self.db, plan.started_at, &evaluated.updates).await?;
+        let report = BatchReport {
+            frequency: plan.name.clone(),
+            started_at: plan.started_at,
+            evaluated: strategies.len(),
+            triggered,
+            errors: evaluated.errors,
+            duration_ms: clock.elapsed().as_secs_f64() * 1000.0,
+            data_failures: prefetched.report.failures.len(),
+            lacking_data: evaluated.lacking_data,
+            fired: evaluated.fired,
+        };
+        self.record(&plan, &report, &prefetched.report).await?;
+        Ok(report)
+    }
 
+    /// The plan's strategies with their stored state; on a close, those that already
+    /// evaluated it are left out (a close is evaluated once per strategy, whoever
+    /// published it and however often).
+    async fn load_states(
+        &self,
+        plan: &Plan,
+    ) -> Result<(Vec<Arc<CompiledStrategy>>, HashMap<Uuid, StoredState>), BatchError> {
+        let ids: Vec<Uuid> = plan.strategies.iter().map(|s| s.id).collect();
+        let stored = strategy_state::load(&self.db, &ids).await?;
+        let strategies = plan
+            .strategies
+            .iter()
+            .filter(|s| match plan.closed_bar {
+                None => true,
+                Some((bar, _)) => stored
+                    .get(&s.id)
+                    .and_then(|st| st.last_candle_open_time)
+                    .is_none_or(|done| done.timestamp_millis() < bar),
+            })
+            .cloned()
+            .collect();
+        Ok((strategies, stored))
+    }
+
+    /// Fetches the union of the strategies' data needs, each datum once.
+    async fn prefetch(&self, strategies: &[Arc<CompiledStrategy>]) -> Prefetched {
         let mut needs = DataNeeds::default();
         for strategy in strategies {
             strategy.needs(&mut needs);
         }
-        let prefetched = self.market.prefetcher.fetch(&needs).await;
-        let keys: Vec<_> = strategies
-            .iter()
-            .flat_map(|s| s.indicator_keys().cloned())
-            .collect();
-        let ctx = BatchContext::prepare(Arc::new(prefetched.snapshot), &keys);
+        self.market.fetch(&needs).await
+    }
 
-        let mut updates = Vec::with_capacity(strategies.len());
-        let (mut fired, mut errors, mut lacking_data) = (Vec::new(), 0, 0);
-        let mut claims = Vec::new();
+    /// Evaluates every strategy at the plan's moment; counts, logs streaks of unknowns,
+    /// and collects the state updates and the triggers to claim.
+    fn evaluate_all(
+        &self,
+        plan: &Plan,
+        strategies: &[Arc<CompiledStrategy>],
+        stored: &HashMap<Uuid, StoredState>,
+        ctx: &BatchContext,
+    ) -> Evaluated {
+        let mut evaluated = Evaluated {
+            updates: Vec::with_capacity(strategies.len()),
+            ..Evaluated::default()
+        };
         let evaluations = &self.metrics.scheduler.evaluations;
         for strategy in strategies {
-            let state = stored.get(&strategy.id);
-            let memory = |i: usize| state_store::remembered(state, strategy, i);
-            let result = strategy.evaluate(&ctx, &memory);
-            let mut previous = serde_json::Map::new();
-            for (id, condition) in strategy
-                .condition_ids
-                .iter()
-                .zip(strategy.conditions.iter())
-            {
-                if let Some(value) = condition.memory(&ctx) {
-                    previous.insert(id.to_string(), json!(value));
-                }
-            }
-            let before = state.map_or(0, |s| s.consecutive_errors);
-            let (outcome, streak) = match result {
-                Tri::True => (Some(true), 0),
-                Tri::False => (Some(false), 0),
-                Tri::Unknown => (None, before.saturating_add(1)),
+            let moment = match plan.closed_bar {
+                Some((open_time, interval)) => Moment::close(open_time, interval),
+                None => Moment::period(strategy, plan.due),
             };
-            match result {
-                Tri::True => fired.push(strategy.id),
-                Tri::Unknown => errors += 1,
+            let outcome = evaluate(strategy, ctx, stored.get(&strategy.id), &moment);
+            match outcome.result {
+                Tri::True => evaluated.fired.push(strategy.id),
+                Tri::Unknown => evaluated.errors += 1,
                 Tri::False => {}
             }
-            // Bar-close strategies fire on their candle's close, not on a timer.
-            if result == Tri::True
-                && (closed_bar.is_some() || strategy.trigger_mode != TriggerMode::OncePerBarClose)
-            {
-                let bar_open_ms = closed_bar.or_else(|| {
-                    strategy
-                        .bar_interval
-                        .map(|interval| interval.open_time(due.timestamp_millis()))
-                });
-                let context = state_store::trigger_context(state, result, due, bar_open_ms);
-                if let Decision::Fire { dedup_key } = decide(strategy, &context) {
-                    claims.push((
-                        strategy.clone(),
-                        dedup_key,
-                        facts(strategy, &ctx, &memory, due),
-                    ));
-                }
-            }
-            if streak == 1 {
-                // The first unknown of a run of them; the rest are counted, not logged.
-                tracing::warn!(
-                    component = "evaluation",
-                    strategy_id = %strategy.id,
-                    frequency = %name,
-                    "strategy evaluated unknown: market data it needs is unavailable"
-                );
-            }
+            let streak = outcome.update.consecutive_errors;
+            self.log_unknown_streak(plan, strategy, streak);
             if streak >= self.unknown_streak {
-                lacking_data += 1;
-                if streak == self.unknown_streak {
-                    tracing::warn!(
-                        component = "evaluation",
-                        strategy_id = %strategy.id,
-                        frequency = %name,
-                        streak,
-                        "strategy evaluated unknown repeatedly: its market data is unavailable"
-                    );
-                }
+                evaluated.lacking_data += 1;
             }
-            let result_label = match result {
+            let result_label = match outcome.result {
                 Tri::True => "true",
                 Tri::False => "false",
                 Tri::Unknown => "unknown",
             };
             evaluations
-                .with_label_values(&[label.as_str(), result_label])
+                .with_label_values(&[plan.label.as_str(), result_label])
                 .inc();
-            updates.push(StateUpdate {
-                strategy_id: strategy.id,
-                result: outcome,
-                previous,
-                consecutive_errors: streak,
-                candle_open_time: closed_bar.and_then(DateTime::from_timestamp_millis),
-            });
+            if let Decision::Fire { dedup_key } = &outcome.decision {
+                let conditions = outcome
+                    .report(strategy)
+                    .iter()
+                    .map(ConditionFacts::from_report)
+                    .collect();
+                evaluated.claims.push(TriggerRequest {
+                    strategy: strategy.clone(),
+                    dedup_key: dedup_key.clone(),
+                    facts: AlertFacts {
+                        strategy_id: strategy.id.to_string(),
+                        strategy_name: strategy.name.to_string(),
+                        triggered_at: moment.due,
+                        conditions,
+                    },
+                });
+            }
+            evaluated.updates.push(outcome.update);
         }
-        let metrics = &self.metrics.scheduler;
-        let late = (Utc::now() - due).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
-        metrics
-            .evaluation_latency
-            .with_label_values(&[&label])
-            .observe(late.max(0.0));
-        // Claims first: a crash after them re-evaluates (the claims stop duplicates); a
-        // crash after saving the state first would lose a close's alert. The alerts go
-        // out in the background as they are claimed.
-        let requests = claims
-            .into_iter()
-            .map(|(strategy, dedup_key, facts)| TriggerRequest {
-                strategy,
-                dedup_key,
-                facts,
-            })
-            .collect();
-        let triggered = self.triggers.claim_and_deliver(requests).await?;
+        evaluated
+    }
+
+    /// The first unknown of a run of them is logged, and the run reaching the streak;
+    /// the rest are counted, not logged.
+    fn log_unknown_streak(&self, plan: &Plan, strategy: &CompiledStrategy, streak: i32) {
+        if streak == 1 {
+            tracing::warn!(
+                component = "evaluation",
+                strategy_id = %strategy.id,
+                frequency = %plan.name,
+                "strategy evaluated unknown: market data it needs is unavailable"
+            );
+        } else if streak == self.unknown_streak {
+            tracing::warn!(
+                component = "evaluation",
+                strategy_id = %strategy.id,
+                frequency = %plan.name,
+                streak,
+                "strategy evaluated unknown repeatedly: its market data is unavailable"
+            );
+        }
+    }
+
+    /// How late the evaluation came after its due time.
+    fn observe_latency(&self, plan: &Plan) {
+        let late = (Utc::now() - plan.due)
+            .num_microseconds()
+            .unwrap_or(i64::MAX) as f64
+            / 1e6;
         self.metrics
             .scheduler
-            .triggers
-            .with_label_values(&[label.as_str()])
-            .inc_by(triggered as u64);
-        state_store::save(&self.db, started_at, &updates).await?;
-        let report = BatchReport {
-            frequency: name.clone(),
-            started_at,
-            evaluated: strategies.len(),
-            triggered,
-            errors,
-            duration_ms: clock.elapsed().as_secs_f64() * 1000.0,
-            data_failures: prefetched.report.failures.len(),
-            lacking_data,
-            fired,
-        };
+            .evaluation_latency
+            .with_label_values(&[&plan.label])
+            .observe(late.max(0.0));
+    }
+
+    /// Metrics, the last run, the ledger row and the log line of a finished batch.
+    async fn record(
+        &self,
+        plan: &Plan,
+        report: &BatchReport,
+        prefetch: &PrefetchReport,
+    ) -> Result<(), BatchError> {
+        let metrics = &self.metrics.scheduler;
+        let label = plan.label.as_str();
         metrics
             .batch_duration
-            .with_label_values(&[&label])
+            .with_label_values(&[label])
             .observe(report.duration_ms / 1000.0);
         metrics
             .lacking_data
-            .with_label_values(&[&label])
-            .set(lacking_data as i64);
+            .with_label_values(&[label])
+            .set(report.lacking_data as i64);
         let status = if report.data_failures == 0 {
             "ok"
         } else {
             "partial"
         };
-        metrics.batches.with_label_values(&[&label, status]).inc();
+        metrics.batches.with_label_values(&[label, status]).inc();
         metrics
             .last_batch
-            .with_label_values(&[&label])
+            .with_label_values(&[label])
             .set(Utc::now().timestamp() as f64);
         self.last_runs.record(
-            &name,
+            &plan.name,
             LastRun {
-                started_at,
-                due,
+                started_at: plan.started_at,
+                due: plan.due,
                 duration_ms: report.duration_ms,
                 evaluated: report.evaluated,
-                triggered,
-                errors,
+                triggered: report.triggered,
+                errors: report.errors,
                 data_failures: report.data_failures,
-                cache_hit_rate: prefetched.report.hit_rate(),
+                cache_hit_rate: prefetch.hit_rate(),
                 status,
             },
         );
         ledger::record(
             &self.db,
             &LedgerEntry {
-                name: format!("batch:{name}"),
-                started_at,
+                name: format!("batch:{}", plan.name),
+                started_at: plan.started_at,
                 duration_ms: report.duration_ms,
                 evaluated: report.evaluated,
                 triggered: report.triggered,
@@ -490,23 +514,23 @@ impl BatchRunner {
                 status,
                 details: json!({
                     "data_failures": report.data_failures,
-                    "lacking_data": lacking_data,
-                    "demand": prefetched.report.demand,
-                    "fetched": prefetched.report.fetched,
+                    "lacking_data": report.lacking_data,
+                    "demand": prefetch.demand,
+                    "fetched": prefetch.fetched,
                 }),
             },
         )
         .await?;
         tracing::info!(
             component = "scheduler",
-            frequency = %name,
+            frequency = %plan.name,
             evaluated = report.evaluated,
             triggered = report.triggered,
             errors = report.errors,
             duration_ms = report.duration_ms,
             "batch evaluated"
         );
-        Ok(report)
+        Ok(())
     }
 
     fn mark_running(&self, frequency: &Frequency) -> Option<Running<'_>> {
@@ -515,35 +539,5 @@ impl BatchRunner {
             set: &self.running,
             frequency: frequency.clone(),
         })
-    }
-}
-
-/// What a message may say about a strategy that fired: each condition's values.
-fn facts(
-    strategy: &CompiledStrategy,
-    ctx: &BatchContext,
-    memory: &dyn Fn(usize) -> Option<f64>,
-    at: DateTime<Utc>,
-) -> AlertFacts {
-    let (_, evaluations) = strategy.evaluate_detailed(ctx, memory);
-    let conditions = describe_conditions(strategy, evaluations)
-        .into_iter()
-        .map(|c| ConditionFacts {
-            id: c.id.to_string(),
-            kind: c.kind,
-            source: c.source,
-            symbol: c.symbol,
-            interval: c.interval,
-            result: c.result,
-            value: c.observed.value,
-            previous: c.observed.previous,
-            compare_to: c.observed.compare_to,
-        })
-        .collect();
-    AlertFacts {
-        strategy_id: strategy.id.to_string(),
-        strategy_name: strategy.name.to_string(),
-        triggered_at: at,
-        conditions,
     }
 }

@@ -2,21 +2,24 @@
 //! boundaries (a `5m` batch at :00, :05, …; a cron frequency at its cron times).
 //!
 //! A batch ([`BatchRunner::run`]) prefetches the union of its strategies' data needs,
-//! evaluates every strategy, writes their runtime state in one statement, and records
-//! one `monitor_ledger` row. Batches of one frequency never overlap: a tick that finds
+//! evaluates every strategy ([`evaluate`], the one path simulate shares), claims the
+//! triggers, writes their runtime state in one statement, and records one
+//! `monitor_ledger` row. Batches of one frequency never overlap: a tick that finds
 //! the previous batch still running is skipped and counted. [`run_scheduler`] follows
 //! the index, so buckets appear and disappear with reloads.
 
 mod batch;
+mod evaluation;
+mod follow;
 mod last_run;
-mod ledger;
 mod simulation;
-mod state_store;
 mod ticker;
 
 pub use batch::{BatchError, BatchReport, BatchRunner};
+pub use evaluation::{Moment, Outcome, evaluate, fires_on_close};
+pub use follow::follow_index;
 pub use last_run::LastRun;
-pub use simulation::{SimulatedCondition, Simulation, simulate};
+pub use simulation::{Simulation, simulate};
 pub use ticker::{next_run, run_candle_closes, run_scheduler};
 
 /// The bounded metric label of a frequency: cron expressions are user input.

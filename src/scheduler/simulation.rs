@@ -11,29 +11,13 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::state_store;
-use crate::conditions::{Condition, Evaluation, Observed};
+use super::evaluation::{Moment, evaluate};
+use crate::conditions::ConditionReport;
 use crate::engine::{BatchContext, Tri};
 use crate::market::{DataNeeds, MarketData};
-use crate::strategy::{CompiledStrategy, Frequency, TriggerMode};
-use crate::trigger::{Decision, Suppression, decide};
-
-/// One condition as the simulation saw it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SimulatedCondition {
-    pub id: Uuid,
-    pub kind: String,
-    /// true, false, or null when its data was unavailable.
-    pub result: Option<bool>,
-    /// The source that answered (a fallback may have).
-    pub source: String,
-    pub symbol: String,
-    /// The candle interval, for indicators.
-    pub interval: Option<String>,
-    /// Open time of the last closed candle the indicator was computed on.
-    pub bar_open_time: Option<DateTime<Utc>>,
-    pub observed: Observed,
-}
+use crate::storage::{strategy_state, trigger_logs};
+use crate::strategy::CompiledStrategy;
+use crate::trigger::{Decision, Suppression};
 
 /// The simulate snapshot (DESIGN §7).
 #[derive(Debug, Serialize, ToSchema)]
@@ -51,7 +35,7 @@ pub struct Simulation {
     pub suppressed_by: Option<Suppression>,
     /// The key a trigger now would claim (null when it would not trigger).
     pub dedup_key: Option<String>,
-    pub conditions: Vec<SimulatedCondition>,
+    pub conditions: Vec<ConditionReport>,
     /// Market data that could not be fetched (their conditions are unknown).
     pub data_failures: Vec<String>,
     pub duration_us: u64,
@@ -76,9 +60,10 @@ impl Simulation {
     }
 }
 
-/// Evaluates `strategy` (stored with `status`) as its next batch would: the period (or
-/// the last closed bar, for strategies that fire on a close) from the market clock,
-/// its stored state for crosses, edges and cooldown. Reads only.
+/// Evaluates `strategy` (stored with `status`) as its next batch would: at the
+/// [`Moment`] the market clock says comes next, over its stored state for crosses,
+/// edges and cooldown — the batch's own [`evaluate`]. Adds only the check that the
+/// trigger's key is not already claimed. Reads only.
 pub async fn simulate(
     db: &PgPool,
     market: &MarketData,
@@ -87,71 +72,38 @@ pub async fn simulate(
 ) -> Result<Simulation, sqlx::Error> {
     let clock = Instant::now();
     let evaluated_at = Utc::now();
-    let stored = state_store::load(db, &[strategy.id]).await?;
-    let state = stored.get(&strategy.id);
+    let stored = strategy_state::load(db, &[strategy.id]).await?;
 
     let mut needs = DataNeeds::default();
     strategy.needs(&mut needs);
-    let prefetched = market.prefetcher.fetch(&needs).await;
+    let prefetched = market.fetch(&needs).await;
     let keys: Vec<_> = strategy.indicator_keys().cloned().collect();
     let ctx = BatchContext::prepare(std::sync::Arc::new(prefetched.snapshot), &keys);
-    let memory = |i: usize| state_store::remembered(state, strategy, i);
-    let (result, evaluations) = strategy.evaluate_detailed(&ctx, &memory);
+    let moment = Moment::next(strategy, market.now());
+    let outcome = evaluate(strategy, &ctx, stored.get(&strategy.id), &moment);
 
-    let market_now =
-        DateTime::from_timestamp_millis(market.prefetcher.clock().now_ms()).unwrap_or(evaluated_at);
-    let on_close = strategy.frequency == Frequency::CandleClose
-        || strategy.trigger_mode == TriggerMode::OncePerBarClose;
-    // A close-driven strategy is judged as if its last closed bar had just closed.
-    let (due, bar_open_ms) = match strategy.bar_interval {
-        Some(interval) if on_close => {
-            let current = interval.open_time(market_now.timestamp_millis());
-            (
-                DateTime::from_timestamp_millis(current).unwrap_or(market_now),
-                Some(current - interval.millis()),
-            )
-        }
-        interval => {
-            let due = strategy.frequency.due_at_or_before(market_now);
-            (due, interval.map(|i| i.open_time(due.timestamp_millis())))
-        }
-    };
-    let decision = if result == Tri::True && status != "active" {
+    let decision = if outcome.result == Tri::True && status != "active" {
         Decision::Suppressed(Suppression::Inactive)
     } else {
-        decide(
-            strategy,
-            &state_store::trigger_context(state, result, due, bar_open_ms),
-        )
+        outcome.decision.clone()
     };
     let (suppressed_by, dedup_key) = match decision {
-        Decision::Fire { dedup_key } => {
-            let claimed: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM strategy_trigger_logs WHERE dedup_key = $1)",
-            )
-            .bind(&dedup_key)
-            .fetch_one(db)
-            .await?;
-            if claimed {
-                (Some(Suppression::AlreadyTriggered), None)
-            } else {
-                (None, Some(dedup_key))
-            }
+        Decision::Fire { dedup_key } if trigger_logs::is_claimed(db, &dedup_key).await? => {
+            (Some(Suppression::AlreadyTriggered), None)
         }
+        Decision::Fire { dedup_key } => (None, Some(dedup_key)),
         Decision::Suppressed(why) => (Some(why), None),
     };
-
-    let conditions = describe_conditions(strategy, evaluations);
     Ok(Simulation {
         strategy_id: strategy.id,
         status: status.to_owned(),
         error: None,
         evaluated_at,
-        result: result.known(),
+        result: outcome.result.known(),
         would_trigger: suppressed_by.is_none(),
         suppressed_by,
         dedup_key,
-        conditions,
+        conditions: outcome.report(strategy),
         data_failures: prefetched
             .report
             .failures
@@ -160,45 +112,4 @@ pub async fn simulate(
             .collect(),
         duration_us: u64::try_from(clock.elapsed().as_micros()).unwrap_or(u64::MAX),
     })
-}
-
-/// Each condition with where its data came from and what its evaluation observed.
-pub(super) fn describe_conditions(
-    strategy: &CompiledStrategy,
-    evaluations: Vec<Evaluation>,
-) -> Vec<SimulatedCondition> {
-    strategy
-        .conditions
-        .iter()
-        .zip(strategy.condition_ids.iter())
-        .zip(evaluations)
-        .map(|((condition, id), evaluation)| {
-            let (source, symbol, interval) = match condition {
-                Condition::PriceAlert(c) => (c.key.source, c.key.symbol.to_string(), None),
-                Condition::TechnicalIndicator(c) => (
-                    c.key.series.source,
-                    c.key.series.symbol.to_string(),
-                    Some(c.key.series.interval.to_string()),
-                ),
-            };
-            SimulatedCondition {
-                id: *id,
-                kind: condition.kind().to_owned(),
-                result: evaluation.result.known(),
-                // A fallback may have answered instead of the source asked.
-                source: evaluation
-                    .observed
-                    .answered_by
-                    .unwrap_or(source)
-                    .to_string(),
-                symbol,
-                interval,
-                bar_open_time: evaluation
-                    .observed
-                    .bar_open_time_ms
-                    .and_then(DateTime::from_timestamp_millis),
-                observed: evaluation.observed,
-            }
-        })
-        .collect()
 }

@@ -7,8 +7,8 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 
+use super::DatabaseSettings;
 use super::startup_retry::{StartupError, retry_startup};
-use crate::config::Config;
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -16,11 +16,14 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// How long a readiness probe or a request waits for a pooled connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connects the pool, retrying with backoff until the startup timeout.
-pub async fn connect(config: &Config) -> Result<PgPool, StartupError> {
-    let url = config.postgres_url.expose_secret().to_owned();
-    let max_connections = config.db_max_connections;
-    retry_startup("postgres", config.startup_timeout, || {
+/// Connects the pool, retrying with backoff until `startup_timeout`.
+pub async fn connect(
+    settings: &DatabaseSettings,
+    startup_timeout: Duration,
+) -> Result<PgPool, StartupError> {
+    let url = settings.postgres_url.expose_secret().to_owned();
+    let max_connections = settings.max_connections;
+    retry_startup("postgres", startup_timeout, || {
         PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)

@@ -10,6 +10,7 @@ use super::{Frequency, TriggerMode, ValidationError};
 use crate::conditions::{Condition, Evaluation, SymbolInterner};
 use crate::engine::{BatchContext, IndicatorKey, LogicTree, Tri};
 use crate::market::{DataNeeds, Interval};
+use crate::notify::{Channel, parse_channels};
 
 /// Most conditions one strategy may have (every leaf refers to one).
 pub const MAX_CONDITIONS: usize = 256;
@@ -25,8 +26,8 @@ pub struct CompiledStrategy {
     pub frequency: Frequency,
     pub trigger_mode: TriggerMode,
     pub cooldown_seconds: u32,
-    /// The `channels` JSON as stored; notifiers parse it.
-    pub channels: Box<str>,
+    /// Where alerts go, parsed and checked once here.
+    pub channels: Box<[Channel]>,
     pub message_template: Option<Box<str>>,
     pub expires_at: Option<DateTime<Utc>>,
     /// The smallest indicator interval, else the fixed frequency as an interval.
@@ -138,7 +139,7 @@ impl CompiledStrategy {
                 format!("larger than {MAX_CHANNELS_BYTES} bytes"),
             )
         })?;
-        crate::notify::parse_channels(channels).map_err(|error| {
+        let channels = parse_channels(channels).map_err(|error| {
             ValidationError::new(format!("channels[{}]", error.index), error.message)
         })?;
         if row
@@ -153,7 +154,7 @@ impl CompiledStrategy {
         }
 
         if let Some(template) = &row.message_template {
-            crate::trigger::message::check_template(template)
+            crate::notify::message::check_template(template)
                 .map_err(|error| ValidationError::new("message_template", error))?;
         }
 
@@ -165,7 +166,7 @@ impl CompiledStrategy {
             frequency,
             trigger_mode,
             cooldown_seconds,
-            channels: channels.into(),
+            channels: channels.into_boxed_slice(),
             message_template: row.message_template.as_deref().map(Into::into),
             expires_at: row.expires_at,
             bar_interval,

@@ -11,8 +11,8 @@ mod resolved;
 pub mod shard;
 pub mod store;
 mod trigger_mode;
-mod validation_error;
 
+pub use crate::engine::ValidationError;
 pub use compiled::{CompiledStrategy, MAX_CONDITIONS};
 pub use frequency::Frequency;
 pub use index::{IndexSnapshot, StrategyError, StrategyIndex};
@@ -20,7 +20,6 @@ pub use loader::{ReloadError, ReloadReport, StrategyLoader};
 pub use resolved::{ConditionRow, ResolvedStrategy, StrategyRow};
 pub use store::Shard;
 pub use trigger_mode::TriggerMode;
-pub use validation_error::ValidationError;
 
 #[cfg(test)]
 mod validation_tests;

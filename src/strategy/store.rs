@@ -1,11 +1,15 @@
-//! The loader's SQL: a constant number of set-based queries however many strategies
-//! there are, and batched status writes. JSON columns are read as text and replaced by
-//! NULL past their size bound, so an oversized document never leaves Postgres.
+//! The `strategies` and `strategy_conditions` tables, all of their SQL: the loader's
+//! reads (a constant number of set-based queries however many strategies there are),
+//! batched status writes, `once` completion in the claim's transaction, and the reads of
+//! the operator routes. JSON columns are read as text and replaced by NULL past their
+//! size bound, so an oversized document never leaves Postgres.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
+use serde_json::Value;
+use sqlx::types::Json as SqlJson;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::resolved::{
@@ -215,4 +219,71 @@ pub async fn record_statuses(pool: &PgPool, changes: &[StatusChange]) -> Result<
 /// did not filter.
 pub fn in_shard(user_id: Uuid, shard: Shard) -> bool {
     super::shard::owns(user_id, shard.index, shard.count)
+}
+
+/// Completes `once` strategies that just fired (inside the claim's transaction).
+pub async fn complete(tx: &mut PgConnection, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE strategies SET status = 'completed' WHERE id = ANY($1) AND status = 'active'",
+    )
+    .bind(ids)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// How many strategies have each status, over the whole table.
+pub async fn count_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT status, count(*) FROM strategies GROUP BY status")
+        .fetch_all(pool)
+        .await
+}
+
+/// One strategy as stored, for operators (channels as stored: callers show kinds only).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredDefinition {
+    pub name: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+    pub frequency: String,
+    pub trigger_mode: String,
+    pub cooldown_seconds: i32,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub logic_tree: SqlJson<Value>,
+    pub channels: SqlJson<Value>,
+    pub has_message_template: bool,
+    /// Id, kind and params of each condition, by id.
+    #[sqlx(skip)]
+    pub conditions: Vec<(Uuid, String, Value)>,
+}
+
+/// The stored definition of `id`, with its conditions; `None` when there is none.
+pub async fn definition(pool: &PgPool, id: Uuid) -> Result<Option<StoredDefinition>, sqlx::Error> {
+    let found: Option<StoredDefinition> = sqlx::query_as(
+        "SELECT name, status, error, updated_at, frequency, trigger_mode, cooldown_seconds,
+                expires_at, logic_tree, channels,
+                message_template IS NOT NULL AS has_message_template
+           FROM strategies WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(mut definition) = found else {
+        return Ok(None);
+    };
+    let conditions: Vec<(Uuid, String, SqlJson<Value>)> = sqlx::query_as(
+        "SELECT id, kind, params FROM strategy_conditions WHERE strategy_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    definition.conditions = conditions
+        .into_iter()
+        .map(|(id, kind, params)| (id, kind, params.0))
+        .collect();
+    Ok(Some(definition))
 }

@@ -38,6 +38,9 @@ pub enum Suppression {
     NotRisingEdge,
     /// A bar mode without a bar (no candle data): nothing to deduplicate by.
     NoBar,
+    /// A `once_per_bar_close` strategy evaluated on its timer: it fires only when its
+    /// bar closes.
+    AwaitsClose,
     /// Simulation only: this period's (or bar's) trigger was already claimed.
     AlreadyTriggered,
     /// Simulation only: the strategy is not `active` (paused, completed, expired).
@@ -55,6 +58,7 @@ impl Suppression {
             Suppression::SameBar => "same_bar",
             Suppression::NotRisingEdge => "not_rising_edge",
             Suppression::NoBar => "no_bar",
+            Suppression::AwaitsClose => "awaits_close",
             Suppression::AlreadyTriggered => "already_triggered",
             Suppression::Inactive => "inactive",
             Suppression::Invalid => "invalid",

@@ -19,21 +19,13 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use super::message::{AlertFacts, render};
 use crate::metrics::Metrics;
-use crate::notify::{Channel, Delivery, DeliveryStatus, Notifier, OutgoingAlert, parse_channels};
-use crate::strategy::{CompiledStrategy, StrategyIndex, TriggerMode};
-
-/// A trigger log with pending deliveries: id, strategy, dedup key, message, snapshot,
-/// deliveries.
-type PendingRow = (
-    i64,
-    uuid::Uuid,
-    String,
-    Option<String>,
-    sqlx::types::Json<Value>,
-    sqlx::types::Json<Vec<Delivery>>,
-);
+use crate::notify::{
+    AlertFacts, Channel, Delivery, DeliveryStatus, Notifier, OutgoingAlert, render,
+};
+use crate::storage::strategy_state;
+use crate::storage::trigger_logs::{self, NewTriggerLog, PendingLog};
+use crate::strategy::{CompiledStrategy, StrategyIndex, TriggerMode, store};
 
 /// How many claimed triggers are delivered at once (each to all its channels).
 pub const DELIVERY_CONCURRENCY: usize = 64;
@@ -198,7 +190,7 @@ impl TriggerHandler {
         let writer = tokio::spawn(async move {
             let mut buffer = Vec::new();
             while written.recv_many(&mut buffer, 512).await > 0 {
-                if let Err(error) = record_deliveries(&db, &buffer).await {
+                if let Err(error) = trigger_logs::record_deliveries(&db, &buffer).await {
                     tracing::error!(%error, rows = buffer.len(),
                         "delivery outcomes could not be recorded; they stay pending and are resumed");
                 }
@@ -286,28 +278,22 @@ impl TriggerHandler {
         let mut resumed = 0;
         loop {
             let mut tx = self.db.begin().await?;
-            let row: Option<PendingRow> =
-                sqlx::query_as(
-                    "SELECT id, strategy_id, dedup_key, message, snapshot, deliveries
-                       FROM strategy_trigger_logs
-                      WHERE deliveries @> '[{\"status\": \"pending\"}]'
-                        AND triggered_at < now() - make_interval(secs => $1::double precision / 1000)
-                        AND triggered_at > now() - interval '1 day'
-                      ORDER BY id
-                      LIMIT 1
-                        FOR UPDATE SKIP LOCKED",
-                )
-                .bind(grace_ms as f64)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some((id, strategy_id, dedup_key, message, snapshot, deliveries)) = row else {
+            let Some(PendingLog {
+                id,
+                strategy_id,
+                dedup_key,
+                message,
+                snapshot,
+                deliveries,
+            }) = trigger_logs::next_pending(&mut tx, grace_ms).await?
+            else {
                 return Ok(resumed);
             };
             let mut deliveries = deliveries.0;
             let loaded = index.get(strategy_id);
-            let channels = loaded
+            let channels: Vec<Channel> = loaded
                 .as_ref()
-                .map(|s| parse_channels(&s.channels).unwrap_or_default())
+                .map(|s| s.channels.to_vec())
                 .unwrap_or_default();
             let frequency =
                 loaded.map_or_else(|| "unknown".to_owned(), |s| s.frequency.to_string());
@@ -336,11 +322,7 @@ impl TriggerHandler {
                 };
                 self.account(strategy_id, &frequency, delivery);
             }
-            sqlx::query("UPDATE strategy_trigger_logs SET deliveries = $2 WHERE id = $1")
-                .bind(id)
-                .bind(sqlx::types::Json(&deliveries))
-                .execute(&mut *tx)
-                .await?;
+            trigger_logs::set_deliveries(&mut tx, id, &deliveries).await?;
             tx.commit().await?;
             tracing::info!(component = "trigger", strategy_id = %strategy_id, frequency,
                 dedup_key, "resumed pending deliveries");
@@ -354,72 +336,39 @@ impl TriggerHandler {
         if prepared.is_empty() {
             return Ok(HashMap::new());
         }
-        let column = |f: fn(&Prepared) -> Value| prepared.iter().map(f).collect::<Vec<Value>>();
-        let strategy_ids: Vec<Uuid> = prepared.iter().map(|p| p.request.strategy.id).collect();
-        let at: Vec<DateTime<Utc>> = prepared
+        let rows: Vec<NewTriggerLog<'_>> = prepared
             .iter()
-            .map(|p| p.request.facts.triggered_at)
+            .map(|p| NewTriggerLog {
+                strategy_id: p.request.strategy.id,
+                triggered_at: p.request.facts.triggered_at,
+                dedup_key: &p.request.dedup_key,
+                snapshot: &p.snapshot,
+                message: &p.text,
+                deliveries: &p.pending,
+            })
             .collect();
-        let keys: Vec<&str> = prepared
-            .iter()
-            .map(|p| p.request.dedup_key.as_str())
-            .collect();
-        let messages: Vec<&str> = prepared.iter().map(|p| p.text.as_str()).collect();
         let mut tx = self.db.begin().await?;
-        let claimed: Vec<(i64, Uuid, String, DateTime<Utc>)> = sqlx::query_as(
-            "INSERT INTO strategy_trigger_logs (strategy_id, triggered_at, dedup_key, snapshot, message, deliveries)
-             SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::jsonb[], $5::text[], $6::jsonb[])
-             ON CONFLICT (dedup_key) DO NOTHING
-             RETURNING id, strategy_id, dedup_key, triggered_at",
-        )
-        .bind(&strategy_ids)
-        .bind(&at)
-        .bind(&keys)
-        .bind(column(|p| p.snapshot.clone()))
-        .bind(&messages)
-        .bind(column(|p| json!(p.pending)))
-        .fetch_all(&mut *tx)
-        .await?;
+        let claimed = trigger_logs::claim(&mut tx, &rows).await?;
         if claimed.is_empty() {
             return Ok(HashMap::new());
         }
-        // One trigger per strategy per batch, so no row is touched twice; rows are
-        // locked in strategy order, the same on every replica.
-        let mut by_strategy: Vec<(Uuid, DateTime<Utc>)> =
-            claimed.iter().map(|c| (c.1, c.3)).collect();
-        by_strategy.sort_unstable();
-        let (claimed_ids, claimed_at): (Vec<Uuid>, Vec<DateTime<Utc>>) =
-            by_strategy.into_iter().unzip();
-        sqlx::query(
-            "INSERT INTO strategy_state (strategy_id, last_triggered_at, trigger_count)
-             SELECT id, at, 1 FROM UNNEST($1::uuid[], $2::timestamptz[]) AS t(id, at)
-             ON CONFLICT (strategy_id) DO UPDATE SET
-                 last_triggered_at = EXCLUDED.last_triggered_at,
-                 trigger_count = strategy_state.trigger_count + 1,
-                 updated_at = now()",
-        )
-        .bind(&claimed_ids)
-        .bind(&claimed_at)
-        .execute(&mut *tx)
-        .await?;
+        // One trigger per strategy per batch, so no state row is touched twice.
+        let triggered: Vec<(Uuid, DateTime<Utc>)> = claimed
+            .iter()
+            .map(|c| (c.strategy_id, c.triggered_at))
+            .collect();
+        strategy_state::record_triggered(&mut tx, &triggered).await?;
         let once: Vec<Uuid> = prepared
             .iter()
             .filter(|p| p.request.strategy.trigger_mode == TriggerMode::Once)
             .map(|p| p.request.strategy.id)
-            .filter(|id| claimed_ids.contains(id))
+            .filter(|id| triggered.iter().any(|(t, _)| t == id))
             .collect();
-        if !once.is_empty() {
-            sqlx::query(
-                "UPDATE strategies SET status = 'completed' WHERE id = ANY($1) AND status = 'active'",
-            )
-            .bind(&once)
-            .execute(&mut *tx)
-            .await?;
-        }
+        store::complete(&mut tx, &once).await?;
         tx.commit().await?;
         Ok(claimed
             .into_iter()
-            .map(|(id, _, key, _)| (key, id))
+            .map(|c| (c.dedup_key, c.log_id))
             .collect())
     }
 }
@@ -438,30 +387,14 @@ fn trigger_event(snapshot: &Value, dedup_key: &str, message: &str) -> Value {
     })
 }
 
-/// Writes delivery outcomes, many trigger logs in one statement.
-async fn record_deliveries(db: &PgPool, rows: &[(i64, Vec<Delivery>)]) -> Result<(), sqlx::Error> {
-    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-    let deliveries: Vec<Value> = rows.iter().map(|r| json!(r.1)).collect();
-    sqlx::query(
-        "UPDATE strategy_trigger_logs AS l SET deliveries = d.deliveries
-           FROM UNNEST($1::bigint[], $2::jsonb[]) AS d(id, deliveries)
-          WHERE l.id = d.id",
-    )
-    .bind(&ids)
-    .bind(&deliveries)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-/// Renders the message, parses the channels and builds the sanitized snapshot.
+/// Renders the message and builds the pending deliveries and the sanitized snapshot.
 fn prepare(request: TriggerRequest) -> Prepared {
     let strategy = &request.strategy;
     let rendered = render(strategy.message_template.as_deref(), &request.facts);
     if let Some(error) = &rendered.template_error {
         tracing::warn!(strategy_id = %strategy.id, %error, "message template failed; sent the default message");
     }
-    let channels = parse_channels(&strategy.channels).unwrap_or_default();
+    let channels = strategy.channels.to_vec();
     let pending = channels
         .iter()
         .map(|c| Delivery {

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use monitoring_service::config::{SmtpConfig, SmtpTls};
 use monitoring_service::notify::{
     Channel, DeliveryStatus, Notifier, NotifierSettings, OutgoingAlert,
 };
+use monitoring_service::notify::{SmtpConfig, SmtpTls};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;

@@ -256,13 +256,13 @@ async fn streamed_closes_fill_the_kline_cache_without_rest_calls() {
     // A first prefetch fills the cache over REST.
     let needs = needs_of(&[strategy(&[rsi_below("SOLUSDT", "1m", 30.0)])]);
     let _ = collect_until(&mut events, std::slice::from_ref(&key), start + 2 * 60_000).await;
-    market.prefetcher.fetch(&needs).await;
+    market.fetch(&needs).await;
     let klines = || binance_requests(&sim, "/api/v3/klines");
     let after_first = klines();
     // Twenty closes later the series is still current without another REST call.
     let seen = collect_until(&mut events, std::slice::from_ref(&key), start + 22 * 60_000).await;
-    let batch = market.prefetcher.fetch(&needs).await;
-    let now = market.prefetcher.clock().now_ms();
+    let batch = market.fetch(&needs).await;
+    let now = market.clock().now_ms();
     let cached = &batch.snapshot.candles[&key];
     shutdown.cancel();
     tasks.close();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use monitoring_service::app;
 use monitoring_service::config::Config;
-use monitoring_service::state::AppState;
+use monitoring_service::http::AppState;
 use monitoring_service::storage;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::net::TcpListener;
@@ -120,7 +120,7 @@ impl TestApp {
         config: Config,
         clock: monitoring_service::market::Clock,
     ) -> Self {
-        let redis = match &config.redis_url {
+        let redis = match &config.database.redis_url {
             Some(url) => Some(
                 storage::redis::connect(url, Duration::from_secs(5))
                     .await

@@ -405,7 +405,7 @@ async fn close_events_dropped_by_a_lagging_consumer_are_still_evaluated(pool: Pg
     for strategy in app.state.index.snapshot().strategies.values() {
         strategy.needs(&mut needs);
     }
-    app.state.market.prefetcher.fetch(&needs).await;
+    app.state.market.fetch(&needs).await;
     let last_closed = Interval::M1.last_closed_open(chrono::Utc::now().timestamp_millis());
 
     // A consumer that fell behind: of three close events only the last is still in

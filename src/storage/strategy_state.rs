@@ -1,6 +1,8 @@
-//! Strategy runtime state (`strategy_state`): the previous values crosses compare
-//! against and the count of consecutive unknown evaluations, read for a batch and
-//! written back for the whole batch in one statement.
+//! The `strategy_state` table, all of its SQL: per strategy, the previous values crosses
+//! compare against, the last result (edges), the last trigger (cooldowns, bars), the
+//! last candle evaluated on its close and the count of consecutive unknown evaluations.
+//! Read for a batch, written back for the whole batch in one statement; the trigger
+//! fields are written by the claim, in its transaction.
 
 use std::collections::HashMap;
 
@@ -9,9 +11,9 @@ use serde_json::{Map, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::engine::Tri;
-use crate::strategy::CompiledStrategy;
-use crate::trigger::TriggerContext;
+use sqlx::PgConnection;
+use sqlx::types::Json as SqlJson;
+use utoipa::ToSchema;
 
 /// What a batch needs of a strategy's stored state.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -26,34 +28,6 @@ pub struct StoredState {
     pub last_candle_open_time: Option<DateTime<Utc>>,
 }
 
-/// Condition `i` of `strategy`: its value remembered from the last evaluation (what
-/// crosses compare against), when there is one.
-pub fn remembered(
-    state: Option<&StoredState>,
-    strategy: &CompiledStrategy,
-    i: usize,
-) -> Option<f64> {
-    let id = strategy.condition_ids.get(i)?;
-    state.and_then(|s| s.previous.get(id).copied())
-}
-
-/// What the trigger decision knows of an evaluation made at `scheduled_at` (for the
-/// bar opening at `bar_open_ms`) over the strategy's stored `state`.
-pub fn trigger_context(
-    state: Option<&StoredState>,
-    result: Tri,
-    scheduled_at: DateTime<Utc>,
-    bar_open_ms: Option<i64>,
-) -> TriggerContext {
-    TriggerContext {
-        result,
-        previous_result: state.and_then(|s| s.last_result),
-        last_triggered_at: state.and_then(|s| s.last_triggered_at),
-        scheduled_at,
-        bar_open_ms,
-    }
-}
-
 /// One strategy's state after an evaluation.
 #[derive(Debug, Clone)]
 pub struct StateUpdate {
@@ -66,6 +40,7 @@ pub struct StateUpdate {
     pub candle_open_time: Option<DateTime<Utc>>,
 }
 
+/// Reads the stored state of `ids` (strategies never evaluated are absent).
 pub async fn load(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredState>, sqlx::Error> {
     type Row = (
         Uuid,
@@ -160,4 +135,58 @@ pub async fn save(
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Records claimed triggers (`strategy`, `triggered_at`; at most one per strategy) in
+/// their strategies' state, inside the claim's transaction. Rows are locked in strategy
+/// order, the same on every replica.
+pub async fn record_triggered(
+    tx: &mut PgConnection,
+    triggered: &[(Uuid, DateTime<Utc>)],
+) -> Result<(), sqlx::Error> {
+    let mut sorted = triggered.to_vec();
+    sorted.sort_unstable();
+    let (ids, at): (Vec<Uuid>, Vec<DateTime<Utc>>) = sorted.into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO strategy_state (strategy_id, last_triggered_at, trigger_count)
+         SELECT id, at, 1 FROM UNNEST($1::uuid[], $2::timestamptz[]) AS t(id, at)
+         ON CONFLICT (strategy_id) DO UPDATE SET
+             last_triggered_at = EXCLUDED.last_triggered_at,
+             trigger_count = strategy_state.trigger_count + 1,
+             updated_at = now()",
+    )
+    .bind(&ids)
+    .bind(&at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// One strategy's runtime state as operators see it.
+#[derive(Debug, serde::Serialize, ToSchema, sqlx::FromRow)]
+pub struct RuntimeState {
+    pub last_evaluated_at: Option<DateTime<Utc>>,
+    /// true, false, or null for unknown.
+    pub last_result: Option<bool>,
+    pub last_triggered_at: Option<DateTime<Utc>>,
+    pub last_candle_open_time: Option<DateTime<Utc>>,
+    /// Consecutive evaluations with unknown data.
+    pub consecutive_errors: i32,
+    pub trigger_count: i64,
+    /// Values crosses and edges compare against, by condition id.
+    #[schema(value_type = Object)]
+    pub previous_values: SqlJson<Value>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The runtime state of one strategy; `None` until it was first evaluated.
+pub async fn runtime(db: &PgPool, strategy_id: Uuid) -> Result<Option<RuntimeState>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT last_evaluated_at, last_result, last_triggered_at, last_candle_open_time,
+                consecutive_errors, trigger_count, previous_values, updated_at
+           FROM strategy_state WHERE strategy_id = $1",
+    )
+    .bind(strategy_id)
+    .fetch_optional(db)
+    .await
 }

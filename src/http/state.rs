@@ -10,12 +10,12 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::auth::ApiKeys;
 use crate::config::Config;
-use crate::http::auth::ApiKeys;
-use crate::market::{Clock, MarketConfig, MarketData};
+use crate::market::{Clock, MarketData};
 use crate::metrics::Metrics;
 use crate::scheduler::BatchRunner;
-use crate::strategy::{Shard, StrategyIndex, StrategyLoader};
+use crate::strategy::{StrategyIndex, StrategyLoader};
 
 /// Everything a handler or a background task needs, behind `Arc`s.
 #[derive(Clone)]
@@ -58,32 +58,22 @@ impl AppState {
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
         let market = MarketData::new(
-            MarketConfig::from_config(&config),
+            config.market.clone(),
             redis.clone(),
             clock,
             Arc::new(metrics.market.clone()),
         );
         let api_keys = ApiKeys::with_rate_limit(
-            &config.api_keys,
-            config.internal_rate_limit_per_minute,
-            config.internal_rate_limit_burst,
+            &config.server.api_keys,
+            config.server.internal_rate_limit_per_minute,
+            config.server.internal_rate_limit_burst,
         );
         let index = Arc::new(StrategyIndex::new());
-        let shard = Shard {
-            index: config.shard_index,
-            count: config.shard_count,
-        };
         let loader = Arc::new(
-            StrategyLoader::new(db.clone(), redis.clone(), shard, index.clone())
+            StrategyLoader::new(db.clone(), redis.clone(), config.shard, index.clone())
                 .with_metrics(metrics.strategies.clone()),
         );
-        let notifier = crate::notify::Notifier::new(crate::notify::NotifierSettings {
-            telegram_api_url: config.telegram_api_url.clone(),
-            telegram_bot_token: config.telegram_bot_token.clone(),
-            allow_private_networks: config.notify_allow_private_networks,
-            smtp: config.smtp.clone(),
-            ..crate::notify::NotifierSettings::default()
-        });
+        let notifier = crate::notify::Notifier::new(config.notify.clone());
         let tasks = TaskTracker::new();
         let triggers = crate::trigger::TriggerHandler::new(
             db.clone(),

@@ -1,5 +1,6 @@
-//! The `monitor_ledger`: one row per batch (or skipped tick), for operators and for
-//! alerting on batches that stop running.
+//! The `monitor_ledger` table, all of its SQL: one row per batch (or skipped tick) and,
+//! as monitors arrive, per monitor run, for operators and for alerting on work that
+//! stops running.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -21,6 +22,7 @@ pub struct LedgerEntry {
     pub details: Value,
 }
 
+/// Appends one row.
 pub async fn record(db: &PgPool, entry: &LedgerEntry) -> Result<(), sqlx::Error> {
     let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     sqlx::query(

@@ -7,12 +7,15 @@ use chrono::{DateTime, Utc};
 use minijinja::{Environment, context};
 use serde::Serialize;
 
+use crate::conditions::ConditionReport;
+
 /// Longest message sent (Telegram allows 4,096 characters).
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 /// Template execution budget (minijinja fuel): plenty for a message, not for a loop.
 const FUEL: u64 = 50_000;
 
-/// One condition as templates see it (`{{ conditions[0].value }}`).
+/// One condition as templates and trigger snapshots see it (`{{ conditions[0].value }}`):
+/// a flat view of its [`ConditionReport`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConditionFacts {
     pub id: String,
@@ -25,6 +28,23 @@ pub struct ConditionFacts {
     pub value: Option<f64>,
     pub previous: Option<f64>,
     pub compare_to: Option<f64>,
+}
+
+impl ConditionFacts {
+    /// The facts of one condition as its evaluation reported it.
+    pub fn from_report(report: &ConditionReport) -> Self {
+        Self {
+            id: report.id.to_string(),
+            kind: report.kind.clone(),
+            source: report.source.clone(),
+            symbol: report.symbol.clone(),
+            interval: report.interval.clone(),
+            result: report.result,
+            value: report.observed.value,
+            previous: report.observed.previous,
+            compare_to: report.observed.compare_to,
+        }
+    }
 }
 
 /// What a message may say about a trigger.

@@ -1,0 +1,268 @@
+//! One validator per section of the configuration. Each reads its keys through the
+//! [`Reader`], checks them (alone and against each other) and builds the settings type
+//! of the component that uses them.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::reader::{Reader, require_scheme};
+use super::{ConfigError, ServerSettings};
+use crate::market::sources::UpstreamSettings;
+use crate::market::{
+    MarketConfig, PrefetchSettings, SharedCacheSettings, Source, SourcesConfig, WebsocketSettings,
+};
+use crate::notify::{NotifierSettings, SmtpConfig, SmtpTls};
+use crate::storage::DatabaseSettings;
+use crate::strategy::Shard;
+use crate::telemetry::{LogFormat, LogSettings};
+
+/// Postgres and Redis.
+pub fn database(r: &mut Reader) -> Result<DatabaseSettings, ConfigError> {
+    let postgres_url = r
+        .secret_url("POSTGRES_URL", &["postgres", "postgresql"])?
+        .ok_or_else(|| ConfigError::new("POSTGRES_URL", "is required"))?;
+    let redis_url = r.secret_url("REDIS_URL", &["redis", "rediss", "redis+unix", "unix"])?;
+    let max_connections = r.number("DB_MAX_CONNECTIONS", 1..=1000, "must be between 1 and 1000")?;
+    Ok(DatabaseSettings {
+        postgres_url,
+        redis_url,
+        max_connections,
+    })
+}
+
+/// The HTTP server, the operator API and the process lifecycle.
+pub fn server(r: &mut Reader) -> Result<ServerSettings, ConfigError> {
+    let host_text = r.plain("MONITORING_HOST");
+    let host: IpAddr = host_text.trim().parse().map_err(|_| {
+        ConfigError::new("MONITORING_HOST", "must be an IP address such as 0.0.0.0")
+    })?;
+    r.show("MONITORING_HOST", host.to_string());
+    let port = r.number(
+        "MONITORING_PORT",
+        0..=u16::MAX,
+        "must be between 0 and 65535",
+    )?;
+    let api_keys: Vec<SecretString> = r
+        .text("MONITORING_API_KEY")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .map(|key| SecretString::from(key.to_owned()))
+        .collect();
+    r.show(
+        "MONITORING_API_KEY",
+        format!("[REDACTED: {} key(s)]", api_keys.len()),
+    );
+    if let Some(short) = api_keys.iter().find(|k| k.expose_secret().len() < 16) {
+        // Name the length, never the key.
+        return Err(ConfigError::new(
+            "MONITORING_API_KEY",
+            format!(
+                "each key must be at least 16 characters (one has {})",
+                short.expose_secret().len()
+            ),
+        ));
+    }
+    let seconds = |r: &mut Reader, key: &'static str, max: u64| {
+        r.number(key, 1..=max, &format!("must be between 1 and {max}"))
+            .map(Duration::from_secs)
+    };
+    let startup_timeout = seconds(r, "STARTUP_TIMEOUT_SECONDS", 3600)?;
+    let shutdown_timeout = seconds(r, "SHUTDOWN_TIMEOUT_SECONDS", 300)?;
+    let http_request_timeout = seconds(r, "HTTP_REQUEST_TIMEOUT_SECONDS", 600)?;
+    let http_body_limit_bytes = r.number(
+        "HTTP_BODY_LIMIT_BYTES",
+        1024..=64 * 1024 * 1024,
+        "must be between 1024 and 67108864",
+    )?;
+    let cors_allowed_origins: Vec<String> = r
+        .plain("CORS_ALLOWED_ORIGINS")
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for origin in &cors_allowed_origins {
+        require_scheme("CORS_ALLOWED_ORIGINS", origin, &["http", "https"])?;
+    }
+    r.show("CORS_ALLOWED_ORIGINS", cors_allowed_origins.join(","));
+    let enable_scheduler = r.flag("ENABLE_SCHEDULER")?;
+    let internal_rate_limit_per_minute =
+        r.number("INTERNAL_RATE_LIMIT_PER_MINUTE", 0..=u32::MAX, "")?;
+    let internal_rate_limit_burst = r.number("INTERNAL_RATE_LIMIT_BURST", 0..=u32::MAX, "")?;
+    if internal_rate_limit_per_minute > 0 && internal_rate_limit_burst == 0 {
+        return Err(ConfigError::new(
+            "INTERNAL_RATE_LIMIT_BURST",
+            "must be at least 1 when INTERNAL_RATE_LIMIT_PER_MINUTE is set",
+        ));
+    }
+    Ok(ServerSettings {
+        host,
+        port,
+        api_keys,
+        startup_timeout,
+        shutdown_timeout,
+        http_request_timeout,
+        http_body_limit_bytes,
+        cors_allowed_origins,
+        enable_scheduler,
+        internal_rate_limit_per_minute,
+        internal_rate_limit_burst,
+    })
+}
+
+/// Market-data sources, caches and the candle feed.
+pub fn market(r: &mut Reader) -> Result<MarketConfig, ConfigError> {
+    let enable_websockets = r.flag("ENABLE_WEBSOCKETS")?;
+    let binance_base_url = r.url("BINANCE_BASE_URL", &["http", "https"])?;
+    let binance_ws_url = r.url("BINANCE_WS_URL", &["ws", "wss"])?;
+    let coingecko_base_url = r.url("COINGECKO_BASE_URL", &["http", "https"])?;
+    let eth_rpc_url = r.secret_url("ETH_RPC_URL", &["http", "https"])?;
+    let price_ttl_ms: u64 = r.number(
+        "PRICE_TTL_MS",
+        100..=9_000,
+        "must be between 100 and 9000 (below the smallest frequency, 10s)",
+    )?;
+    let upstream_timeout_ms: u64 = r.number(
+        "UPSTREAM_TIMEOUT_MS",
+        100..=60_000,
+        "must be between 100 and 60000",
+    )?;
+    let upstream_max_retries: u32 =
+        r.number("UPSTREAM_MAX_RETRIES", 0..=10, "must be between 0 and 10")?;
+    let binance_weight_budget = r.number(
+        "BINANCE_WEIGHT_BUDGET",
+        10..=6_000,
+        "must be between 10 and 6000 (Binance allows 6000 per minute and IP)",
+    )?;
+    let mut fallback = Vec::new();
+    for pair in r
+        .plain("PRICE_FALLBACK_COINGECKO_IDS")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let parsed = pair.split_once('=').filter(|(symbol, id)| {
+            Source::Binance.check_symbol(symbol).is_ok()
+                && Source::Coingecko.check_symbol(id).is_ok()
+        });
+        let Some((symbol, id)) = parsed else {
+            return Err(ConfigError::new(
+                "PRICE_FALLBACK_COINGECKO_IDS",
+                "must be comma-separated SYMBOL=coin-id pairs such as BTCUSDT=bitcoin",
+            ));
+        };
+        fallback.push((symbol.to_owned(), id.to_owned()));
+    }
+    let shown: Vec<String> = fallback.iter().map(|(s, id)| format!("{s}={id}")).collect();
+    r.show("PRICE_FALLBACK_COINGECKO_IDS", shown.join(","));
+    Ok(MarketConfig {
+        sources: SourcesConfig {
+            binance_base_url,
+            coingecko_base_url,
+            eth_rpc_url,
+            binance_weight_budget,
+            fallback_coingecko_ids: fallback.into_iter().collect(),
+            upstream: UpstreamSettings {
+                timeout: Duration::from_millis(upstream_timeout_ms),
+                max_retries: upstream_max_retries as usize,
+                ..UpstreamSettings::default()
+            },
+        },
+        prefetch: PrefetchSettings {
+            price_ttl: Duration::from_millis(price_ttl_ms),
+            ..PrefetchSettings::default()
+        },
+        shared_cache: SharedCacheSettings::default(),
+        websocket: enable_websockets.then(|| WebsocketSettings {
+            base_url: binance_ws_url,
+            ..WebsocketSettings::default()
+        }),
+        poll_delay: Duration::from_millis(500),
+    })
+}
+
+/// Telegram, SMTP and the webhook address guard.
+pub fn notify(r: &mut Reader) -> Result<NotifierSettings, ConfigError> {
+    let telegram_bot_token = r.secret("TELEGRAM_BOT_TOKEN");
+    let telegram_api_url = r.url("TELEGRAM_API_URL", &["http", "https"])?;
+    let allow_private_networks = r.flag("NOTIFY_ALLOW_PRIVATE_NETWORKS")?;
+    let smtp = match r.text("SMTP_HOST") {
+        None => None,
+        Some(host) => Some(smtp(r, host)?),
+    };
+    Ok(NotifierSettings {
+        telegram_api_url,
+        telegram_bot_token,
+        allow_private_networks,
+        smtp,
+        ..NotifierSettings::default()
+    })
+}
+
+/// SMTP, read only when `SMTP_HOST` is set.
+fn smtp(r: &mut Reader, host: String) -> Result<SmtpConfig, ConfigError> {
+    let from = r
+        .text("SMTP_FROM")
+        .filter(|f| f.contains('@'))
+        .ok_or_else(|| {
+            ConfigError::new(
+                "SMTP_FROM",
+                "must be an email address when SMTP_HOST is set",
+            )
+        })?;
+    let port = r.number("SMTP_PORT", 1..=u16::MAX, "must be between 1 and 65535")?;
+    let tls = match r.choice(
+        "SMTP_TLS",
+        &["starttls", "tls", "none"],
+        "must be one of starttls, tls, none",
+    )? {
+        "starttls" => SmtpTls::StartTls,
+        "tls" => SmtpTls::Tls,
+        _ => SmtpTls::None,
+    };
+    Ok(SmtpConfig {
+        host,
+        port,
+        username: r.text("SMTP_USERNAME"),
+        password: r.secret("SMTP_PASSWORD"),
+        from,
+        tls,
+    })
+}
+
+/// Which strategies this replica keeps.
+pub fn shard(r: &mut Reader) -> Result<Shard, ConfigError> {
+    let index = r.number("SHARD_INDEX", 0..=u32::MAX, "")?;
+    let count = r.number("SHARD_COUNT", 1..=u32::MAX, "must be at least 1")?;
+    if index >= count {
+        return Err(ConfigError::new(
+            "SHARD_INDEX",
+            format!("must be less than SHARD_COUNT ({count})"),
+        ));
+    }
+    Ok(Shard { index, count })
+}
+
+/// Log lines.
+pub fn logging(r: &mut Reader) -> Result<LogSettings, ConfigError> {
+    let format = match r.choice(
+        "LOG_FORMAT",
+        &["json", "pretty"],
+        "must be `json` or `pretty`",
+    )? {
+        "json" => LogFormat::Json,
+        _ => LogFormat::Pretty,
+    };
+    let filter = r.plain("RUST_LOG");
+    if let Err(err) = tracing_subscriber::EnvFilter::try_new(&filter) {
+        return Err(ConfigError::new(
+            "RUST_LOG",
+            format!("not a valid filter: {err}"),
+        ));
+    }
+    Ok(LogSettings { format, filter })
+}

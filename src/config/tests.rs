@@ -1,0 +1,248 @@
+//! The configuration's loading, validation and redaction, key by key.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+
+use super::*;
+use crate::notify::SmtpTls;
+use crate::telemetry::LogFormat;
+
+const PG: &str = "postgres://svc:hunter2@localhost:5432/monitoring";
+
+fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::load_from_vars(None, vars.iter().copied())
+}
+
+#[test]
+fn defaults_apply_when_only_the_database_is_given() {
+    let config = load(&[("POSTGRES_URL", PG)]).unwrap();
+    assert_eq!(config.bind_address().to_string(), "0.0.0.0:9000");
+    assert!(config.database.redis_url.is_none());
+    assert!(config.server.api_keys.is_empty());
+    assert_eq!(config.log.format, LogFormat::Json);
+    assert_eq!((config.shard.index, config.shard.count), (0, 1));
+    assert_eq!(config.server.shutdown_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn a_missing_database_url_names_the_key() {
+    let err = load(&[]).unwrap_err();
+    assert_eq!(err.key, "POSTGRES_URL");
+    assert_eq!(err.to_string(), "POSTGRES_URL: is required");
+}
+
+#[test]
+fn a_wrongly_typed_port_names_the_key_without_the_value() {
+    let err = load(&[("POSTGRES_URL", PG), ("MONITORING_PORT", "ninety")]).unwrap_err();
+    assert_eq!(err.key, "MONITORING_PORT");
+    assert!(!err.to_string().contains("ninety"), "{err}");
+}
+
+#[test]
+fn a_bad_database_url_is_rejected_without_echoing_the_password() {
+    let err = load(&[("POSTGRES_URL", "mysql://u:hunter2@h/db")]).unwrap_err();
+    assert_eq!(err.key, "POSTGRES_URL");
+    assert!(!err.to_string().contains("hunter2"));
+}
+
+#[test]
+fn api_keys_are_split_trimmed_and_must_be_long_enough() {
+    let config = load(&[
+        ("POSTGRES_URL", PG),
+        (
+            "MONITORING_API_KEY",
+            " key-one-0123456789, key-two-0123456789 ,",
+        ),
+    ])
+    .unwrap();
+    let keys: Vec<_> = config
+        .server
+        .api_keys
+        .iter()
+        .map(|k| k.expose_secret())
+        .collect();
+    assert_eq!(keys, ["key-one-0123456789", "key-two-0123456789"]);
+
+    let err = load(&[("POSTGRES_URL", PG), ("MONITORING_API_KEY", "short")]).unwrap_err();
+    assert_eq!(err.key, "MONITORING_API_KEY");
+    assert!(!err.message.contains("short"));
+}
+
+#[test]
+fn environment_strings_stay_exact_and_flags_parse() {
+    let config = load(&[
+        ("POSTGRES_URL", PG),
+        ("TELEGRAM_BOT_TOKEN", "007"),
+        ("ENABLE_WEBSOCKETS", "false"),
+        ("NOTIFY_ALLOW_PRIVATE_NETWORKS", "1"),
+    ])
+    .unwrap();
+    assert_eq!(
+        config.notify.telegram_bot_token.unwrap().expose_secret(),
+        "007"
+    );
+    assert!(config.market.websocket.is_none());
+    assert!(config.notify.allow_private_networks);
+    let err = load(&[("POSTGRES_URL", PG), ("ENABLE_WEBSOCKETS", "maybe")]).unwrap_err();
+    assert_eq!(err.to_string(), "ENABLE_WEBSOCKETS: expected true or false");
+    let err = load(&[("POSTGRES_URL", PG), ("MONITORING_PORT", "70000")]).unwrap_err();
+    assert_eq!(err.key, "MONITORING_PORT");
+}
+
+#[test]
+fn shard_index_must_be_below_shard_count() {
+    let err = load(&[
+        ("POSTGRES_URL", PG),
+        ("SHARD_INDEX", "3"),
+        ("SHARD_COUNT", "3"),
+    ])
+    .unwrap_err();
+    assert_eq!(err.key, "SHARD_INDEX");
+    let err = load(&[("POSTGRES_URL", PG), ("SHARD_COUNT", "0")]).unwrap_err();
+    assert_eq!(err.key, "SHARD_COUNT");
+}
+
+#[test]
+fn log_format_and_filter_are_checked() {
+    assert_eq!(
+        load(&[("POSTGRES_URL", PG), ("LOG_FORMAT", "xml")])
+            .unwrap_err()
+            .key,
+        "LOG_FORMAT"
+    );
+    assert_eq!(
+        load(&[("POSTGRES_URL", PG), ("RUST_LOG", "info,[[[")])
+            .unwrap_err()
+            .key,
+        "RUST_LOG"
+    );
+}
+
+#[test]
+fn the_internal_rate_limit_needs_a_burst() {
+    let err = load(&[
+        ("POSTGRES_URL", PG),
+        ("INTERNAL_RATE_LIMIT_PER_MINUTE", "60"),
+        ("INTERNAL_RATE_LIMIT_BURST", "0"),
+    ])
+    .unwrap_err();
+    assert_eq!(err.key, "INTERNAL_RATE_LIMIT_BURST");
+    let unlimited = load(&[
+        ("POSTGRES_URL", PG),
+        ("INTERNAL_RATE_LIMIT_PER_MINUTE", "0"),
+        ("INTERNAL_RATE_LIMIT_BURST", "0"),
+    ])
+    .unwrap();
+    assert_eq!(unlimited.server.internal_rate_limit_per_minute, 0);
+}
+
+#[test]
+fn smtp_needs_a_sender_when_a_host_is_set() {
+    let err = load(&[("POSTGRES_URL", PG), ("SMTP_HOST", "mail.local")]).unwrap_err();
+    assert_eq!(err.key, "SMTP_FROM");
+    let config = load(&[
+        ("POSTGRES_URL", PG),
+        ("SMTP_HOST", "mail.local"),
+        ("SMTP_FROM", "alerts@example.com"),
+        ("SMTP_PASSWORD", "12345"),
+    ])
+    .unwrap();
+    let smtp = config.notify.smtp.unwrap();
+    assert_eq!(smtp.port, 587);
+    assert_eq!(
+        smtp.tls,
+        SmtpTls::StartTls,
+        "encrypted unless told otherwise"
+    );
+    assert_eq!(smtp.password.unwrap().expose_secret(), "12345");
+    let err = load(&[
+        ("POSTGRES_URL", PG),
+        ("SMTP_HOST", "mail.local"),
+        ("SMTP_FROM", "alerts@example.com"),
+        ("SMTP_TLS", "ssl3"),
+    ])
+    .unwrap_err();
+    assert_eq!(err.key, "SMTP_TLS");
+}
+
+#[test]
+fn the_toml_file_sits_between_defaults_and_environment() {
+    let dir = std::env::temp_dir().join(format!("monitoring-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("monitoring.toml");
+    std::fs::write(
+        &file,
+        "monitoring_port = 9100\nshard_count = 4\npostgres_url = \"postgres://h/db\"\n",
+    )
+    .unwrap();
+    let config = Config::load_from_vars(Some(&file), [("MONITORING_PORT", "9200")]).unwrap();
+    assert_eq!(config.server.port, 9200, "environment wins over the file");
+    assert_eq!(config.shard.count, 4, "file wins over defaults");
+
+    std::fs::write(&file, "monitoring_prot = 1\n").unwrap();
+    let err = Config::load_from_vars(Some(&file), [("POSTGRES_URL", PG)]).unwrap_err();
+    assert_eq!(err.key, "MONITORING_PROT");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn redacted_output_never_contains_secrets() {
+    let config = load(&[
+        ("POSTGRES_URL", PG),
+        ("REDIS_URL", "redis://:redispass@localhost:6379/0"),
+        ("MONITORING_API_KEY", "super-secret-key-123456"),
+        ("TELEGRAM_BOT_TOKEN", "123:telegram-token"),
+        ("ETH_RPC_URL", "https://eth.example/v2/alchemy-key"),
+    ])
+    .unwrap();
+    let printed = format!("{:?} {:?}", config, config.redacted());
+    for secret in [
+        "hunter2",
+        "redispass",
+        "super-secret-key",
+        "telegram-token",
+        "alchemy-key",
+    ] {
+        assert!(!printed.contains(secret), "{secret} leaked: {printed}");
+    }
+    let redacted: std::collections::HashMap<_, _> = config.redacted().into_iter().collect();
+    assert_eq!(
+        redacted["POSTGRES_URL"],
+        "postgres://svc:[REDACTED]@localhost:5432/monitoring"
+    );
+}
+
+#[test]
+fn every_env_key_is_printed_by_redacted() {
+    let config = load(&[("POSTGRES_URL", PG)]).unwrap();
+    let printed: Vec<_> = config.redacted().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(printed, env_keys().collect::<Vec<_>>());
+}
+
+#[test]
+fn env_example_lists_exactly_the_keys_read() {
+    let listed: Vec<&str> = include_str!("../../.env.example")
+        .lines()
+        .filter(|line| !line.starts_with('#') && line.contains('='))
+        .map(|line| line.split('=').next().unwrap())
+        .collect();
+    let mut expected: Vec<&str> = env_keys().collect();
+    let mut listed_sorted = listed.clone();
+    expected.sort_unstable();
+    listed_sorted.sort_unstable();
+    assert_eq!(listed_sorted, expected);
+}
+
+#[test]
+fn redact_url_masks_passwords_and_queries() {
+    assert_eq!(
+        redact_url("redis://localhost:6379"),
+        "redis://localhost:6379"
+    );
+    assert_eq!(
+        redact_url("postgres://u:p@h/db?sslmode=require&password=x"),
+        "postgres://u:[REDACTED]@h/db?[REDACTED]"
+    );
+    assert_eq!(redact_url("not a url"), "[REDACTED]");
+}

@@ -1,0 +1,14 @@
+//! The alert as it leaves: what every channel's transport needs of one trigger.
+
+use serde_json::Value;
+
+/// The alert as every channel needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct OutgoingAlert<'a> {
+    /// The trigger's claim; webhooks get it as `X-Idempotency-Key`.
+    pub dedup_key: &'a str,
+    /// The rendered message (plain text).
+    pub text: &'a str,
+    /// The JSON trigger event webhooks receive.
+    pub event: &'a Value,
+}
