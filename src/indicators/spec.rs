@@ -221,18 +221,24 @@ impl IndicatorSpec {
         (base + tail).min(1000)
     }
 
-    /// Computes every output on `series` and keeps the last two values of each.
+    /// Computes every output on the last [`IndicatorSpec::candles_needed`] candles of
+    /// `series` (its fixed window: the value for a bar depends only on the window's
+    /// candles ending at that bar, however much history the cache holds, so every
+    /// replica, batch and simulation computes the same number) and keeps the last two
+    /// values of each.
     pub fn compute(self, series: &CandleSeries) -> IndicatorValues {
         use crate::indicators as ta;
-        let c = &series.close[..];
-        let (h, l) = (&series.high[..], &series.low[..]);
+        let from = series.len().saturating_sub(self.candles_needed());
+        let c = &series.close[from..];
+        let (h, l) = (&series.high[from..], &series.low[from..]);
+        let volume = &series.volume[from..];
         let outputs = match self {
             IndicatorSpec::Sma { period } => vec![(Output::Value, ta::sma(c, period.into()))],
             IndicatorSpec::Ema { period } => vec![(Output::Value, ta::ema(c, period.into()))],
             IndicatorSpec::Wma { period } => vec![(Output::Value, ta::wma(c, period.into()))],
             IndicatorSpec::Rsi { period } => vec![(Output::Value, ta::rsi(c, period.into()))],
             IndicatorSpec::VolumeSma { period } => {
-                vec![(Output::Value, ta::sma(&series.volume, period.into()))]
+                vec![(Output::Value, ta::sma(volume, period.into()))]
             }
             IndicatorSpec::Atr { period } => {
                 vec![(Output::Value, ta::atr(h, l, c, period.into()))]

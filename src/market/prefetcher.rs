@@ -469,36 +469,24 @@ impl Prefetcher {
             });
             futures_util::future::join_all(calls).await
         };
-        let results: Vec<(PastPriceKey, Result<f64, UpstreamError>)> = match &inner.shared {
-            Some(shared) => {
-                let items = misses
-                    .iter()
-                    .map(|k| {
-                        (
-                            k.clone(),
-                            format!("monitoring:md:ago:{}:{}:{}", k.0.source, k.0.symbol, k.2),
-                        )
-                    })
-                    .collect();
-                shared
-                    .get_or_fetch(
-                        "price_ago",
-                        items,
-                        |_, b| codec::decode_f64(b).is_some(),
-                        fetch,
-                        &inner.metrics,
-                    )
-                    .await
-                    .into_iter()
-                    .map(|(k, r)| (k, r.and_then(|o| decode(o, codec::decode_f64))))
-                    .collect()
-            }
-            None => fetch(misses)
-                .await
-                .into_iter()
-                .map(|(k, r)| (k, r.map(|(b, _)| codec::decode_f64(&b).unwrap_or(f64::NAN))))
-                .collect(),
-        };
+        let items = misses
+            .iter()
+            .map(|k| {
+                (
+                    k.clone(),
+                    cache_key("ago", &[&k.0.source, &k.0.symbol, &k.2]),
+                )
+            })
+            .collect();
+        let results: Vec<(PastPriceKey, Result<f64, UpstreamError>)> = inner
+            .shared_or_source(
+                "price_ago",
+                items,
+                |_, b| codec::decode_f64(b).is_some(),
+                fetch,
+                codec::decode_f64,
+            )
+            .await;
         for ((key, window, at), result) in results {
             if let Ok(price) = &result {
                 inner
@@ -516,7 +504,49 @@ fn decode<T>(origin: Origin, decoder: impl Fn(&[u8]) -> Option<T>) -> Result<T, 
     decoder(&bytes).ok_or_else(|| UpstreamError::malformed("undecodable cache entry"))
 }
 
+/// The Redis key of one datum: `monitoring:md:<kind>:<part>:<part>…`.
+fn cache_key(kind: &str, parts: &[&dyn std::fmt::Display]) -> String {
+    let mut key = format!("monitoring:md:{kind}");
+    for part in parts {
+        key.push(':');
+        key.push_str(&part.to_string());
+    }
+    key
+}
+
 impl Inner {
+    /// The shared half of every datum's ladder (L1 → single flight → here): Redis,
+    /// when configured, for what another replica stored and `usable` accepts, else the
+    /// source through `fetch` (under Redis's lock, so one replica fetches); decoded
+    /// with `decoder`.
+    async fn shared_or_source<K, T, F, Fut>(
+        &self,
+        kind: &'static str,
+        items: Vec<(K, String)>,
+        usable: impl Fn(&K, &[u8]) -> bool,
+        fetch: F,
+        decoder: fn(&[u8]) -> Option<T>,
+    ) -> Vec<(K, Result<T, UpstreamError>)>
+    where
+        K: Eq + std::hash::Hash + Clone,
+        F: Fn(Vec<K>) -> Fut,
+        Fut: std::future::Future<Output = Vec<(K, Fetched)>>,
+    {
+        match &self.shared {
+            Some(shared) => shared
+                .get_or_fetch(kind, items, usable, fetch, &self.metrics)
+                .await
+                .into_iter()
+                .map(|(k, r)| (k, r.and_then(|o| decode(o, decoder))))
+                .collect(),
+            None => fetch(items.into_iter().map(|(k, _)| k).collect())
+                .await
+                .into_iter()
+                .map(|(k, r)| (k, r.and_then(|(b, _)| decode(Origin::Fetched(b), decoder))))
+                .collect(),
+        }
+    }
+
     fn price_ttl_ms(&self) -> i64 {
         self.settings.price_ttl.as_millis() as i64
     }
@@ -556,39 +586,16 @@ impl Inner {
                 })
                 .collect::<Vec<_>>()
         };
-        let results: Vec<(PriceKey, PriceResult)> = match &self.shared {
-            Some(shared) => {
-                let items = missing
-                    .iter()
-                    .map(|k| {
-                        (
-                            k.clone(),
-                            format!("monitoring:md:price:{}:{}", k.source, k.symbol),
-                        )
-                    })
-                    .collect();
-                let usable = |_: &PriceKey, bytes: &[u8]| {
-                    codec::decode_quote(bytes)
-                        .is_some_and(|q| q.at_ms <= now && now - q.at_ms < ttl)
-                };
-                shared
-                    .get_or_fetch("price", items, usable, fetch, &self.metrics)
-                    .await
-                    .into_iter()
-                    .map(|(k, r)| (k, r.and_then(|o| decode(o, codec::decode_quote))))
-                    .collect()
-            }
-            None => fetch(missing)
-                .await
-                .into_iter()
-                .map(|(k, r)| {
-                    (
-                        k,
-                        r.and_then(|(b, _)| decode(Origin::Fetched(b), codec::decode_quote)),
-                    )
-                })
-                .collect(),
+        let items = missing
+            .iter()
+            .map(|k| (k.clone(), cache_key("price", &[&k.source, &k.symbol])))
+            .collect();
+        let usable = |_: &PriceKey, bytes: &[u8]| {
+            codec::decode_quote(bytes).is_some_and(|q| q.at_ms <= now && now - q.at_ms < ttl)
         };
+        let results: Vec<(PriceKey, PriceResult)> = self
+            .shared_or_source("price", items, usable, fetch, codec::decode_quote)
+            .await;
         for (key, result) in results {
             if let Ok(quote) = &result {
                 self.prices
@@ -623,33 +630,18 @@ impl Inner {
                 out
             }
         };
-        let series = match &self.shared {
-            Some(shared) => {
-                let item = (
-                    key.clone(),
-                    format!(
-                        "monitoring:md:klines:{}:{}:{}",
-                        key.source, key.symbol, key.interval
-                    ),
-                );
-                let usable = |k: &SeriesKey, bytes: &[u8]| {
-                    codec::decode_series(bytes)
-                        .is_some_and(|s| kline_cache::is_fresh(k, &s, now, count))
-                };
-                let mut results = shared
-                    .get_or_fetch("klines", vec![item], usable, fetch, &self.metrics)
-                    .await;
-                results
-                    .remove(key)
-                    .unwrap_or_else(|| Err(abandoned()))
-                    .and_then(|o| decode(o, codec::decode_series))?
-            }
-            None => {
-                let (_, result) = fetch(vec![key.clone()]).await.pop().expect("one result");
-                codec::decode_series(&result?.0)
-                    .ok_or_else(|| UpstreamError::malformed("series"))?
-            }
+        let item = (
+            key.clone(),
+            cache_key("klines", &[&key.source, &key.symbol, &key.interval]),
+        );
+        let usable = |k: &SeriesKey, bytes: &[u8]| {
+            codec::decode_series(bytes).is_some_and(|s| kline_cache::is_fresh(k, &s, now, count))
         };
+        let series = self
+            .shared_or_source("klines", vec![item], usable, fetch, codec::decode_series)
+            .await
+            .pop()
+            .map_or_else(|| Err(abandoned()), |(_, result)| result)?;
         let series = Arc::new(series);
         self.klines.insert(key.clone(), series.clone());
         Ok(series)

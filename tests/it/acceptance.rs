@@ -13,8 +13,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::loader::insert_strategy;
-use crate::market_support::{hour, mirrored_clock};
-use crate::recorder::Recorder;
+use crate::support::market::{hour, mirrored_clock};
+use crate::support::recorder::Recorder;
 use crate::support::{ScratchDatabase, TestApp, eventually, redis_url, test_config};
 
 const MINUTE: i64 = 60_000;

@@ -13,8 +13,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::loader::insert_strategy;
-use crate::smtp_server::{Security, SmtpServer, body, header};
 use crate::support::eventually;
+use crate::support::smtp_server::{Security, SmtpServer, body, header};
 use crate::triggers::{app_with, btc_above_one, configure, run};
 
 fn smtp(port: u16, tls: SmtpTls) -> SmtpConfig {

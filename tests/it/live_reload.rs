@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::loader::{insert_strategy, price_above};
-use crate::market_support::test_redis;
+use crate::support::market::test_redis;
 use crate::support::{TEST_KEY, TestApp, eventually, test_config};
 
 /// Changes the strategy's name; answers its new version.

@@ -11,7 +11,7 @@ use monitoring_service::market::sources::UpstreamError;
 use monitoring_service::market::{Clock, Interval, PriceKey, SeriesKey, Source};
 use serde_json::json;
 
-use crate::market_support::*;
+use crate::support::market::*;
 
 const TICKER: &str = "/api/v3/ticker/price";
 const KLINES: &str = "/api/v3/klines";
@@ -384,7 +384,7 @@ async fn a_dead_binance_means_prices_from_coingecko_that_say_so() {
         dead,
         None,
         Clock::manual(now),
-        crate::market_support::metrics(),
+        crate::support::market::metrics(),
     )
     .fetch(&needs)
     .await;

@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::market_support::*;
+use crate::support::market::*;
 
 /// Simulated milliseconds per real millisecond: an hour in ten seconds.
 const SPEED: f64 = 360.0;

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::recorder::Recorder;
+use crate::support::recorder::Recorder;
 
 use hmac::{Hmac, KeyInit, Mac};
 use monitoring_service::notify::{

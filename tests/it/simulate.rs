@@ -8,22 +8,22 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::loader::insert_strategy;
-use crate::market_support::{hour, mirrored_clock};
-use crate::recorder::Recorder;
+use crate::support::market::{hour, mirrored_clock};
+use crate::support::recorder::Recorder;
 use crate::support::{TestApp, test_config};
 
-const MINUTE: i64 = 60_000;
+pub const MINUTE: i64 = 60_000;
 const TOKEN: &str = "123456:SIMULATE-TOKEN";
-const SYMBOL: &str = "GOLDENUSDT";
+pub const SYMBOL: &str = "GOLDENUSDT";
 
 /// The golden series `btc_random_walk_600`: its closes and one indicator's outputs.
-struct Golden {
-    closes: Vec<f64>,
+pub struct Golden {
+    pub closes: Vec<f64>,
     cases: Vec<Value>,
 }
 
 impl Golden {
-    fn load() -> Self {
+    pub fn load() -> Self {
         let golden: Value =
             serde_json::from_str(include_str!("../golden/indicators.json")).unwrap();
         let series = golden["series"]
@@ -40,7 +40,7 @@ impl Golden {
     }
 
     /// TA-Lib's last two values (last closed candle, the one before) of an output.
-    fn last_two(&self, indicator: &str, params: Value, output: &str) -> (f64, f64) {
+    pub fn last_two(&self, indicator: &str, params: Value, output: &str) -> (f64, f64) {
         let case = self
             .cases
             .iter()
@@ -55,7 +55,7 @@ impl Golden {
     }
 }
 
-fn indicator(params: Value) -> (&'static str, Value) {
+pub fn indicator(params: Value) -> (&'static str, Value) {
     let mut params = params;
     let object = params.as_object_mut().unwrap();
     object.insert("source".into(), json!("binance"));
@@ -64,7 +64,7 @@ fn indicator(params: Value) -> (&'static str, Value) {
     ("technical_indicator", params)
 }
 
-async fn simulate(app: &TestApp, id: &str) -> (u16, Value) {
+pub async fn simulate(app: &TestApp, id: &str) -> (u16, Value) {
     let path = format!("/internal/simulate/{id}");
     app.internal(reqwest::Method::POST, &path).await
 }
@@ -85,18 +85,10 @@ async fn fingerprint(pool: &PgPool) -> Vec<String> {
     prints
 }
 
-fn assert_close(what: &str, ours: &Value, theirs: f64) {
-    let ours = ours.as_f64().unwrap_or_else(|| panic!("{what}: {ours}"));
-    let tolerance = 1e-9 * theirs.abs().max(1.0);
-    assert!(
-        (ours - theirs).abs() <= tolerance,
-        "{what}: engine {ours}, TA-Lib {theirs}"
-    );
-}
-
-#[sqlx::test]
-async fn simulate_reports_talib_values_and_the_decision_and_writes_nothing(pool: PgPool) {
-    let golden = Golden::load();
+/// A simulator replaying the golden closes on `SYMBOL` (1m candles), frozen 20 s into
+/// the candle after the last golden one. Answers it, the first candle's open time and
+/// the number of golden candles.
+pub async fn golden_market(golden: &Golden) -> (market_sim::SimHandle, i64, i64) {
     let n = golden.closes.len() as i64;
     // Candle k opens at start + k minutes with close = closes[k]: a scripted path's
     // candle runs from point k to point k + 1.
@@ -112,7 +104,6 @@ async fn simulate_reports_talib_values_and_the_decision_and_writes_nothing(pool:
             points,
         }],
     };
-    // Frozen 20 s into the candle after the last golden one.
     let sim = market_sim::start(SimConfig {
         start_ms: Some(start + n * MINUTE + 20_000),
         speed: 0.0,
@@ -121,6 +112,22 @@ async fn simulate_reports_talib_values_and_the_decision_and_writes_nothing(pool:
     })
     .await
     .unwrap();
+    (sim, start, n)
+}
+
+pub fn assert_close(what: &str, ours: &Value, theirs: f64) {
+    let ours = ours.as_f64().unwrap_or_else(|| panic!("{what}: {ours}"));
+    let tolerance = 1e-9 * theirs.abs().max(1.0);
+    assert!(
+        (ours - theirs).abs() <= tolerance,
+        "{what}: engine {ours}, TA-Lib {theirs}"
+    );
+}
+
+#[sqlx::test]
+async fn simulate_reports_talib_values_and_the_decision_and_writes_nothing(pool: PgPool) {
+    let golden = Golden::load();
+    let (sim, start, n) = golden_market(&golden).await;
     let (telegram, address) = Recorder::start().await;
 
     let (sma, sma_before) = golden.last_two("sma", json!({"period": 20}), "value");

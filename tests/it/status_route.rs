@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::loader::{insert_strategy, price_above};
-use crate::market_support::{binance_answers_503, frozen_sim, hour, rsi_below, set_time};
+use crate::support::market::{binance_answers_503, frozen_sim, hour, rsi_below, set_time};
 use crate::support::{TestApp, test_config};
 
 async fn internal(app: &TestApp, method: reqwest::Method, path: &str) -> Value {

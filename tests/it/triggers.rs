@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::loader::insert_strategy;
-use crate::recorder::Recorder;
+use crate::support::recorder::Recorder;
 use crate::support::{TEST_KEY, TestApp, eventually, test_config};
 
 pub async fn app(pool: PgPool, sim: &SimHandle) -> TestApp {

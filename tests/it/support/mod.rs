@@ -1,6 +1,10 @@
 //! Shared test plumbing: the real server on 127.0.0.1:0 against the real Postgres and
 //! Redis that `scripts/test.sh` starts, and throwaway databases for the binary's tests.
 
+pub mod market;
+pub mod recorder;
+pub mod smtp_server;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
