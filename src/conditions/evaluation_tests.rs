@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::engine::BatchContext;
-use crate::indicators;
+use crate::indicators::{self, IndicatorSpec};
 use crate::market::{CandleSeries, Interval, MarketSnapshot, PriceKey, Quote, SeriesKey};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -127,10 +127,13 @@ fn indicator_crosses_agree_with_the_indicator_functions() {
     let mut crosses_seen = 0;
     for length in 20..140 {
         let closes = wave(length, 42);
-        let fast = indicators::ema(&closes, 5);
-        let slow = indicators::sma(&closes, 12);
-        let n = closes.len();
-        let expected = fast[n - 2] <= slow[n - 2] && fast[n - 1] > slow[n - 1];
+        // Each indicator is computed on its own fixed window of the last candles.
+        let window =
+            |spec: IndicatorSpec| &closes[closes.len().saturating_sub(spec.candles_needed())..];
+        let fast = indicators::ema(window(IndicatorSpec::Ema { period: 5 }), 5);
+        let slow = indicators::sma(window(IndicatorSpec::Sma { period: 12 }), 12);
+        let (f, s) = (fast.len(), slow.len());
+        let expected = fast[f - 2] <= slow[s - 2] && fast[f - 1] > slow[s - 1];
         crosses_seen += usize::from(expected);
         let ctx = context(Some(series_from_closes(&closes)), None, &[&cross]);
         let evaluation = cross.evaluate(&ctx, None);
@@ -139,9 +142,9 @@ fn indicator_crosses_agree_with_the_indicator_functions() {
             Tri::from_bool(expected),
             "length {length}"
         );
-        assert_eq!(evaluation.observed.value, Some(fast[n - 1]));
-        assert_eq!(evaluation.observed.previous, Some(fast[n - 2]));
-        assert_eq!(evaluation.observed.compare_to, Some(slow[n - 1]));
+        assert_eq!(evaluation.observed.value, Some(fast[f - 1]));
+        assert_eq!(evaluation.observed.previous, Some(fast[f - 2]));
+        assert_eq!(evaluation.observed.compare_to, Some(slow[s - 1]));
     }
     assert!(
         crosses_seen >= 3,

@@ -133,7 +133,9 @@ async fn an_unknown_symbol_is_found_by_bisection_and_only_its_conditions_are_unk
 #[tokio::test]
 async fn two_replicas_sharing_redis_make_no_more_upstream_requests_than_one() {
     let now = hour(4) + 5_000;
-    let symbols: Vec<String> = (0..20).map(|i| format!("TWO{i}USDT")).collect();
+    // Symbols of their own, so what an earlier run left in the test Redis is not found.
+    let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_ascii_uppercase();
+    let symbols: Vec<String> = (0..20).map(|i| format!("TWO{i}{run}USDT")).collect();
     let sim = frozen_sim(now, &symbols).await;
     let strategies: Vec<_> = symbols
         .iter()
