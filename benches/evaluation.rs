@@ -1,6 +1,7 @@
 //! Evaluation speed: 100,000 strategies of three conditions against a prepared batch
-//! context, one strategy of 50 conditions, and preparing the context (every distinct
-//! indicator computed once).
+//! context (the tree alone, and the whole path a batch takes: conditions, tree, trigger
+//! decision, state update), one strategy of 50 conditions with its report (simulate's
+//! path), and preparing the context (every distinct indicator computed once).
 //!
 //!     cargo bench --bench evaluation
 
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use monitoring_service::conditions::SymbolInterner;
 use monitoring_service::engine::{BatchContext, Tri};
+use monitoring_service::scheduler::{Moment, evaluate};
 use monitoring_service::strategy::{CompiledStrategy, ConditionRow};
 use serde_json::json;
 use uuid::Uuid;
@@ -62,11 +64,28 @@ fn benches(c: &mut Criterion) {
             black_box(fired)
         })
     });
+    // A fixed period: 2026-11-23T10:00:00Z.
+    let due = chrono::DateTime::from_timestamp_millis(1_795_392_000_000).unwrap();
+    group.bench_function("100k_strategies_batch_path", |b| {
+        b.iter(|| {
+            let mut firing = 0usize;
+            for strategy in &strategies {
+                let moment = Moment::period(strategy, due);
+                let outcome = evaluate(strategy, black_box(&ctx), None, &moment);
+                firing += usize::from(outcome.result == Tri::True);
+            }
+            black_box(firing)
+        })
+    });
     let big = fifty_conditions();
     let big_keys: Vec<_> = big.indicator_keys().cloned().collect();
     let big_ctx = BatchContext::prepare(snapshot.clone(), big_keys.iter());
     group.bench_function("one_strategy_50_conditions_all_evaluated", |b| {
-        b.iter(|| black_box(big.evaluate_detailed(black_box(&big_ctx), &no_memory)))
+        b.iter(|| {
+            let moment = Moment::period(&big, due);
+            let outcome = evaluate(&big, black_box(&big_ctx), None, &moment);
+            black_box(outcome.report(&big))
+        })
     });
     group.bench_function("prepare_context_for_100k_strategies", |b| {
         b.iter(|| black_box(BatchContext::prepare(snapshot.clone(), keys.iter()).indicator_count()))

@@ -26,17 +26,6 @@ pub enum SmtpTls {
     None,
 }
 
-impl SmtpTls {
-    /// The `SMTP_TLS` spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SmtpTls::StartTls => "starttls",
-            SmtpTls::Tls => "tls",
-            SmtpTls::None => "none",
-        }
-    }
-}
-
 /// SMTP settings, present only when `SMTP_HOST` is set.
 #[derive(Debug, Clone)]
 pub struct SmtpConfig {

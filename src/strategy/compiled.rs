@@ -7,7 +7,7 @@ use super::resolved::{
     MAX_CHANNELS_BYTES, MAX_PARAMS_DB_BYTES, MAX_TEMPLATE_BYTES, MAX_TREE_BYTES, ResolvedStrategy,
 };
 use super::{Frequency, TriggerMode, ValidationError};
-use crate::conditions::{Condition, Evaluation, SymbolInterner};
+use crate::conditions::{Condition, SymbolInterner};
 use crate::engine::{BatchContext, IndicatorKey, LogicTree, Tri};
 use crate::market::{DataNeeds, Interval};
 use crate::notify::{Channel, parse_channels};
@@ -189,28 +189,12 @@ impl CompiledStrategy {
     }
 
     /// The tree's value in `ctx`, short-circuiting: `memory(i)` is condition `i`'s
-    /// remembered value from the previous evaluation.
+    /// remembered value from the previous evaluation. (Batches and simulate go through
+    /// `scheduler::evaluate`, which also reports each condition.)
     pub fn evaluate(&self, ctx: &BatchContext, memory: &dyn Fn(usize) -> Option<f64>) -> Tri {
         self.tree.evaluate(&mut |i| {
             let i = usize::from(i);
             self.conditions[i].evaluate(ctx, memory(i)).result
         })
-    }
-
-    /// The tree's value (short-circuit, as in a batch) plus every condition evaluated
-    /// on its own, for the simulate snapshot.
-    pub fn evaluate_detailed(
-        &self,
-        ctx: &BatchContext,
-        memory: &dyn Fn(usize) -> Option<f64>,
-    ) -> (Tri, Vec<Evaluation>) {
-        let each: Vec<Evaluation> = self
-            .conditions
-            .iter()
-            .enumerate()
-            .map(|(i, c)| c.evaluate(ctx, memory(i)))
-            .collect();
-        let result = self.tree.evaluate(&mut |i| each[usize::from(i)].result);
-        (result, each)
     }
 }
