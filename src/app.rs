@@ -74,6 +74,14 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
         shutdown.clone(),
     );
     state.market.spawn_feed(&state.tasks, shutdown.clone());
+    state.tasks.spawn(
+        state
+            .batches
+            .triggers()
+            .lease()
+            .clone()
+            .keep(shutdown.clone()),
+    );
     if state.config.server.enable_scheduler {
         state.tasks.spawn(crate::scheduler::run_candle_closes(
             state.batches.clone(),
@@ -119,6 +127,12 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
             "background tasks did not stop before the shutdown deadline"
         );
     }
+    // What is still pending is resumed by another replica at once, not after a lapse.
+    let _ = tokio::time::timeout(
+        remaining(started).max(Duration::from_millis(100)),
+        state.batches.triggers().lease().release(),
+    )
+    .await;
     // Closing waits for checked-out connections; never past the deadline.
     let _ = tokio::time::timeout(
         remaining(started).max(Duration::from_millis(100)),
@@ -181,12 +195,8 @@ pub fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
     });
 }
 
-/// How old a pending delivery must be before it counts as left by a crash: longer than
-/// any delivery takes (5 attempts, backoff and `Retry-After` included).
-const RESUME_GRACE: Duration = Duration::from_secs(600);
-
-/// Once the strategies are loaded, and then every minute: deliver what a crash left
-/// pending.
+/// Once the strategies are loaded, and then every ten seconds: deliver what a replica
+/// whose delivery lease lapsed (a crash) left pending.
 async fn resume_pending_deliveries(state: AppState) {
     let mut generations = state.index.subscribe();
     while !state.index.is_loaded() {
@@ -196,12 +206,7 @@ async fn resume_pending_deliveries(state: AppState) {
         }
     }
     loop {
-        match state
-            .batches
-            .triggers()
-            .resume_pending(&state.index, RESUME_GRACE)
-            .await
-        {
+        match state.batches.triggers().resume_pending().await {
             Ok(0) => {}
             Ok(resumed) => {
                 tracing::info!(component = "trigger", resumed, "pending deliveries resumed")
@@ -212,7 +217,7 @@ async fn resume_pending_deliveries(state: AppState) {
         }
         tokio::select! {
             () = state.shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+            () = tokio::time::sleep(Duration::from_secs(10)) => {}
         }
     }
 }

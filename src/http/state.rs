@@ -75,11 +75,22 @@ impl AppState {
         );
         let notifier = crate::notify::Notifier::new(config.notify.clone());
         let tasks = TaskTracker::new();
+        // This process's identity among replicas: its leases are held under it.
+        let replica = format!(
+            "replica-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let lease = Arc::new(crate::trigger::DeliveryLease::new(
+            db.clone(),
+            &replica,
+            crate::trigger::DELIVERY_LEASE_TTL,
+        ));
         let triggers = crate::trigger::TriggerHandler::new(
             db.clone(),
             notifier,
             metrics.clone(),
             tasks.clone(),
+            lease,
         );
         let batches = Arc::new(BatchRunner::new(
             index.clone(),

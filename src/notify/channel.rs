@@ -58,6 +58,33 @@ impl Channel {
         }
     }
 
+    /// A stable digest of everything that says where this channel delivers (secret
+    /// included), recorded with each pending delivery: a resume delivers only to the
+    /// channel with the same fingerprint, so an edited address never receives an alert
+    /// meant for the old one. Kept in Postgres with the channels themselves.
+    pub fn fingerprint(&self) -> String {
+        use secrecy::ExposeSecret;
+        use sha2::{Digest, Sha256};
+        let parts: [&str; 3] = match self {
+            Channel::Telegram { chat_id } => ["telegram", chat_id, ""],
+            Channel::Slack { webhook_url } => ["slack", webhook_url, ""],
+            Channel::Discord { webhook_url } => ["discord", webhook_url, ""],
+            Channel::Email { to } => ["email", to, ""],
+            Channel::Webhook { url, secret } => ["webhook", url, secret.expose_secret()],
+        };
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+        hasher
+            .finalize()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     fn check(&self) -> Result<(), String> {
         let https_url = |url: &str| match url.split_once("://") {
             Some(("https" | "http", rest))

@@ -74,6 +74,10 @@ pub struct Delivery {
     pub status: DeliveryStatus,
     pub attempts: u32,
     pub error: Option<String>,
+    /// The channel's [`Channel::fingerprint`] at the claim (absent on rows claimed
+    /// before fingerprints were recorded: those are matched by position and kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// `sha256=<hex>` of the HMAC-SHA256 of `body` under `secret`.
@@ -315,6 +319,7 @@ impl Notifier {
             status,
             attempts,
             error,
+            fingerprint: Some(channel.fingerprint()),
         };
         let (attempts, outcome) = match channel {
             Channel::Email { to } => match &self.email {

@@ -1,6 +1,7 @@
 //! One batch: every strategy of one frequency, evaluated on one market snapshot.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -72,6 +73,8 @@ pub struct BatchRunner {
     last_runs: LastRuns,
     /// The frequency labels whose batch gauges are exported now.
     exported: Mutex<BTreeSet<String>>,
+    /// Test-only fail point: the next batch's state write fails (after its claims).
+    fail_state_save: AtomicBool,
 }
 
 /// What evaluating a plan's strategies produced.
@@ -131,6 +134,7 @@ impl BatchRunner {
             unknown_streak: DEFAULT_UNKNOWN_STREAK,
             last_runs: LastRuns::default(),
             exported: Mutex::new(BTreeSet::new()),
+            fail_state_save: AtomicBool::new(false),
         }
     }
 
@@ -172,14 +176,33 @@ impl BatchRunner {
         self.last_runs.get(name)
     }
 
+    /// Makes the next batch's state write fail after its claims (a fail point for the
+    /// tests that show the claim alone keeps exactly-once).
+    pub fn fail_next_state_save(&self) {
+        self.fail_state_save.store(true, Ordering::SeqCst);
+    }
+
     /// The trigger handler (for resuming pending deliveries).
     pub fn triggers(&self) -> &TriggerHandler {
         &self.triggers
     }
 
-    /// Runs the batch of `frequency` now, unless it is already running (then the tick
-    /// is skipped, counted and written to the ledger).
+    /// Runs the batch of `frequency` now, for the period the market clock is in
+    /// (operators' `POST /internal/run/{frequency}`), unless it is already running (then
+    /// the tick is skipped, counted and written to the ledger).
     pub async fn run(&self, frequency: &Frequency) -> Result<BatchReport, BatchError> {
+        self.run_at(frequency, None).await
+    }
+
+    /// Runs the batch of `frequency` for the period that begins at `scheduled` (the
+    /// boundary the scheduler woke up for; the market clock's now when `None`): a
+    /// replica that wakes late still claims the period it was scheduled for, under the
+    /// same dedup keys as the others.
+    pub async fn run_at(
+        &self,
+        frequency: &Frequency,
+        scheduled: Option<DateTime<Utc>>,
+    ) -> Result<BatchReport, BatchError> {
         if *frequency == Frequency::CandleClose {
             return Err(BatchError::CandleClose);
         }
@@ -207,7 +230,7 @@ impl BatchRunner {
         let started_at = Utc::now();
         // The period comes from the market clock (the system clock in production; a
         // simulated one in tests and benchmarks), like the data it is evaluated on.
-        let market_now = self.market.now();
+        let period_of = scheduled.unwrap_or_else(|| self.market.now());
         let index = self.index.snapshot();
         let strategies = index
             .by_frequency
@@ -221,7 +244,7 @@ impl BatchRunner {
             started_at,
             // The period this run belongs to: the same on every replica, so their
             // claims collide on the same dedup keys.
-            due: frequency.due_at_or_before(market_now),
+            due: frequency.due_at_or_before(period_of),
             closed_bar: None,
         })
         .await
@@ -308,15 +331,21 @@ impl BatchRunner {
         };
         let evaluated = self.evaluate_all(&plan, &strategies, &stored, &ctx);
         self.observe_latency(&plan);
-        // Claims first: a crash after them re-evaluates (the claims stop duplicates); a
-        // crash after saving the state first would lose a close's alert. The alerts go
-        // out in the background as they are claimed.
+        // Claims first, each with its strategy's whole state in its transaction: a crash
+        // after them re-evaluates the others (the claims stop duplicates, and what fired
+        // already remembers its edge); a crash after saving the state first would lose a
+        // close's alert. The alerts go out in the background as they are claimed.
         let triggered = self.triggers.claim_and_deliver(evaluated.claims).await?;
         self.metrics
             .scheduler
             .triggers
             .with_label_values(&[plan.label.as_str()])
             .inc_by(triggered as u64);
+        if self.fail_state_save.swap(false, Ordering::SeqCst) {
+            return Err(BatchError::Storage(sqlx::Error::Protocol(
+                "fail point: the state write after the claims".into(),
+            )));
+        }
         strategy_state::save(&self.db, plan.started_at, &evaluated.updates).await?;
         let report = BatchReport {
             frequency: plan.name.clone(),
@@ -419,6 +448,8 @@ impl BatchRunner {
                         triggered_at: moment.due,
                         conditions,
                     },
+                    context: outcome.context.clone(),
+                    update: outcome.update.clone(),
                 });
             }
             evaluated.updates.push(outcome.update);

@@ -78,6 +78,8 @@ pub struct Outcome {
     pub result: Tri,
     /// Fire (with the claim's key) or why not.
     pub decision: Decision,
+    /// What the decision was made on (the claim checks it again).
+    pub context: TriggerContext,
     /// The strategy's state after this evaluation.
     pub update: StateUpdate,
     /// Each condition's evaluation, in the strategy's order.
@@ -115,6 +117,7 @@ pub fn evaluate(
     let result = strategy
         .tree
         .evaluate(&mut |i| evaluations[usize::from(i)].result);
+    let context = trigger_context(state, result, moment);
     let decision = if result == Tri::True
         && !moment.on_close
         && strategy.trigger_mode == TriggerMode::OncePerBarClose
@@ -122,7 +125,7 @@ pub fn evaluate(
         // Evaluated on its timer, it fires only on its bar's close.
         Decision::Suppressed(Suppression::AwaitsClose)
     } else {
-        decide(strategy, &trigger_context(state, result, moment))
+        decide(strategy, &context)
     };
     let mut previous = Map::new();
     for (id, condition) in strategy
@@ -141,6 +144,7 @@ pub fn evaluate(
     Outcome {
         result,
         decision,
+        context,
         update: StateUpdate {
             strategy_id: strategy.id,
             result: result.known(),

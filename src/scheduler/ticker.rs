@@ -59,11 +59,13 @@ pub async fn run_scheduler(
             }
             () = tokio::time::sleep(wait) => {}
         }
-        let Some((_, due)) = next else { continue };
+        let Some((scheduled, due)) = next else {
+            continue;
+        };
         for frequency in due {
             let runner = runner.clone();
             tasks.spawn(async move {
-                match runner.run(&frequency).await {
+                match runner.run_at(&frequency, Some(scheduled)).await {
                     Ok(_) | Err(BatchError::AlreadyRunning(_)) => {}
                     Err(error) => tracing::error!(frequency = %frequency, %error, "batch failed"),
                 }

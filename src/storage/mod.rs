@@ -1,11 +1,12 @@
 //! Storage: the Postgres pool with its embedded migrations, the optional Redis
 //! connection, and one module per table holding all of that table's SQL
-//! ([`strategy_state`], [`trigger_logs`], [`ledger`]; the `strategies` and
+//! ([`strategy_state`], [`trigger_logs`], [`ledger`], [`leases`]; the `strategies` and
 //! `strategy_conditions` tables live with their rows' types in `strategy::store`).
 //! Postgres and Redis are connected with a bounded retry at startup so that the
 //! service can start before its dependencies in an orchestrator, and give up with a
 //! clear message instead of hanging.
 
+pub mod leases;
 pub mod ledger;
 pub mod postgres;
 pub mod redis;

@@ -137,25 +137,70 @@ pub async fn save(
     Ok(())
 }
 
-/// Records claimed triggers (`strategy`, `triggered_at`; at most one per strategy) in
-/// their strategies' state, inside the claim's transaction. Rows are locked in strategy
-/// order, the same on every replica.
-pub async fn record_triggered(
+/// Locks the state rows of `ids` for the claim's transaction (in strategy order, the
+/// same on every replica) and answers each one's last trigger: the cooldown and the bar
+/// are checked again against what is committed, not what the batch read.
+pub async fn lock_last_triggered(
     tx: &mut PgConnection,
-    triggered: &[(Uuid, DateTime<Utc>)],
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Option<DateTime<Utc>>>, sqlx::Error> {
+    let rows: Vec<(Uuid, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT strategy_id, last_triggered_at FROM strategy_state
+          WHERE strategy_id = ANY($1) ORDER BY strategy_id FOR UPDATE",
+    )
+    .bind(ids)
+    .fetch_all(tx)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Records claimed triggers in their strategies' state, inside the claim's transaction:
+/// the evaluation's whole update (previous values, result, edge, candle) and the trigger
+/// (`triggered_at`, count) together, so a crash or a failed write after the claim can
+/// never make an edge or a cross fire again. At most one per strategy.
+pub async fn record_claimed(
+    tx: &mut PgConnection,
+    evaluated_at: DateTime<Utc>,
+    claimed: &[(&StateUpdate, DateTime<Utc>)],
 ) -> Result<(), sqlx::Error> {
-    let mut sorted = triggered.to_vec();
-    sorted.sort_unstable();
-    let (ids, at): (Vec<Uuid>, Vec<DateTime<Utc>>) = sorted.into_iter().unzip();
+    let mut sorted = claimed.to_vec();
+    sorted.sort_unstable_by_key(|(u, _)| u.strategy_id);
+    let ids: Vec<Uuid> = sorted.iter().map(|(u, _)| u.strategy_id).collect();
+    let results: Vec<Option<bool>> = sorted.iter().map(|(u, _)| u.result).collect();
+    let previous: Vec<SqlJson<Value>> = sorted
+        .iter()
+        .map(|(u, _)| SqlJson(Value::Object(u.previous.clone())))
+        .collect();
+    let errors: Vec<i32> = sorted.iter().map(|(u, _)| u.consecutive_errors).collect();
+    let candles: Vec<Option<DateTime<Utc>>> =
+        sorted.iter().map(|(u, _)| u.candle_open_time).collect();
+    let at: Vec<DateTime<Utc>> = sorted.iter().map(|(_, at)| *at).collect();
     sqlx::query(
-        "INSERT INTO strategy_state (strategy_id, last_triggered_at, trigger_count)
-         SELECT id, at, 1 FROM UNNEST($1::uuid[], $2::timestamptz[]) AS t(id, at)
+        "INSERT INTO strategy_state
+             (strategy_id, last_evaluated_at, last_result, previous_values, consecutive_errors,
+              last_candle_open_time, last_triggered_at, trigger_count, updated_at)
+         SELECT u.id, $2, u.result, u.previous, u.errors, u.candle, u.at, 1, now()
+           FROM UNNEST($1::uuid[], $3::boolean[], $4::jsonb[], $5::integer[],
+                       $6::timestamptz[], $7::timestamptz[])
+                AS u(id, result, previous, errors, candle, at)
+          ORDER BY u.id
          ON CONFLICT (strategy_id) DO UPDATE SET
-             last_triggered_at = EXCLUDED.last_triggered_at,
-             trigger_count = strategy_state.trigger_count + 1,
-             updated_at = now()",
+             last_evaluated_at  = EXCLUDED.last_evaluated_at,
+             last_result        = EXCLUDED.last_result,
+             previous_values    = strategy_state.previous_values || EXCLUDED.previous_values,
+             consecutive_errors = EXCLUDED.consecutive_errors,
+             last_candle_open_time = COALESCE(EXCLUDED.last_candle_open_time,
+                                              strategy_state.last_candle_open_time),
+             last_triggered_at  = EXCLUDED.last_triggered_at,
+             trigger_count      = strategy_state.trigger_count + 1,
+             updated_at         = now()",
     )
     .bind(&ids)
+    .bind(evaluated_at)
+    .bind(&results)
+    .bind(&previous)
+    .bind(&errors)
+    .bind(&candles)
     .bind(&at)
     .execute(tx)
     .await?;

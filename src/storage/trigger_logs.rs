@@ -1,6 +1,8 @@
 //! The `strategy_trigger_logs` table, all of its SQL: one row per trigger, claimed by
 //! its unique `dedup_key` (two replicas, or a retry after a crash, can never both claim
-//! one), with the sanitized snapshot, the message and each channel's delivery.
+//! one), with the sanitized snapshot, the message, each channel's delivery, and the
+//! lease (name and token) its deliveries run under. Outcome writes are fenced by that
+//! token; a resume takes only triggers whose lease lapsed.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -8,6 +10,7 @@ use sqlx::types::Json as SqlJson;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::leases::{self, Lease};
 use crate::notify::Delivery;
 
 /// A trigger to claim.
@@ -21,6 +24,8 @@ pub struct NewTriggerLog<'a> {
     pub message: &'a str,
     /// One pending delivery per channel.
     pub deliveries: &'a [Delivery],
+    /// The lease its deliveries run under.
+    pub lease: &'a Lease,
 }
 
 /// A trigger claimed here.
@@ -55,9 +60,13 @@ pub async fn claim(
     let snapshots: Vec<&Value> = rows.iter().map(|r| r.snapshot).collect();
     let messages: Vec<&str> = rows.iter().map(|r| r.message).collect();
     let deliveries: Vec<Value> = rows.iter().map(|r| json!(r.deliveries)).collect();
+    let lease_names: Vec<&str> = rows.iter().map(|r| r.lease.name.as_str()).collect();
+    let lease_tokens: Vec<i64> = rows.iter().map(|r| r.lease.token).collect();
     let claimed: Vec<(i64, Uuid, String, DateTime<Utc>)> = sqlx::query_as(
-        "INSERT INTO strategy_trigger_logs (strategy_id, triggered_at, dedup_key, snapshot, message, deliveries)
-         SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::jsonb[], $5::text[], $6::jsonb[])
+        "INSERT INTO strategy_trigger_logs
+             (strategy_id, triggered_at, dedup_key, snapshot, message, deliveries, lease_name, lease_token)
+         SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::jsonb[], $5::text[],
+                              $6::jsonb[], $7::text[], $8::bigint[])
          ON CONFLICT (dedup_key) DO NOTHING
          RETURNING id, strategy_id, dedup_key, triggered_at",
     )
@@ -67,6 +76,8 @@ pub async fn claim(
     .bind(&snapshots)
     .bind(&messages)
     .bind(&deliveries)
+    .bind(&lease_names)
+    .bind(&lease_tokens)
     .fetch_all(tx)
     .await?;
     Ok(claimed
@@ -88,57 +99,83 @@ pub async fn is_claimed(db: &PgPool, dedup_key: &str) -> Result<bool, sqlx::Erro
         .await
 }
 
-/// Writes delivery outcomes, many trigger logs in one statement.
-pub async fn record_deliveries(
-    db: &PgPool,
-    rows: &[(i64, Vec<Delivery>)],
-) -> Result<(), sqlx::Error> {
-    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-    let deliveries: Vec<Value> = rows.iter().map(|r| json!(r.1)).collect();
-    sqlx::query(
+/// Delivery outcomes to write: a trigger log's deliveries as they stand, under the
+/// lease (name, token) they were made under.
+#[derive(Debug, Clone)]
+pub struct Outcomes {
+    pub log_id: i64,
+    pub deliveries: Vec<Delivery>,
+    pub lease_name: String,
+    pub lease_token: i64,
+}
+
+/// Writes delivery outcomes, many trigger logs in one statement, each only while the
+/// log is still under the lease they were made under (fencing: a log another replica
+/// took over is not overwritten). Answers how many logs were written.
+pub async fn record_deliveries(db: &PgPool, rows: &[Outcomes]) -> Result<u64, sqlx::Error> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.log_id).collect();
+    let deliveries: Vec<Value> = rows.iter().map(|r| json!(r.deliveries)).collect();
+    let names: Vec<&str> = rows.iter().map(|r| r.lease_name.as_str()).collect();
+    let tokens: Vec<i64> = rows.iter().map(|r| r.lease_token).collect();
+    let written = sqlx::query(
         "UPDATE strategy_trigger_logs AS l SET deliveries = d.deliveries
-           FROM UNNEST($1::bigint[], $2::jsonb[]) AS d(id, deliveries)
-          WHERE l.id = d.id",
+           FROM UNNEST($1::bigint[], $2::jsonb[], $3::text[], $4::bigint[])
+                AS d(id, deliveries, lease_name, lease_token)
+          WHERE l.id = d.id AND l.lease_name = d.lease_name AND l.lease_token = d.lease_token",
     )
     .bind(&ids)
     .bind(&deliveries)
+    .bind(&names)
+    .bind(&tokens)
     .execute(db)
+    .await?
+    .rows_affected();
+    Ok(written)
+}
+
+/// Takes over up to `limit` trigger logs with a pending delivery whose lease lapsed (or
+/// that never had one), claimed less than `max_age` ago: each is moved under `lease`, so
+/// two replicas never take the same one and the replica that lost it can no longer
+/// record its outcomes. The rows are locked (`FOR UPDATE SKIP LOCKED`) only for this
+/// short transaction, never while delivering.
+pub async fn take_lapsed(
+    db: &PgPool,
+    lease: &Lease,
+    max_age: std::time::Duration,
+    limit: i64,
+) -> Result<Vec<PendingLog>, sqlx::Error> {
+    // A lease is live while its row has the log's token and has not expired.
+    let live = leases::live_sql("l.lease_name", "l.lease_token");
+    let mut tx = db.begin().await?;
+    // Candidates, locked. The lease check here reads the statement's snapshot, which may
+    // predate another replica's take-over of a row this statement then waited for...
+    let candidates: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT l.id FROM strategy_trigger_logs l
+          WHERE l.deliveries @> '[{{\"status\": \"pending\"}}]'
+            AND l.claimed_at > now() - make_interval(secs => $1)
+            AND NOT {live}
+          ORDER BY l.id
+          LIMIT $2
+            FOR UPDATE OF l SKIP LOCKED"
+    )))
+    .bind(max_age.as_secs_f64())
+    .bind(limit)
+    .fetch_all(&mut *tx)
     .await?;
-    Ok(())
-}
-
-/// The oldest trigger log with a pending delivery, triggered more than `grace_ms` ago
-/// and less than a day ago, locked for this transaction (`FOR UPDATE SKIP LOCKED`: two
-/// replicas never take the same one).
-pub async fn next_pending(
-    tx: &mut PgConnection,
-    grace_ms: i64,
-) -> Result<Option<PendingLog>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, strategy_id, dedup_key, message, snapshot, deliveries
-           FROM strategy_trigger_logs
-          WHERE deliveries @> '[{\"status\": \"pending\"}]'
-            AND triggered_at < now() - make_interval(secs => $1::double precision / 1000)
-            AND triggered_at > now() - interval '1 day'
-          ORDER BY id
-          LIMIT 1
-            FOR UPDATE SKIP LOCKED",
-    )
-    .bind(grace_ms as f64)
-    .fetch_optional(tx)
-    .await
-}
-
-/// Replaces one trigger log's deliveries.
-pub async fn set_deliveries(
-    tx: &mut PgConnection,
-    id: i64,
-    deliveries: &[Delivery],
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE strategy_trigger_logs SET deliveries = $2 WHERE id = $1")
-        .bind(id)
-        .bind(SqlJson(deliveries))
-        .execute(tx)
-        .await?;
-    Ok(())
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    // ...so it is checked again on the locked rows, with a fresh snapshot.
+    let taken = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE strategy_trigger_logs l SET lease_name = $2, lease_token = $3
+          WHERE l.id = ANY($1) AND NOT {live}
+         RETURNING l.id, l.strategy_id, l.dedup_key, l.message, l.snapshot, l.deliveries"
+    )))
+    .bind(&candidates)
+    .bind(&lease.name)
+    .bind(lease.token)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(taken)
 }

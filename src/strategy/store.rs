@@ -287,3 +287,16 @@ pub async fn definition(pool: &PgPool, id: Uuid) -> Result<Option<StoredDefiniti
         .collect();
     Ok(Some(definition))
 }
+
+/// Where a trigger of `id` is delivered now, whatever the strategy's status (a `once`
+/// strategy that fired is `completed`; a resumed delivery still goes out): its channels
+/// document as stored and its frequency; `None` when the strategy is gone.
+pub async fn delivery_target(
+    pool: &PgPool,
+    id: Uuid,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT channels::text, frequency FROM strategies WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}

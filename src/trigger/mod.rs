@@ -4,10 +4,15 @@
 //! claims triggers and delivers their messages (rendered by `notify::message`).
 
 mod decision;
+mod delivery;
 mod handler;
+mod lease;
+mod resume;
 
 pub use crate::notify::{AlertFacts, ConditionFacts, Rendered, render};
 pub use decision::{Decision, Suppression, TriggerContext, decide};
 pub use handler::{
     DELIVERY_CONCURRENCY, FIRST_CLAIM_CHUNK, MAX_CLAIM_CHUNK, TriggerHandler, TriggerRequest,
 };
+pub use lease::{DELIVERY_LEASE_TTL, DeliveryLease};
+pub use resume::{CHANNEL_CHANGED, RESUME_MAX_AGE};

@@ -55,7 +55,7 @@ async fn run(app: &TestApp, frequency: &str) -> (u16, Value) {
     answer
 }
 
-async fn set_frequency(pool: &PgPool, id: Uuid, frequency: &str) {
+pub async fn set_frequency(pool: &PgPool, id: Uuid, frequency: &str) {
     sqlx::query("UPDATE strategies SET frequency = $2, updated_at = now() WHERE id = $1")
         .bind(id)
         .bind(frequency)

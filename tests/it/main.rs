@@ -4,6 +4,7 @@
 mod acceptance;
 mod batches;
 mod binary;
+mod delivery_leases;
 mod email;
 mod evaluation_paths;
 mod http_api;

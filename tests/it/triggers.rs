@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::loader::insert_strategy;
 use crate::support::recorder::Recorder;
-use crate::support::{TEST_KEY, TestApp, eventually, test_config};
+use crate::support::{TEST_KEY, TestApp, eventually, test_config, without_fingerprints};
 
 pub async fn app(pool: PgPool, sim: &SimHandle) -> TestApp {
     app_with(pool, sim, &[]).await
@@ -30,9 +30,14 @@ pub async fn app_with(pool: PgPool, sim: &SimHandle, extra: &[(&str, &str)]) -> 
 }
 
 pub async fn run(app: &TestApp) -> Value {
+    run_frequency(app, "1m").await
+}
+
+/// `POST /internal/run/{frequency}` (200 expected), then waits for its deliveries.
+pub async fn run_frequency(app: &TestApp, frequency: &str) -> Value {
     let response = app
         .client
-        .post(app.url("/internal/run/1m"))
+        .post(app.url(&format!("/internal/run/{frequency}")))
         .header("X-MONITORING-KEY", TEST_KEY)
         .send()
         .await
@@ -145,7 +150,8 @@ async fn each_trigger_is_delivered_once_across_runs_and_instances(pool: PgPool) 
     .await
     .unwrap();
     assert_eq!(logs.len(), 3);
-    let deliveries_of = |id: Uuid| logs.iter().find(|l| l.0 == id).unwrap().2.clone();
+    let deliveries_of =
+        |id: Uuid| without_fingerprints(logs.iter().find(|l| l.0 == id).unwrap().2.clone());
     assert_eq!(
         deliveries_of(every),
         json!([{"channel": "slack", "status": "delivered", "attempts": 1, "error": null},
@@ -227,11 +233,18 @@ async fn two_instances_running_the_same_batch_deliver_each_trigger_once(pool: Pg
 
 #[sqlx::test]
 async fn replicas_claiming_the_same_triggers_in_opposite_orders_do_not_deadlock(pool: PgPool) {
-    use monitoring_service::trigger::{AlertFacts, TriggerRequest};
+    use monitoring_service::engine::Tri;
+    use monitoring_service::storage::strategy_state::StateUpdate;
+    use monitoring_service::trigger::{AlertFacts, TriggerContext, TriggerRequest};
     let sim = market_sim::start(SimConfig::default()).await.unwrap();
     for _ in 0..20 {
         insert_strategy(&pool, Uuid::new_v4(), &[btc_above_one()], None).await;
     }
+    // A trigger every period: no cooldown (the claim checks it against the state).
+    sqlx::query("UPDATE strategies SET cooldown_seconds = 0")
+        .execute(&pool)
+        .await
+        .unwrap();
     let (a, b) = (app(pool.clone(), &sim).await, app(pool.clone(), &sim).await);
     let strategies: Vec<_> = a
         .state
@@ -257,6 +270,20 @@ async fn replicas_claiming_the_same_triggers_in_opposite_orders_do_not_deadlock(
                     strategy_name: strategy.name.to_string(),
                     triggered_at: due,
                     conditions: Vec::new(),
+                },
+                context: TriggerContext {
+                    result: Tri::True,
+                    previous_result: None,
+                    last_triggered_at: None,
+                    scheduled_at: due,
+                    bar_open_ms: None,
+                },
+                update: StateUpdate {
+                    strategy_id: strategy.id,
+                    result: Some(true),
+                    previous: Default::default(),
+                    consecutive_errors: 0,
+                    candle_open_time: None,
                 },
             })
             .collect();
@@ -485,16 +512,9 @@ async fn deliveries_left_pending_by_a_crash_are_resumed_once(pool: PgPool) {
     .await
     .unwrap();
     let (a, b) = (app(pool.clone(), &sim).await, app(pool.clone(), &sim).await);
-    let grace = std::time::Duration::from_secs(600);
     let (from_a, from_b) = tokio::join!(
-        a.state
-            .batches
-            .triggers()
-            .resume_pending(&a.state.index, grace),
-        b.state
-            .batches
-            .triggers()
-            .resume_pending(&b.state.index, grace),
+        a.state.batches.triggers().resume_pending(),
+        b.state.batches.triggers().resume_pending(),
     );
     assert_eq!(from_a.unwrap() + from_b.unwrap(), 1);
     let got = recorder.received("/resumed");
@@ -516,12 +536,7 @@ async fn deliveries_left_pending_by_a_crash_are_resumed_once(pool: PgPool) {
     );
     // Nothing is pending any more.
     assert_eq!(
-        a.state
-            .batches
-            .triggers()
-            .resume_pending(&a.state.index, grace)
-            .await
-            .unwrap(),
+        a.state.batches.triggers().resume_pending().await.unwrap(),
         0
     );
 }

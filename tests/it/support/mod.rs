@@ -212,3 +212,20 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A trigger log's deliveries without their channel fingerprints, after checking that
+/// each delivery has one (what a resume matches channels by).
+pub fn without_fingerprints(mut deliveries: serde_json::Value) -> serde_json::Value {
+    for delivery in deliveries.as_array_mut().expect("deliveries are a list") {
+        let fingerprint = delivery
+            .as_object_mut()
+            .expect("a delivery is an object")
+            .remove("fingerprint");
+        let fingerprint = fingerprint.and_then(|f| f.as_str().map(str::to_owned));
+        assert!(
+            fingerprint.is_some_and(|f| f.len() == 32),
+            "a fingerprint in {delivery}"
+        );
+    }
+    deliveries
+}

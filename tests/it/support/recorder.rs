@@ -29,6 +29,8 @@ pub struct Recorder {
     received: Arc<Mutex<Vec<Received>>>,
     /// Answers per path, in order; 200 once exhausted.
     script: Arc<Mutex<HashMap<String, VecDeque<Answer>>>>,
+    /// How long each path takes to answer (a slow channel).
+    delays: Arc<Mutex<HashMap<String, std::time::Duration>>>,
 }
 
 impl Recorder {
@@ -37,7 +39,14 @@ impl Recorder {
         let handler_state = recorder.clone();
         let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
             let recorder = handler_state.clone();
-            async move { recorder.answer(uri, headers, body) }
+            async move {
+                let delay = recorder.delays.lock().unwrap().get(uri.path()).copied();
+                let response = recorder.answer(uri, headers, body);
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
+                response
+            }
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -65,6 +74,11 @@ impl Recorder {
             response.headers_mut().insert(name, value.parse().unwrap());
         }
         response
+    }
+
+    /// Makes `path` answer `delay` after each request arrives (recorded on arrival).
+    pub fn delay(&self, path: &str, delay: std::time::Duration) {
+        self.delays.lock().unwrap().insert(path.into(), delay);
     }
 
     pub fn script(&self, path: &str, answers: Vec<Answer>) {

@@ -1,0 +1,149 @@
+//! Delivery jobs: a claimed (or resumed) trigger delivered to each of its channels
+//! concurrently, each channel's outcome written as soon as it finishes — fenced by the
+//! lease the job runs under, so a replica that lost its lease can no longer record, and
+//! what was delivered is never sent again by a resume.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::handler::{DELIVERY_CONCURRENCY, TriggerHandler};
+use crate::notify::{Channel, Delivery, DeliveryStatus, OutgoingAlert};
+use crate::storage::leases::Lease;
+use crate::storage::trigger_logs::{self, Outcomes};
+
+/// One trigger to deliver.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub log_id: i64,
+    pub strategy_id: Uuid,
+    /// For logs and metrics.
+    pub frequency: String,
+    pub dedup_key: String,
+    pub text: String,
+    /// The JSON event webhooks receive.
+    pub event: Value,
+    /// Per delivery: the channel to send to now, or `None` (already final).
+    pub targets: Vec<Option<Channel>>,
+    /// The trigger log's deliveries as they stand.
+    pub deliveries: Vec<Delivery>,
+    /// The lease the job runs under; every outcome write checks its token.
+    pub lease: Lease,
+    /// Taken over from a replica whose lease lapsed.
+    pub resumed: bool,
+}
+
+impl TriggerHandler {
+    /// Delivers `jobs`, [`DELIVERY_CONCURRENCY`] at a time, while one writer records
+    /// the outcomes (many logs per statement). Returns once every job is delivered and
+    /// recorded.
+    pub(super) async fn deliver_jobs(&self, jobs: impl futures_util::Stream<Item = Job>) {
+        // Outcomes are written by a task of their own, so sending never waits for the
+        // database.
+        let (outcomes, mut written) = tokio::sync::mpsc::channel::<Outcomes>(1024);
+        let db = self.db.clone();
+        let writer = tokio::spawn(async move {
+            let mut buffer = Vec::new();
+            while written.recv_many(&mut buffer, 512).await > 0 {
+                // The latest state of each log wins (a log's deliveries only progress).
+                let mut latest: HashMap<i64, Outcomes> = HashMap::new();
+                for outcome in buffer.drain(..) {
+                    latest.insert(outcome.log_id, outcome);
+                }
+                let rows: Vec<Outcomes> = latest.into_values().collect();
+                match trigger_logs::record_deliveries(&db, &rows).await {
+                    Ok(n) if (n as usize) < rows.len() => {
+                        tracing::warn!(
+                            component = "delivery",
+                            fenced = rows.len() - n as usize,
+                            "delivery outcomes not recorded: their lease was lost and they were taken over"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::error!(component = "delivery", %error, rows = rows.len(),
+                            "delivery outcomes could not be recorded; they stay pending and are resumed");
+                    }
+                }
+            }
+        });
+        jobs.map(|job| self.deliver_job(job, outcomes.clone()))
+            .buffer_unordered(DELIVERY_CONCURRENCY)
+            .for_each(|()| async {})
+            .await;
+        drop(outcomes);
+        if let Err(error) = writer.await {
+            tracing::error!(%error, "the delivery recorder stopped");
+        }
+    }
+
+    /// Delivers one job to all its channels concurrently, handing the log's deliveries
+    /// to the writer as each channel finishes.
+    async fn deliver_job(&self, job: Job, outcomes: tokio::sync::mpsc::Sender<Outcomes>) {
+        let sending = job.targets.iter().flatten().count();
+        tracing::info!(component = "trigger", strategy_id = %job.strategy_id,
+            frequency = %job.frequency, dedup_key = %job.dedup_key, channels = sending,
+            resumed = job.resumed,
+            "{}", if job.resumed { "resumed pending deliveries" } else { "trigger claimed; delivering" });
+        let alert = OutgoingAlert {
+            dedup_key: &job.dedup_key,
+            text: &job.text,
+            event: &job.event,
+        };
+        let deliveries = Arc::new(Mutex::new(job.deliveries.clone()));
+        let outcome = |deliveries: &Arc<Mutex<Vec<Delivery>>>| Outcomes {
+            log_id: job.log_id,
+            deliveries: deliveries.lock().expect("deliveries lock").clone(),
+            lease_name: job.lease.name.clone(),
+            lease_token: job.lease.token,
+        };
+        if job.resumed {
+            // Deliveries the resume decided on (a changed channel) are recorded first.
+            let _ = outcomes.send(outcome(&deliveries)).await;
+        }
+        let (strategy_id, frequency) = (job.strategy_id, job.frequency.as_str());
+        let sends = job.targets.iter().enumerate().filter_map(|(i, target)| {
+            let channel = target.as_ref()?;
+            let deliveries = deliveries.clone();
+            let outcomes = outcomes.clone();
+            let alert = &alert;
+            let outcome = &outcome;
+            Some(async move {
+                let mut delivery = self.notifier.deliver(channel, alert).await;
+                let recorded = deliveries.lock().expect("deliveries lock")[i].clone();
+                // What the claim recorded identifies the channel (legacy rows: none).
+                delivery.fingerprint = recorded.fingerprint;
+                delivery.attempts += recorded.attempts;
+                self.account(strategy_id, frequency, &delivery);
+                deliveries.lock().expect("deliveries lock")[i] = delivery;
+                let _ = outcomes.send(outcome(&deliveries)).await;
+            })
+        });
+        futures_util::future::join_all(sends).await;
+    }
+
+    /// Counts a delivery's outcome and logs it, findable by strategy.
+    pub(super) fn account(&self, strategy_id: Uuid, frequency: &str, delivery: &Delivery) {
+        let status = match delivery.status {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Pending => "pending",
+        };
+        self.metrics
+            .scheduler
+            .deliveries
+            .with_label_values(&[&delivery.channel, status])
+            .inc();
+        if delivery.status == DeliveryStatus::Delivered {
+            tracing::info!(component = "delivery", strategy_id = %strategy_id, frequency,
+                channel = %delivery.channel, attempts = delivery.attempts, "alert delivered");
+        } else {
+            tracing::warn!(component = "delivery", strategy_id = %strategy_id, frequency,
+                channel = %delivery.channel, attempts = delivery.attempts,
+                error = delivery.error.as_deref().unwrap_or(""), "delivery failed");
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Resuming deliveries a dead replica left pending: only triggers whose lease lapsed
+//! (or that never had one), whatever their age up to [`RESUME_MAX_AGE`], taken over
+//! under this replica's lease in one statement with no lock held while delivering. Each
+//! pending delivery goes to the channel the claim recorded (matched by fingerprint,
+//! whatever the strategy's status now); one edited or removed since is recorded
+//! `failed` ("channel changed") and not sent.
+
+use std::time::Duration;
+
+use super::delivery::Job;
+use super::handler::{TriggerHandler, trigger_event};
+use crate::notify::{Channel, Delivery, DeliveryStatus, parse_channels};
+use crate::storage::trigger_logs::{self, PendingLog};
+use crate::strategy::store;
+
+/// Triggers older than this are not resumed: an alert a day late misleads more than it
+/// helps.
+pub const RESUME_MAX_AGE: Duration = Duration::from_secs(86_400);
+/// Triggers taken over per round.
+const RESUME_BATCH: i64 = 100;
+
+/// The error a delivery records when its channel was edited or removed after the claim.
+pub const CHANNEL_CHANGED: &str = "channel changed since the trigger was claimed";
+
+impl TriggerHandler {
+    /// Takes over and delivers every trigger whose lease lapsed with deliveries still
+    /// pending; answers how many deliveries were sent. Returns once they are recorded.
+    pub async fn resume_pending(&self) -> Result<usize, sqlx::Error> {
+        let mut sent = 0;
+        loop {
+            let lease = self.lease.current().await?;
+            let taken =
+                trigger_logs::take_lapsed(&self.db, &lease, RESUME_MAX_AGE, RESUME_BATCH).await?;
+            if taken.is_empty() {
+                return Ok(sent);
+            }
+            let mut jobs = Vec::with_capacity(taken.len());
+            for log in taken {
+                let target = store::delivery_target(&self.db, log.strategy_id).await?;
+                let job = self.resume_job(log, target, &lease);
+                sent += job.targets.iter().flatten().count();
+                jobs.push(job);
+            }
+            self.deliver_jobs(futures_util::stream::iter(jobs)).await;
+        }
+    }
+
+    /// The job resuming `log`: each pending delivery matched to the strategy's channel
+    /// with the same fingerprint (by position and kind for rows claimed before
+    /// fingerprints were recorded).
+    fn resume_job(
+        &self,
+        log: PendingLog,
+        target: Option<(String, String)>,
+        lease: &crate::storage::leases::Lease,
+    ) -> Job {
+        let (channels, frequency) = match target {
+            Some((channels, frequency)) => {
+                (parse_channels(&channels).unwrap_or_default(), frequency)
+            }
+            None => (Vec::new(), "unknown".to_owned()),
+        };
+        let mut deliveries = log.deliveries.0;
+        let mut targets = Vec::with_capacity(deliveries.len());
+        for (i, delivery) in deliveries.iter_mut().enumerate() {
+            if delivery.status != DeliveryStatus::Pending {
+                targets.push(None);
+                continue;
+            }
+            match matching(&channels, i, delivery) {
+                Some(channel) => targets.push(Some(channel.clone())),
+                None => {
+                    *delivery = Delivery {
+                        status: DeliveryStatus::Failed,
+                        error: Some(CHANNEL_CHANGED.into()),
+                        ..delivery.clone()
+                    };
+                    self.account(log.strategy_id, &frequency, delivery);
+                    targets.push(None);
+                }
+            }
+        }
+        let text = log.message.unwrap_or_default();
+        Job {
+            log_id: log.id,
+            strategy_id: log.strategy_id,
+            frequency,
+            event: trigger_event(&log.snapshot.0, &log.dedup_key, &text),
+            dedup_key: log.dedup_key,
+            text,
+            targets,
+            deliveries,
+            lease: lease.clone(),
+            resumed: true,
+        }
+    }
+}
+
+/// The channel delivery `i` was claimed for, if the strategy still has it.
+fn matching<'a>(channels: &'a [Channel], i: usize, delivery: &Delivery) -> Option<&'a Channel> {
+    match &delivery.fingerprint {
+        Some(fingerprint) => channels.iter().find(|c| &c.fingerprint() == fingerprint),
+        None => channels.get(i).filter(|c| c.kind() == delivery.channel),
+    }
+}
