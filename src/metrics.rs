@@ -112,6 +112,9 @@ pub struct SchedulerMetrics {
     pub triggers: IntCounterVec,
     /// `monitoring_deliveries_total{channel, status}`: delivered or failed.
     pub deliveries: IntCounterVec,
+    /// `monitoring_deliveries_ambiguous_total{channel}`: requests a channel may have
+    /// accepted though no answer came back (each a possible duplicate).
+    pub deliveries_ambiguous: IntCounterVec,
     /// `monitoring_evaluation_latency_seconds{frequency}`: from the moment a batch's
     /// data was due (its period boundary, or the candle's close) to its strategies
     /// evaluated — how late alerts can be, before delivery.
@@ -162,6 +165,11 @@ impl SchedulerMetrics {
                 "Alert deliveries, by channel and final status (delivered, failed).",
                 &["channel", "status"],
             ),
+            deliveries_ambiguous: counter(
+                "monitoring_deliveries_ambiguous_total",
+                "Delivery requests sent whose answer never came back (a timeout after sending): possible duplicates, by channel.",
+                &["channel"],
+            ),
             lacking_data: IntGaugeVec::new(
                 Opts::new(
                     "monitoring_strategies_lacking_data",
@@ -209,6 +217,7 @@ impl SchedulerMetrics {
             Box::new(self.lacking_data.clone()),
             Box::new(self.triggers.clone()),
             Box::new(self.deliveries.clone()),
+            Box::new(self.deliveries_ambiguous.clone()),
             Box::new(self.evaluation_latency.clone()),
             Box::new(self.last_batch.clone()),
             Box::new(self.batch_interval.clone()),

@@ -78,6 +78,21 @@ pub struct Delivery {
     /// before fingerprints were recorded: those are matched by position and kind).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// Attempts whose request was sent but whose answer never came back: the channel
+    /// may have accepted them (counted in `monitoring_deliveries_ambiguous_total`).
+    #[serde(skip)]
+    pub ambiguous: u32,
+}
+
+/// A `Retry-After` value in seconds: delay-seconds, or an HTTP date (RFC 9110) from now.
+fn retry_after_seconds(value: &str) -> Option<f64> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return Some(seconds);
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.num_milliseconds().max(0) as f64 / 1000.0)
 }
 
 /// `sha256=<hex>` of the HMAC-SHA256 of `body` under `secret`.
@@ -109,10 +124,14 @@ struct Prepared {
 /// What one attempt taught us.
 enum Attempt {
     Delivered,
+    /// Nothing was accepted (no connection, a 5xx, a 429): safe to try again.
     Retry {
         after: Option<Duration>,
         error: String,
     },
+    /// The request went out and no answer came back (a timeout after sending, a
+    /// connection dropped mid-answer): the channel may have accepted it.
+    Ambiguous(String),
     Fail(String),
 }
 
@@ -271,12 +290,14 @@ impl Notifier {
         }
         let response = match request.send().await {
             Ok(response) => response,
-            Err(error) => {
+            // No connection was made: nothing was sent.
+            Err(error) if error.is_connect() => {
                 return Attempt::Retry {
                     after: None,
                     error: error.without_url().to_string(),
                 };
             }
+            Err(error) => return Attempt::Ambiguous(error.without_url().to_string()),
         };
         let status = response.status();
         if status.is_success() {
@@ -286,7 +307,7 @@ impl Notifier {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok());
+            .and_then(retry_after_seconds);
         let body: Value = response.json().await.unwrap_or(Value::Null);
         // Telegram: {"parameters": {"retry_after": 3}}; Discord: {"retry_after": 1.5}.
         let body_wait = body
@@ -320,29 +341,47 @@ impl Notifier {
             attempts,
             error,
             fingerprint: Some(channel.fingerprint()),
+            ambiguous: 0,
         };
-        let (attempts, outcome) = match channel {
+        // Webhooks carry `X-Idempotency-Key`: a receiver can drop a repeat, so an
+        // unanswered request is retried like any other. Telegram, Slack and Discord
+        // cannot: one unanswered request is retried once at most.
+        let ambiguous_retries = match channel {
+            Channel::Webhook { .. } => u32::MAX,
+            _ => 1,
+        };
+        let (attempts, ambiguous, outcome) = match channel {
             Channel::Email { to } => match &self.email {
                 Ok(sender) => {
-                    self.with_retries(|| self.email_attempt(sender, to, alert))
+                    self.with_retries(ambiguous_retries, || self.email_attempt(sender, to, alert))
                         .await
                 }
-                Err(error) => (0, Err(error.clone())),
+                Err(error) => (0, 0, Err(error.clone())),
             },
             _ => match self.prepare(channel, alert).await {
-                Ok(prepared) => self.with_retries(|| self.attempt(&prepared)).await,
-                Err(error) => (0, Err(error)),
+                Ok(prepared) => {
+                    self.with_retries(ambiguous_retries, || self.attempt(&prepared))
+                        .await
+                }
+                Err(error) => (0, 0, Err(error)),
             },
         };
-        match outcome {
+        let mut delivery = match outcome {
             Ok(()) => record(DeliveryStatus::Delivered, attempts, None),
             Err(error) => record(DeliveryStatus::Failed, attempts, Some(error)),
-        }
+        };
+        delivery.ambiguous = ambiguous;
+        delivery
     }
 
-    /// Makes attempts until one delivers or fails for good, or `max_attempts` are
-    /// spent; answers how many were made and the last error.
-    async fn with_retries<F, Fut>(&self, mut attempt: F) -> (u32, Result<(), String>)
+    /// Makes attempts until one delivers or fails for good, `max_attempts` are spent,
+    /// or more than `ambiguous_retries` attempts went unanswered; answers how many were
+    /// made, how many went unanswered, and the last error.
+    async fn with_retries<F, Fut>(
+        &self,
+        ambiguous_retries: u32,
+        mut attempt: F,
+    ) -> (u32, u32, Result<(), String>)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Attempt>,
@@ -354,21 +393,28 @@ impl Notifier {
             .with_jitter()
             .build();
         let max_attempts = self.settings.max_attempts.max(1);
-        let mut attempts = 0;
+        let (mut attempts, mut ambiguous) = (0, 0);
         loop {
             attempts += 1;
-            match attempt().await {
-                Attempt::Delivered => return (attempts, Ok(())),
-                Attempt::Fail(error) => return (attempts, Err(error)),
-                Attempt::Retry { error, .. } if attempts >= max_attempts => {
-                    return (attempts, Err(error));
+            let (after, error) = match attempt().await {
+                Attempt::Delivered => return (attempts, ambiguous, Ok(())),
+                Attempt::Fail(error) => return (attempts, ambiguous, Err(error)),
+                Attempt::Ambiguous(error) => {
+                    ambiguous += 1;
+                    if ambiguous > ambiguous_retries {
+                        let error =
+                            format!("{error} (no answer; not retried again: it may have arrived)");
+                        return (attempts, ambiguous, Err(error));
+                    }
+                    (None, error)
                 }
-                Attempt::Retry { after, .. } => {
-                    let wait = after
-                        .unwrap_or_else(|| backoff.next().unwrap_or(self.settings.max_backoff));
-                    tokio::time::sleep(wait).await;
-                }
+                Attempt::Retry { after, error } => (after, error),
+            };
+            if attempts >= max_attempts {
+                return (attempts, ambiguous, Err(error));
             }
+            let wait = after.unwrap_or_else(|| backoff.next().unwrap_or(self.settings.max_backoff));
+            tokio::time::sleep(wait).await;
         }
     }
 }
@@ -385,5 +431,20 @@ mod tests {
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         assert_eq!(escape_html("a < b & c > d"), "a &lt; b &amp; c &gt; d");
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        assert_eq!(retry_after_seconds(" 3 "), Some(3.0));
+        assert_eq!(
+            retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(0.0)
+        );
+        let in_a_minute = (chrono::Utc::now() + chrono::Duration::seconds(60))
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        let wait = retry_after_seconds(&in_a_minute).unwrap();
+        assert!((58.0..=60.0).contains(&wait), "{wait}");
+        assert_eq!(retry_after_seconds("soon"), None);
     }
 }

@@ -137,6 +137,16 @@ impl TriggerHandler {
             .deliveries
             .with_label_values(&[&delivery.channel, status])
             .inc();
+        if delivery.ambiguous > 0 {
+            self.metrics
+                .scheduler
+                .deliveries_ambiguous
+                .with_label_values(&[&delivery.channel])
+                .inc_by(u64::from(delivery.ambiguous));
+            tracing::warn!(component = "delivery", strategy_id = %strategy_id, frequency,
+                channel = %delivery.channel, unanswered = delivery.ambiguous,
+                "a request went unanswered: the channel may have received a duplicate");
+        }
         if delivery.status == DeliveryStatus::Delivered {
             tracing::info!(component = "delivery", strategy_id = %strategy_id, frequency,
                 channel = %delivery.channel, attempts = delivery.attempts, "alert delivered");

@@ -293,6 +293,7 @@ fn prepare(request: TriggerRequest) -> Prepared {
             attempts: 0,
             error: None,
             fingerprint: Some(c.fingerprint()),
+            ambiguous: 0,
         })
         .collect();
     // Sanitized: conditions and values only — no channels, URLs or secrets.

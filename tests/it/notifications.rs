@@ -223,3 +223,56 @@ async fn private_addresses_are_refused_and_redirects_not_followed() {
     );
     assert!(recorder.received("/elsewhere").is_empty());
 }
+
+#[tokio::test]
+async fn an_unanswered_request_is_retried_once_for_chat_channels_and_until_done_for_webhooks() {
+    let (recorder, address) = Recorder::start().await;
+    // Every answer comes after the client gave up: each request may have arrived.
+    recorder.delay("/slow-slack", Duration::from_secs(2));
+    recorder.delay("/slow-hook", Duration::from_secs(2));
+    let notifier = Notifier::new(NotifierSettings {
+        max_attempts: 4,
+        timeout: Duration::from_millis(300),
+        ..settings(address, true)
+    });
+    let event = json!({});
+    let slack =
+        channel(json!({"type": "slack", "webhook_url": format!("http://{address}/slow-slack")}));
+    let delivery = notifier.deliver(&slack, &alert(&event)).await;
+    assert_eq!(
+        (delivery.status, delivery.attempts, delivery.ambiguous),
+        (DeliveryStatus::Failed, 2, 2),
+        "{:?}",
+        delivery.error
+    );
+    assert_eq!(
+        recorder.received("/slow-slack").len(),
+        2,
+        "one retry at most"
+    );
+    assert!(delivery.error.unwrap().contains("may have arrived"));
+
+    // A webhook has an idempotency key: retried up to the attempt limit.
+    let hook = channel(
+        json!({"type": "webhook", "url": format!("http://{address}/slow-hook"), "secret": "k"}),
+    );
+    let delivery = notifier.deliver(&hook, &alert(&event)).await;
+    assert_eq!(
+        (delivery.status, delivery.attempts, delivery.ambiguous),
+        (DeliveryStatus::Failed, 4, 4)
+    );
+    let got = recorder.received("/slow-hook");
+    assert_eq!(got.len(), 4);
+    assert!(
+        got.iter()
+            .all(|r| r.headers["x-idempotency-key"] == EVENT_KEY)
+    );
+
+    // Nobody listening: nothing was sent, so every attempt is made and none is ambiguous.
+    let closed = channel(json!({"type": "slack", "webhook_url": "http://127.0.0.1:9/closed"}));
+    let delivery = notifier.deliver(&closed, &alert(&event)).await;
+    assert_eq!(
+        (delivery.status, delivery.attempts, delivery.ambiguous),
+        (DeliveryStatus::Failed, 4, 0)
+    );
+}
