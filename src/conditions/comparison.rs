@@ -34,6 +34,16 @@ impl Comparison {
         }
     }
 
+    /// How a message says it held: `above`, `below`, `crossed above`, `crossed below`.
+    pub fn wording(self) -> &'static str {
+        match self {
+            Comparison::Above => "above",
+            Comparison::Below => "below",
+            Comparison::CrossesAbove => "crossed above",
+            Comparison::CrossesBelow => "crossed below",
+        }
+    }
+
     pub fn is_cross(self) -> bool {
         matches!(self, Comparison::CrossesAbove | Comparison::CrossesBelow)
     }

@@ -47,6 +47,21 @@ pub struct Observed {
     pub answered_by: Option<Source>,
 }
 
+/// How a message names a condition: `{subject} {value} {relation} {compare}`, where the
+/// compared-to side is a number, or `compare_label` followed by its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wording {
+    /// `BTCUSDT 1h RSI(14)`, `BTCUSDT`, `bitcoin change over 1h`.
+    pub subject: String,
+    /// `above`, `below`, `crossed above`, `crossed below`.
+    pub relation: &'static str,
+    /// What the value is compared with when it is not a plain number: `EMA(50)`,
+    /// `the close`.
+    pub compare_label: Option<String>,
+    /// The values are percentages.
+    pub percent: bool,
+}
+
 /// The outcome of evaluating one condition.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Evaluation {
@@ -140,6 +155,14 @@ impl Condition {
         match self {
             Condition::PriceAlert(c) => &c.key.symbol,
             Condition::TechnicalIndicator(c) => &c.key.series.symbol,
+        }
+    }
+
+    /// How a message names this condition.
+    pub fn wording(&self) -> Wording {
+        match self {
+            Condition::PriceAlert(c) => c.wording(),
+            Condition::TechnicalIndicator(c) => c.wording(),
         }
     }
 

@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value};
 
+use super::Wording;
 use super::params::Params;
 use super::{Evaluation, Observed, SymbolInterner, parse_source_and_symbol};
 use crate::engine::ValidationError;
@@ -30,6 +31,16 @@ enum PriceTest {
     Level(Comparison),
     /// Percent change over the window above (`true`) or below `value`.
     PercentChange { above: bool, window_seconds: u32 },
+}
+
+/// `3600` → `1h`, `90` → `90s`.
+fn window_text(seconds: u32) -> String {
+    match seconds {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// A compiled price alert.
@@ -115,6 +126,32 @@ impl PriceAlert {
             test,
             value,
         })
+    }
+
+    /// How a trader writes this condition: `BTCUSDT … crossed above 65,000`, or
+    /// `bitcoin change over 1h … below -5%`.
+    pub fn wording(&self) -> Wording {
+        match self.test {
+            PriceTest::Level(comparison) => Wording {
+                subject: self.key.symbol.to_string(),
+                relation: comparison.wording(),
+                compare_label: None,
+                percent: false,
+            },
+            PriceTest::PercentChange {
+                above,
+                window_seconds,
+            } => Wording {
+                subject: format!(
+                    "{} change over {}",
+                    self.key.symbol,
+                    window_text(window_seconds)
+                ),
+                relation: if above { "above" } else { "below" },
+                compare_label: None,
+                percent: true,
+            },
+        }
     }
 
     pub fn needs(&self, needs: &mut DataNeeds) {

@@ -24,13 +24,27 @@ pub struct ConditionReport {
     /// Open time of the last closed candle the indicator was computed on.
     pub bar_open_time: Option<DateTime<Utc>>,
     pub observed: Observed,
+    /// How a message names it: `BTCUSDT 1h RSI(14)`.
+    pub subject: String,
+    /// `above`, `below`, `crossed above`, `crossed below`.
+    pub relation: String,
+    /// What the value was compared with when not a plain number (`EMA(50)`, `the
+    /// close`).
+    pub compare_label: Option<String>,
+    /// The values are percentages (a price change).
+    pub percent: bool,
 }
 
 impl Condition {
     /// The report of this condition (`id`) for `evaluation`.
     pub fn report(&self, id: Uuid, evaluation: &Evaluation) -> ConditionReport {
         let observed = evaluation.observed;
+        let wording = self.wording();
         ConditionReport {
+            subject: wording.subject,
+            relation: wording.relation.to_owned(),
+            compare_label: wording.compare_label,
+            percent: wording.percent,
             id,
             kind: self.kind().to_owned(),
             result: evaluation.result.known(),

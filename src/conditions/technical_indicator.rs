@@ -11,6 +11,7 @@
 
 use serde_json::{Map, Value};
 
+use super::Wording;
 use super::comparison::Comparison;
 use super::params::{Params, number};
 use super::{Evaluation, Observed, SymbolInterner, parse_source_and_symbol};
@@ -29,6 +30,16 @@ pub enum CompareTo {
     Price,
     /// Another indicator on the same series.
     Indicator(IndicatorKey, Output),
+}
+
+/// `RSI(14)`, `MACD(12,26,9) histogram`: the indicator as charts label it.
+fn indicator_label(key: &IndicatorKey, output: Output) -> String {
+    let name = key.spec.to_string().to_ascii_uppercase();
+    if key.spec.outputs().len() > 1 {
+        format!("{name} {}", output.as_str())
+    } else {
+        name
+    }
 }
 
 /// A compiled technical-indicator condition.
@@ -124,6 +135,26 @@ impl TechnicalIndicator {
 
     pub fn interval(&self) -> Interval {
         self.key.series.interval
+    }
+
+    /// How a trader writes this condition: `BTCUSDT 1h RSI(14) … below 30`, `ETHUSDT 4h
+    /// EMA(20) … crossed above EMA(50)`, `BTCUSDT 1h BBANDS(20,2) lower … above the close`.
+    pub fn wording(&self) -> Wording {
+        Wording {
+            subject: format!(
+                "{} {} {}",
+                self.key.series.symbol,
+                self.key.series.interval,
+                indicator_label(&self.key, self.output)
+            ),
+            relation: self.comparison.wording(),
+            compare_label: match &self.compare_to {
+                CompareTo::Number(_) => None,
+                CompareTo::Price => Some("the close".to_owned()),
+                CompareTo::Indicator(key, output) => Some(indicator_label(key, *output)),
+            },
+            percent: false,
+        }
     }
 
     pub fn needs(&self, needs: &mut DataNeeds) {

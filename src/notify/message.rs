@@ -28,12 +28,44 @@ pub struct ConditionFacts {
     pub value: Option<f64>,
     pub previous: Option<f64>,
     pub compare_to: Option<f64>,
+    /// `BTCUSDT 1h RSI(14)`: what the condition is about.
+    pub subject: String,
+    /// `above`, `below`, `crossed above`, `crossed below`.
+    pub relation: String,
+    /// What the value was compared with when not a plain number (`EMA(50)`).
+    pub compare_label: Option<String>,
+    /// The whole condition as a trader writes it:
+    /// `BTCUSDT 1h RSI(14) 26.88 below 30 (was 38.48)`.
+    pub summary: String,
 }
 
 impl ConditionFacts {
     /// The facts of one condition as its evaluation reported it.
     pub fn from_report(report: &ConditionReport) -> Self {
+        let shown = |value: Option<f64>| match value {
+            Some(v) if report.percent => format!("{}%", number(Some(v))),
+            other => number(other),
+        };
+        let compared = match &report.compare_label {
+            Some(label) => format!("{label} {}", shown(report.observed.compare_to)),
+            None => shown(report.observed.compare_to),
+        };
+        let mut summary = format!(
+            "{} {} {} {compared}",
+            report.subject,
+            shown(report.observed.value),
+            report.relation
+        );
+        // An indicator's previous value says where it came from; a price's is only
+        // what the last evaluation saw.
+        if report.kind == "technical_indicator" && report.observed.previous.is_some() {
+            summary.push_str(&format!(" (was {})", shown(report.observed.previous)));
+        }
         Self {
+            subject: report.subject.clone(),
+            relation: report.relation.clone(),
+            compare_label: report.compare_label.clone(),
+            summary,
             id: report.id.to_string(),
             kind: report.kind.clone(),
             source: report.source.clone(),
@@ -52,7 +84,10 @@ impl ConditionFacts {
 pub struct AlertFacts {
     pub strategy_id: String,
     pub strategy_name: String,
+    /// The period (or candle close) the trigger belongs to: what cooldowns count from.
     pub triggered_at: DateTime<Utc>,
+    /// When it fired: the evaluation's time, or the bar's close for a candle close.
+    pub fired_at: DateTime<Utc>,
     pub conditions: Vec<ConditionFacts>,
 }
 
@@ -77,42 +112,54 @@ pub fn check_template(template: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// A value rounded for its magnitude, with thousands separators: `65,481.77`,
+/// `65,000`, `26.88`, `0.0001234`.
 fn number(value: Option<f64>) -> String {
-    match value {
-        Some(v) if v.abs() >= 1000.0 => format!("{v:.2}"),
-        Some(v) => {
-            let text = format!("{v:.8}");
-            text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    let Some(v) = value.filter(|v| v.is_finite()) else {
+        return "n/a".to_owned();
+    };
+    let magnitude = v.abs();
+    // Two decimals from 1 up; below 1, four significant digits.
+    let decimals = if magnitude >= 1.0 || magnitude == 0.0 {
+        2
+    } else {
+        (3 - magnitude.log10().floor() as i32).clamp(2, 12) as usize
+    };
+    let text = format!("{v:.decimals$}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", text),
+    };
+    let (whole, fraction) = match digits.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (digits, None),
+    };
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
         }
-        None => "n/a".to_owned(),
+        grouped.push(c);
+    }
+    match fraction {
+        Some(fraction) => format!("{sign}{grouped}.{fraction}"),
+        None => format!("{sign}{grouped}"),
     }
 }
 
-/// The default message: the strategy, each condition that held with its values, and
-/// the time in UTC.
+/// The default message: the strategy, each condition that held as a trader writes it,
+/// and the time it fired in UTC.
 pub fn default_message(facts: &AlertFacts) -> String {
     let mut lines = vec![format!("🔔 {}", facts.strategy_name)];
-    for c in facts.conditions.iter().filter(|c| c.result == Some(true)) {
-        let interval = c
-            .interval
-            .as_deref()
-            .map(|i| format!(" {i}"))
-            .unwrap_or_default();
-        let mut line = format!("{} ({}{interval}): {}", c.symbol, c.source, number(c.value));
-        if c.previous.is_some() {
-            line.push_str(&format!(", previous {}", number(c.previous)));
-        }
-        if c.compare_to.is_some() {
-            line.push_str(&format!(", threshold {}", number(c.compare_to)));
-        }
-        lines.push(line);
-    }
-    lines.push(
+    lines.extend(
         facts
-            .triggered_at
-            .format("%Y-%m-%d %H:%M:%S UTC")
-            .to_string(),
+            .conditions
+            .iter()
+            .filter(|c| c.result == Some(true))
+            .map(|c| c.summary.clone()),
     );
+    lines.push(facts.fired_at.format("%Y-%m-%d %H:%M:%S UTC").to_string());
     lines.join("\n")
 }
 
@@ -124,9 +171,10 @@ fn truncate(text: String) -> String {
 }
 
 /// Renders `template` (or the default) with the facts. Variables: `strategy_name`,
-/// `strategy_id`, `triggered_at` (RFC 3339, UTC), `symbol` and `value` (of the first
-/// condition), and `conditions` (id, kind, source, symbol, interval, result, value,
-/// previous, compare_to).
+/// `strategy_id`, `triggered_at` (the period or candle close, RFC 3339, UTC),
+/// `fired_at` (when it fired), `symbol` and `value` (of the first condition), and
+/// `conditions` (id, kind, source, symbol, interval, result, value, previous,
+/// compare_to, and the wording: subject, relation, compare_label, summary).
 pub fn render(template: Option<&str>, facts: &AlertFacts) -> Rendered {
     let Some(template) = template.filter(|t| !t.trim().is_empty()) else {
         return Rendered {
@@ -141,6 +189,7 @@ pub fn render(template: Option<&str>, facts: &AlertFacts) -> Rendered {
             strategy_name => &facts.strategy_name,
             strategy_id => &facts.strategy_id,
             triggered_at => facts.triggered_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            fired_at => facts.fired_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             symbol => first.map(|c| c.symbol.as_str()),
             value => first.and_then(|c| c.value),
             conditions => &facts.conditions,
@@ -173,6 +222,9 @@ mod tests {
             triggered_at: DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
                 .unwrap()
                 .with_timezone(&Utc),
+            fired_at: DateTime::parse_from_rfc3339("2026-11-23T10:57:12Z")
+                .unwrap()
+                .with_timezone(&Utc),
             conditions: vec![
                 ConditionFacts {
                     id: "c1".into(),
@@ -184,6 +236,10 @@ mod tests {
                     value: Some(28.41),
                     previous: Some(31.02),
                     compare_to: Some(30.0),
+                    subject: "BTCUSDT 1h RSI(14)".into(),
+                    relation: "below".into(),
+                    compare_label: None,
+                    summary: "BTCUSDT 1h RSI(14) 28.41 below 30 (was 31.02)".into(),
                 },
                 ConditionFacts {
                     id: "c2".into(),
@@ -195,6 +251,10 @@ mod tests {
                     value: Some(64_210.5),
                     previous: None,
                     compare_to: Some(65_000.0),
+                    subject: "BTCUSDT".into(),
+                    relation: "crossed above".into(),
+                    compare_label: None,
+                    summary: "BTCUSDT 64,210.5 crossed above 65,000".into(),
                 },
             ],
         }
@@ -205,9 +265,88 @@ mod tests {
         let rendered = render(None, &facts());
         assert_eq!(
             rendered.text,
-            "🔔 BTC oversold\nBTCUSDT (binance 1h): 28.41, previous 31.02, threshold 30\n2026-11-23 10:00:00 UTC"
+            "🔔 BTC oversold\nBTCUSDT 1h RSI(14) 28.41 below 30 (was 31.02)\n2026-11-23 10:57:12 UTC"
         );
         assert_eq!(rendered.template_error, None);
+    }
+
+    #[test]
+    fn numbers_are_rounded_for_their_magnitude_and_grouped() {
+        let cases = [
+            (65_481.771, "65,481.77"),
+            (65_000.0, "65,000"),
+            (1_234_567.0, "1,234,567"),
+            (26.876_139, "26.88"),
+            (30.0, "30"),
+            (-5.25, "-5.25"),
+            (0.000_123_456, "0.0001235"),
+            (0.5, "0.5"),
+            (0.0, "0"),
+            (-1_500.5, "-1,500.5"),
+        ];
+        for (value, shown) in cases {
+            assert_eq!(number(Some(value)), shown, "{value}");
+        }
+        assert_eq!(number(None), "n/a");
+        assert_eq!(number(Some(f64::NAN)), "n/a");
+    }
+
+    #[test]
+    fn conditions_are_worded_as_traders_write_them() {
+        use crate::conditions::{ConditionReport, Observed};
+        let report = |kind: &str, subject: &str, relation: &str, label: Option<&str>, observed| {
+            ConditionFacts::from_report(&ConditionReport {
+                id: uuid::Uuid::nil(),
+                kind: kind.into(),
+                result: Some(true),
+                source: "binance".into(),
+                symbol: "BTCUSDT".into(),
+                interval: None,
+                bar_open_time: None,
+                observed,
+                subject: subject.into(),
+                relation: relation.into(),
+                compare_label: label.map(Into::into),
+                percent: false,
+            })
+            .summary
+        };
+        let seen = |value, previous, compare_to| Observed {
+            value: Some(value),
+            previous,
+            compare_to: Some(compare_to),
+            ..Observed::default()
+        };
+        assert_eq!(
+            report(
+                "technical_indicator",
+                "BTCUSDT 1h RSI(14)",
+                "below",
+                None,
+                seen(26.876_139, Some(38.475_516), 30.0)
+            ),
+            "BTCUSDT 1h RSI(14) 26.88 below 30 (was 38.48)"
+        );
+        assert_eq!(
+            report(
+                "price_alert",
+                "BTCUSDT",
+                "crossed above",
+                None,
+                seen(65_481.77, Some(64_990.0), 65_000.0)
+            ),
+            "BTCUSDT 65,481.77 crossed above 65,000"
+        );
+        assert_eq!(
+            report(
+                "technical_indicator",
+                "ETHUSDT 4h EMA(20)",
+                "crossed above",
+                Some("EMA(50)"),
+                seen(3_012.456, Some(3_009.1), 3_010.0)
+            ),
+            "ETHUSDT 4h EMA(20) 3,012.46 crossed above EMA(50) 3,010 (was 3,009.1)"
+        );
     }
 
     #[test]

@@ -446,6 +446,12 @@ impl BatchRunner {
                         strategy_id: strategy.id.to_string(),
                         strategy_name: strategy.name.to_string(),
                         triggered_at: moment.due,
+                        // A close fires at the bar's close; a timer when it evaluates.
+                        fired_at: if moment.on_close {
+                            moment.due
+                        } else {
+                            self.market.now()
+                        },
                         conditions,
                     },
                     context: outcome.context.clone(),

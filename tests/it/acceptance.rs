@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use market_sim::{Script, ScriptedPath, SimConfig};
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -39,13 +39,19 @@ fn wilder_rsi(closes: &[f64], period: usize) -> f64 {
 }
 
 /// The value the default message prints for `symbol`: `RSIUSDT (binance 1m): 28.35…,`.
-fn value_in(text: &str, symbol: &str) -> f64 {
-    let prefix = format!("{symbol} (binance 1m): ");
+/// The value a message's condition line shows: `RSIUSDT 1m RSI(14) 27.93 below 30 …`.
+fn value_in(text: &str, subject: &str) -> f64 {
+    let prefix = format!("{subject} ");
     let line = text
         .lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .unwrap_or_else(|| panic!("no value line in {text:?}"));
-    line.split(',').next().unwrap().trim().parse().unwrap()
+    line.split(' ')
+        .next()
+        .unwrap()
+        .replace(',', "")
+        .parse()
+        .unwrap()
 }
 
 #[sqlx::test]
@@ -171,25 +177,31 @@ async fn rsi_below_30_on_candle_close_sends_one_telegram_message_per_qualifying_
         "one message per qualifying close: {:?}",
         sent.iter().map(|r| &r.body["text"]).collect::<Vec<_>>()
     );
-    let logs: Vec<(String, String)> = sqlx::query_as(
-        "SELECT dedup_key, message FROM strategy_trigger_logs WHERE strategy_id = $1 ORDER BY triggered_at",
+    let logs: Vec<(String, String, Value)> = sqlx::query_as(
+        "SELECT dedup_key, message, snapshot FROM strategy_trigger_logs WHERE strategy_id = $1 ORDER BY triggered_at",
     )
     .bind(id)
     .fetch_all(&pool)
     .await
     .unwrap();
     assert_eq!(logs.len(), expected.len());
-    for (((open, rsi), message), (_, logged)) in expected.iter().zip(&sent).zip(&logs) {
+    for (((open, rsi), message), (_, logged, snapshot)) in expected.iter().zip(&sent).zip(&logs) {
         assert_eq!(message.body["chat_id"], "424242");
         assert_eq!(message.body["parse_mode"], "HTML");
         let text = message.body["text"].as_str().unwrap();
         assert_eq!(text, logged);
         assert!(text.starts_with("🔔 RSI oversold\n"), "{text}");
-        assert!(text.contains(", threshold 30\n"), "{text}");
-        let value = value_in(text, "RSIUSDT");
+        assert!(text.contains(" below 30 (was "), "{text}");
+        // The message rounds for reading; the snapshot keeps the exact value.
+        let value = value_in(text, "RSIUSDT 1m RSI(14)");
         assert!(
-            (value - rsi).abs() < 1e-6,
+            (value - rsi).abs() <= 0.005 + 1e-9,
             "close at {open}: sent {value}, RSI on the simulator's candles {rsi}"
+        );
+        let exact = snapshot["conditions"][0]["value"].as_f64().unwrap();
+        assert!(
+            (exact - rsi).abs() < 1e-6,
+            "close at {open}: recorded {exact}, RSI on the simulator's candles {rsi}"
         );
     }
     app.stop().await.unwrap();

@@ -28,6 +28,8 @@ fn as_facts(conditions: &Value) -> Vec<Value> {
                 "interval": c["interval"], "result": c["result"],
                 "value": c["observed"]["value"], "previous": c["observed"]["previous"],
                 "compare_to": c["observed"]["compare_to"],
+                "subject": c["subject"], "relation": c["relation"],
+                "compare_label": c["compare_label"],
             })
         })
         .collect();
@@ -46,6 +48,16 @@ async fn claimed(pool: &PgPool, id: Uuid) -> (String, Vec<Value>) {
     .unwrap();
     let mut conditions = snapshot["conditions"].as_array().unwrap().clone();
     conditions.sort_by_key(|c| c["id"].to_string());
+    // The summary line is made from the rest (checked in the message's unit tests).
+    for condition in &mut conditions {
+        let summary = condition
+            .as_object_mut()
+            .unwrap()
+            .remove("summary")
+            .unwrap();
+        let subject = condition["subject"].as_str().unwrap();
+        assert!(summary.as_str().unwrap().starts_with(subject), "{summary}");
+    }
     (key, conditions)
 }
 

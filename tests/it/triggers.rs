@@ -134,11 +134,14 @@ async fn each_trigger_is_delivered_once_across_runs_and_instances(pool: PgPool) 
         .to_owned();
     assert!(key.starts_with(&format!("{every}:at:")));
     assert_eq!(recorder.received("/discord").len(), 1);
+    // The condition as a trader writes it: `BTCUSDT 65,123.45 above 1`.
+    let content = recorder.received("/discord")[0].body["content"].clone();
     assert!(
-        recorder.received("/discord")[0].body["content"]
-            .as_str()
-            .unwrap()
-            .contains("BTCUSDT (binance)")
+        content.as_str().unwrap().lines().any(|line| line
+            .strip_prefix("BTCUSDT ")
+            .and_then(|rest| rest.strip_suffix(" above 1"))
+            .is_some_and(|price| price.replace(',', "").parse::<f64>().is_ok())),
+        "{content}"
     );
 
     // Trigger logs: one per strategy, deliveries recorded, the dead channel failed
@@ -269,6 +272,7 @@ async fn replicas_claiming_the_same_triggers_in_opposite_orders_do_not_deadlock(
                     strategy_id: strategy.id.to_string(),
                     strategy_name: strategy.name.to_string(),
                     triggered_at: due,
+                    fired_at: due,
                     conditions: Vec::new(),
                 },
                 context: TriggerContext {
