@@ -20,6 +20,7 @@ use sha2::Sha256;
 use super::address_guard::AddressGuard;
 use super::channel::Channel;
 use super::email::{EmailSender, SmtpConfig};
+use super::flood::{FloodControl, FloodRates};
 use super::outgoing::OutgoingAlert;
 
 /// How deliveries are made.
@@ -39,6 +40,8 @@ pub struct NotifierSettings {
     pub smtp: Option<SmtpConfig>,
     /// An extra CA (PEM) trusted for the SMTP server's certificate.
     pub smtp_root_certificate: Option<Vec<u8>>,
+    /// Each destination's rate (the providers' limits by default).
+    pub flood: FloodRates,
 }
 
 impl Default for NotifierSettings {
@@ -54,6 +57,7 @@ impl Default for NotifierSettings {
             allow_private_networks: false,
             smtp: None,
             smtp_root_certificate: None,
+            flood: FloodRates::default(),
         }
     }
 }
@@ -147,6 +151,8 @@ pub struct Notifier {
     /// (TLS roots, pool) costs far more than a request, and reuse keeps connections
     /// alive. Cleared when it grows past [`MAX_PINNED_CLIENTS`].
     pinned_clients: Arc<Mutex<HashMap<(String, SocketAddr), reqwest::Client>>>,
+    /// Paces sends per chat, bot and webhook.
+    flood: FloodControl,
 }
 
 /// Most pinned clients kept (distinct webhook hosts).
@@ -154,6 +160,7 @@ const MAX_PINNED_CLIENTS: usize = 1024;
 
 impl Notifier {
     pub fn new(settings: NotifierSettings) -> Self {
+        let settings_flood = settings.flood;
         let http = Self::client_builder(&settings)
             .build()
             .expect("the HTTP client builds");
@@ -173,6 +180,7 @@ impl Notifier {
             http,
             email,
             pinned_clients: Arc::default(),
+            flood: FloodControl::new(settings_flood),
         }
     }
 
@@ -360,8 +368,20 @@ impl Notifier {
             },
             _ => match self.prepare(channel, alert).await {
                 Ok(prepared) => {
-                    self.with_retries(ambiguous_retries, || self.attempt(&prepared))
-                        .await
+                    self.with_retries(ambiguous_retries, || async {
+                        // Each attempt waits its turn at the destination's rate.
+                        self.flood.wait_turn(channel).await;
+                        let attempt = self.attempt(&prepared).await;
+                        if let Attempt::Retry {
+                            after: Some(after), ..
+                        } = &attempt
+                        {
+                            // A 429: the destination waits, for every message.
+                            self.flood.pause(channel, *after).await;
+                        }
+                        attempt
+                    })
+                    .await
                 }
                 Err(error) => (0, 0, Err(error)),
             },

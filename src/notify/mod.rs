@@ -10,6 +10,7 @@ mod address_guard;
 mod channel;
 mod delivery;
 mod email;
+mod flood;
 pub mod message;
 mod outgoing;
 
@@ -17,5 +18,6 @@ pub use address_guard::{AddressGuard, GuardError};
 pub use channel::{Channel, ChannelError, parse_channels};
 pub use delivery::{Delivery, DeliveryStatus, Notifier, NotifierSettings, sign};
 pub use email::{EmailSender, SendFailure, SmtpConfig, SmtpTls, subject};
+pub use flood::{FloodControl, FloodRates, Rate};
 pub use message::{AlertFacts, ConditionFacts, Rendered, render};
 pub use outgoing::OutgoingAlert;

@@ -276,3 +276,61 @@ async fn an_unanswered_request_is_retried_once_for_chat_channels_and_until_done_
         (DeliveryStatus::Failed, 4, 0)
     );
 }
+
+#[tokio::test]
+async fn a_burst_to_one_chat_arrives_complete_and_in_order_at_the_chat_rate() {
+    use monitoring_service::notify::{FloodRates, Rate};
+    let (recorder, address) = Recorder::start().await;
+    // The chat's rate scaled down 25 times (40 a second instead of 1), so 200 alerts
+    // take seconds, not minutes.
+    let notifier = Notifier::new(NotifierSettings {
+        flood: FloodRates {
+            telegram_chat: Rate::new(1, Duration::from_millis(25)),
+            ..FloodRates::default()
+        },
+        ..settings(address, true)
+    });
+    let chat = channel(json!({"type": "telegram", "chat_id": "555"}));
+    let event = json!({});
+    let texts: Vec<String> = (0..200).map(|i| format!("alert {i}")).collect();
+    let sends = texts.iter().map(|text| {
+        let alert = OutgoingAlert {
+            dedup_key: EVENT_KEY,
+            text,
+            event: &event,
+        };
+        let (notifier, chat) = (&notifier, &chat);
+        async move { notifier.deliver(chat, &alert).await }
+    });
+    let deliveries = futures_util::future::join_all(sends).await;
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Delivered)
+    );
+    let got = recorder.received("/bot123456:SECRET-TOKEN/sendMessage");
+    let arrived: Vec<&str> = got
+        .iter()
+        .map(|r| r.body["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(arrived, texts, "all 200, in the order they were sent");
+    // Paced at the chat's rate: 199 intervals of 25 ms (the limiter's own spacing is
+    // unit-tested on a paused clock; arrivals here carry network jitter, hence slack).
+    let span = got[199].at.duration_since(got[0].at);
+    assert!(span >= Duration::from_secs(4), "{span:?}");
+
+    // At the real rate: one message a second to a chat.
+    let notifier = Notifier::new(settings(address, true));
+    let other = channel(json!({"type": "telegram", "chat_id": "556"}));
+    let before = recorder
+        .received("/bot123456:SECRET-TOKEN/sendMessage")
+        .len();
+    let once = alert(&event);
+    let sends = (0..3).map(|_| notifier.deliver(&other, &once));
+    futures_util::future::join_all(sends).await;
+    let got = recorder.received("/bot123456:SECRET-TOKEN/sendMessage");
+    let at: Vec<_> = got[before..].iter().map(|r| r.at).collect();
+    assert_eq!(at.len(), 3);
+    let span = at[2].duration_since(at[0]);
+    assert!(span >= Duration::from_millis(1500), "two intervals of 1 s: {span:?}");
+}
