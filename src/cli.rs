@@ -42,6 +42,12 @@ pub enum Command {
 /// Parses the command line and runs the command; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Fault tests stop a debug build at a named place to kill it there.
+    if cfg!(debug_assertions)
+        && let Ok(point) = std::env::var("MONITORING_FAIL_POINT")
+    {
+        crate::failpoint::arm(&point);
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(err) => {

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod conditions;
 pub mod config;
 pub mod engine;
+pub mod failpoint;
 pub mod http;
 pub mod indicators;
 pub mod market;

@@ -113,6 +113,9 @@ impl TriggerHandler {
             let outcome = &outcome;
             Some(async move {
                 let mut delivery = self.notifier.deliver(channel, alert).await;
+                if delivery.status == DeliveryStatus::Delivered {
+                    crate::failpoint::reached("after_accept").await;
+                }
                 let recorded = deliveries.lock().expect("deliveries lock")[i].clone();
                 // What the claim recorded identifies the channel (legacy rows: none).
                 delivery.fingerprint = recorded.fingerprint;

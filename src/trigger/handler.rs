@@ -162,6 +162,9 @@ impl TriggerHandler {
             }
             let prepared: Vec<Prepared> = chunk.into_iter().map(prepare).collect();
             let got = self.claim_all(&prepared, &lease).await?;
+            if !got.is_empty() {
+                crate::failpoint::reached("after_claim").await;
+            }
             claimed += got.len();
             for p in prepared {
                 if let Some(&log_id) = got.get(&p.request.dedup_key) {

@@ -208,7 +208,7 @@ async fn rsi_below_30_on_candle_close_sends_one_telegram_message_per_qualifying_
 }
 
 /// The binary with a clean environment and the given settings, logging to a file.
-fn start_service(vars: &[(&str, String)], log: &std::path::Path) -> std::process::Child {
+pub fn start_service(vars: &[(&str, String)], log: &std::path::Path) -> std::process::Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_monitoring-service"));
     command
         .env_clear()

@@ -7,6 +7,7 @@ mod binary;
 mod delivery_leases;
 mod email;
 mod evaluation_paths;
+mod faults;
 mod http_api;
 mod indicators_golden;
 mod live_reload;

@@ -332,5 +332,8 @@ async fn a_burst_to_one_chat_arrives_complete_and_in_order_at_the_chat_rate() {
     let at: Vec<_> = got[before..].iter().map(|r| r.at).collect();
     assert_eq!(at.len(), 3);
     let span = at[2].duration_since(at[0]);
-    assert!(span >= Duration::from_millis(1500), "two intervals of 1 s: {span:?}");
+    assert!(
+        span >= Duration::from_millis(1500),
+        "two intervals of 1 s: {span:?}"
+    );
 }
