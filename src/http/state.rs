@@ -73,7 +73,9 @@ impl AppState {
             StrategyLoader::new(db.clone(), redis.clone(), config.shard, index.clone())
                 .with_metrics(metrics.strategies.clone()),
         );
-        let notifier = crate::notify::Notifier::new(config.notify.clone());
+        let shutdown = CancellationToken::new();
+        let notifier =
+            crate::notify::Notifier::new(config.notify.clone()).with_shutdown(shutdown.clone());
         let tasks = TaskTracker::new();
         // This process's identity among replicas: its leases are held under it.
         let replica = format!(
@@ -109,7 +111,7 @@ impl AppState {
             api_keys: Arc::new(api_keys),
             index,
             loader,
-            shutdown: CancellationToken::new(),
+            shutdown,
             tasks,
             started_at: Instant::now(),
             live_reload: Arc::default(),

@@ -137,7 +137,21 @@ enum Attempt {
     /// connection dropped mid-answer): the channel may have accepted it.
     Ambiguous(String),
     Fail(String),
+    /// The service is shutting down: no attempt was made.
+    Interrupted,
 }
+
+/// How a delivery's attempts ended.
+enum Ended {
+    Delivered,
+    Failed(String),
+    /// Shutdown stopped it before another attempt: left pending, for the replica that
+    /// takes it over once this one's lease is released.
+    Interrupted,
+}
+
+/// The error a delivery left pending by a shutdown records.
+pub const INTERRUPTED: &str = "interrupted by shutdown; resumed by another replica";
 
 /// Sends alerts to channels.
 #[derive(Debug, Clone)]
@@ -153,6 +167,8 @@ pub struct Notifier {
     pinned_clients: Arc<Mutex<HashMap<(String, SocketAddr), reqwest::Client>>>,
     /// Paces sends per chat, bot and webhook.
     flood: FloodControl,
+    /// Cancelled when the service shuts down: no new attempt starts, no wait goes on.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Most pinned clients kept (distinct webhook hosts).
@@ -181,7 +197,15 @@ impl Notifier {
             email,
             pinned_clients: Arc::default(),
             flood: FloodControl::new(settings_flood),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         }
+    }
+
+    /// Stops starting attempts (and waiting for retries or a destination's turn) once
+    /// `shutdown` is cancelled: what is not delivered by then stays pending.
+    pub fn with_shutdown(mut self, shutdown: tokio_util::sync::CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 
     fn client_builder(settings: &NotifierSettings) -> reqwest::ClientBuilder {
@@ -364,13 +388,16 @@ impl Notifier {
                     self.with_retries(ambiguous_retries, || self.email_attempt(sender, to, alert))
                         .await
                 }
-                Err(error) => (0, 0, Err(error.clone())),
+                Err(error) => (0, 0, Ended::Failed(error.clone())),
             },
             _ => match self.prepare(channel, alert).await {
                 Ok(prepared) => {
                     self.with_retries(ambiguous_retries, || async {
                         // Each attempt waits its turn at the destination's rate.
-                        self.flood.wait_turn(channel).await;
+                        tokio::select! {
+                            () = self.shutdown.cancelled() => return Attempt::Interrupted,
+                            () = self.flood.wait_turn(channel) => {}
+                        }
                         let attempt = self.attempt(&prepared).await;
                         if let Attempt::Retry {
                             after: Some(after), ..
@@ -383,12 +410,15 @@ impl Notifier {
                     })
                     .await
                 }
-                Err(error) => (0, 0, Err(error)),
+                Err(error) => (0, 0, Ended::Failed(error)),
             },
         };
         let mut delivery = match outcome {
-            Ok(()) => record(DeliveryStatus::Delivered, attempts, None),
-            Err(error) => record(DeliveryStatus::Failed, attempts, Some(error)),
+            Ended::Delivered => record(DeliveryStatus::Delivered, attempts, None),
+            Ended::Failed(error) => record(DeliveryStatus::Failed, attempts, Some(error)),
+            Ended::Interrupted => {
+                record(DeliveryStatus::Pending, attempts, Some(INTERRUPTED.into()))
+            }
         };
         delivery.ambiguous = ambiguous;
         delivery
@@ -401,7 +431,7 @@ impl Notifier {
         &self,
         ambiguous_retries: u32,
         mut attempt: F,
-    ) -> (u32, u32, Result<(), String>)
+    ) -> (u32, u32, Ended)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Attempt>,
@@ -415,26 +445,33 @@ impl Notifier {
         let max_attempts = self.settings.max_attempts.max(1);
         let (mut attempts, mut ambiguous) = (0, 0);
         loop {
-            attempts += 1;
+            if self.shutdown.is_cancelled() {
+                return (attempts, ambiguous, Ended::Interrupted);
+            }
             let (after, error) = match attempt().await {
-                Attempt::Delivered => return (attempts, ambiguous, Ok(())),
-                Attempt::Fail(error) => return (attempts, ambiguous, Err(error)),
+                Attempt::Interrupted => return (attempts, ambiguous, Ended::Interrupted),
+                Attempt::Delivered => return (attempts + 1, ambiguous, Ended::Delivered),
+                Attempt::Fail(error) => return (attempts + 1, ambiguous, Ended::Failed(error)),
                 Attempt::Ambiguous(error) => {
                     ambiguous += 1;
                     if ambiguous > ambiguous_retries {
                         let error =
                             format!("{error} (no answer; not retried again: it may have arrived)");
-                        return (attempts, ambiguous, Err(error));
+                        return (attempts + 1, ambiguous, Ended::Failed(error));
                     }
                     (None, error)
                 }
                 Attempt::Retry { after, error } => (after, error),
             };
+            attempts += 1;
             if attempts >= max_attempts {
-                return (attempts, ambiguous, Err(error));
+                return (attempts, ambiguous, Ended::Failed(error));
             }
             let wait = after.unwrap_or_else(|| backoff.next().unwrap_or(self.settings.max_backoff));
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = self.shutdown.cancelled() => return (attempts, ambiguous, Ended::Interrupted),
+                () = tokio::time::sleep(wait) => {}
+            }
         }
     }
 }

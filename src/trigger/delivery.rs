@@ -133,7 +133,12 @@ impl TriggerHandler {
         let status = match delivery.status {
             DeliveryStatus::Delivered => "delivered",
             DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Pending => {
+                // Interrupted by shutdown: another replica finishes it.
+                tracing::info!(component = "delivery", strategy_id = %strategy_id, frequency,
+                    channel = %delivery.channel, "delivery left pending for another replica");
+                return;
+            }
         };
         self.metrics
             .scheduler

@@ -325,3 +325,67 @@ async fn replicas_waking_at_different_times_claim_the_cron_period_they_were_sche
             .unwrap();
     assert_eq!(key, format!("{id}:at:{}", scheduled.timestamp_millis()));
 }
+
+#[sqlx::test]
+async fn shutdown_leaves_what_waits_pending_and_another_replica_finishes_it(pool: PgPool) {
+    use monitoring_service::notify::INTERRUPTED;
+    let sim = market_sim::start(SimConfig::default()).await.unwrap();
+    let (recorder, address) = Recorder::start().await;
+    // The first answer asks to come back in 30 s.
+    recorder.script(
+        "/later",
+        vec![(
+            429,
+            vec![("retry-after", "30".to_owned())],
+            "slow down".into(),
+        )],
+    );
+    let id = strategy(
+        &pool,
+        "every_time",
+        json!([{"type": "slack", "webhook_url": format!("http://{address}/later")}]),
+    )
+    .await;
+    // A stopped app closes its pool: what follows uses a pool of its own.
+    let other = PgPool::connect_with(pool.connect_options().as_ref().clone())
+        .await
+        .unwrap();
+    let a = app(pool.clone(), &sim).await;
+    let (status, report) = a.internal(reqwest::Method::POST, "/internal/run/1m").await;
+    assert_eq!(
+        (status, report["triggered"].clone()),
+        (200, json!(1)),
+        "{report}"
+    );
+    eventually(Duration::from_secs(5), "the 429", || {
+        let got = recorder.received("/later").len();
+        async move { (got == 1).then_some(()) }
+    })
+    .await;
+    // Shut down while the delivery waits out its Retry-After: it is not waited for.
+    a.stop().await.unwrap();
+    let recorded = deliveries(&other, id).await;
+    assert_eq!(
+        (
+            recorded[0]["status"].clone(),
+            recorded[0]["attempts"].clone(),
+            recorded[0]["error"].clone()
+        ),
+        (json!("pending"), json!(1), json!(INTERRUPTED))
+    );
+    // Its lease was released: another replica takes it over at once, not after 30 s.
+    let b = app(other.clone(), &sim).await;
+    assert_eq!(
+        b.state.batches.triggers().resume_pending().await.unwrap(),
+        1
+    );
+    assert_eq!(recorder.received("/later").len(), 2);
+    let recorded = deliveries(&other, id).await;
+    assert_eq!(
+        (
+            recorded[0]["status"].clone(),
+            recorded[0]["attempts"].clone()
+        ),
+        (json!("delivered"), json!(2))
+    );
+}
