@@ -17,7 +17,10 @@ CREATE TABLE IF NOT EXISTS leases (
 ALTER TABLE strategy_trigger_logs
     ADD COLUMN IF NOT EXISTS claimed_at  timestamptz NOT NULL DEFAULT now(),
     ADD COLUMN IF NOT EXISTS lease_name  text        NULL,
-    ADD COLUMN IF NOT EXISTS lease_token bigint      NULL;
+    ADD COLUMN IF NOT EXISTS lease_token bigint      NULL,
+    -- Set (durably) before the first request of a delivery run goes out: a take-over of
+    -- a trigger with it set may repeat a request a channel already accepted.
+    ADD COLUMN IF NOT EXISTS sending_at  timestamptz NULL;
 
 CREATE INDEX IF NOT EXISTS strategy_trigger_logs_pending_idx
     ON strategy_trigger_logs (id)

@@ -46,6 +46,8 @@ pub struct PendingLog {
     pub message: Option<String>,
     pub snapshot: SqlJson<Value>,
     pub deliveries: SqlJson<Vec<Delivery>>,
+    /// When a delivery run began sending (`None`: nothing was ever sent).
+    pub sending_at: Option<DateTime<Utc>>,
 }
 
 /// Inserts the rows whose keys are free (one statement) and answers those claimed
@@ -97,6 +99,22 @@ pub async fn is_claimed(db: &PgPool, dedup_key: &str) -> Result<bool, sqlx::Erro
         .bind(dedup_key)
         .fetch_one(db)
         .await
+}
+
+/// Records, before a delivery run's first request goes out, that requests may have been
+/// sent (fenced like the outcomes): a later take-over then counts what it sends again as
+/// possible duplicates.
+pub async fn mark_sending(db: &PgPool, log_id: i64, lease: &Lease) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE strategy_trigger_logs SET sending_at = now()
+          WHERE id = $1 AND lease_name = $2 AND lease_token = $3",
+    )
+    .bind(log_id)
+    .bind(&lease.name)
+    .bind(lease.token)
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Delivery outcomes to write: a trigger log's deliveries as they stand, under the
@@ -169,7 +187,8 @@ pub async fn take_lapsed(
     let taken = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE strategy_trigger_logs l SET lease_name = $2, lease_token = $3
           WHERE l.id = ANY($1) AND NOT {live}
-         RETURNING l.id, l.strategy_id, l.dedup_key, l.message, l.snapshot, l.deliveries"
+         RETURNING l.id, l.strategy_id, l.dedup_key, l.message, l.snapshot, l.deliveries,
+                   l.sending_at"
     )))
     .bind(&candidates)
     .bind(&lease.name)

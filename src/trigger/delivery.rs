@@ -34,6 +34,9 @@ pub struct Job {
     pub lease: Lease,
     /// Taken over from a replica whose lease lapsed.
     pub resumed: bool,
+    /// Taken over after the previous holder began sending: each channel sent again may
+    /// be a duplicate (counted as ambiguous).
+    pub maybe_sent: bool,
 }
 
 impl TriggerHandler {
@@ -104,6 +107,16 @@ impl TriggerHandler {
             // Deliveries the resume decided on (a changed channel) are recorded first.
             let _ = outcomes.send(outcome(&deliveries)).await;
         }
+        if sending == 0 {
+            return;
+        }
+        // Durably before the first request: a replica that takes this over after a crash
+        // knows a channel may already have it.
+        if let Err(error) = trigger_logs::mark_sending(&self.db, job.log_id, &job.lease).await {
+            tracing::warn!(component = "delivery", %error, dedup_key = %job.dedup_key,
+                "could not record that sending began; not sending (resumed later)");
+            return;
+        }
         let (strategy_id, frequency) = (job.strategy_id, job.frequency.as_str());
         let sends = job.targets.iter().enumerate().filter_map(|(i, target)| {
             let channel = target.as_ref()?;
@@ -120,6 +133,10 @@ impl TriggerHandler {
                 // What the claim recorded identifies the channel (legacy rows: none).
                 delivery.fingerprint = recorded.fingerprint;
                 delivery.attempts += recorded.attempts;
+                if job.maybe_sent {
+                    // The previous holder may have sent it before it died.
+                    delivery.ambiguous += 1;
+                }
                 self.account(strategy_id, frequency, &delivery);
                 deliveries.lock().expect("deliveries lock")[i] = delivery;
                 let _ = outcomes.send(outcome(&deliveries)).await;

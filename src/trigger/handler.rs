@@ -262,6 +262,7 @@ fn job(log_id: i64, p: Prepared, lease: &Lease) -> Job {
         deliveries: p.pending,
         lease: lease.clone(),
         resumed: false,
+        maybe_sent: false,
     }
 }
 

@@ -92,6 +92,7 @@ impl TriggerHandler {
             deliveries,
             lease: lease.clone(),
             resumed: true,
+            maybe_sent: log.sending_at.is_some(),
         }
     }
 }

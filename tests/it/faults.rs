@@ -85,6 +85,26 @@ fn settings(
     ]
 }
 
+/// `monitoring_deliveries_ambiguous_total` of the service on `vars`' port, by channel.
+async fn ambiguous(vars: &[(&str, String)]) -> Vec<String> {
+    let port = &vars
+        .iter()
+        .find(|(k, _)| *k == "MONITORING_PORT")
+        .unwrap()
+        .1;
+    let scrape = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    scrape
+        .lines()
+        .filter(|l| l.starts_with("monitoring_deliveries_ambiguous_total{"))
+        .map(str::to_owned)
+        .collect()
+}
+
 async fn statuses(pool: &PgPool, id: Uuid) -> Vec<String> {
     let deliveries: Value =
         sqlx::query_scalar("SELECT deliveries FROM strategy_trigger_logs WHERE strategy_id = $1")
@@ -155,6 +175,10 @@ async fn killed_after_the_claim_and_before_the_send_each_alert_arrives_once() {
         },
     )
     .await;
+    assert!(
+        ambiguous(&vars).await.is_empty(),
+        "nothing had been sent before the kill: no possible duplicate"
+    );
     kill(second);
     // Nothing is pending any more, so nothing can be sent again; the `once` strategy
     // stayed completed and the other is in its cooldown.
@@ -204,6 +228,11 @@ async fn killed_after_a_channel_accepted_at_most_one_duplicate_with_the_same_key
         (statuses(&pool, id).await == ["delivered"]).then_some(())
     })
     .await;
+    assert_eq!(
+        ambiguous(&vars).await,
+        ["monitoring_deliveries_ambiguous_total{channel=\"webhook\"} 1"],
+        "the repeat is counted"
+    );
     kill(second);
     let hook = recorder.received("/hook");
     assert_eq!(
