@@ -101,15 +101,15 @@ pub async fn is_claimed(db: &PgPool, dedup_key: &str) -> Result<bool, sqlx::Erro
         .await
 }
 
-/// Records, before a delivery run's first request goes out, that requests may have been
-/// sent (fenced like the outcomes): a later take-over then counts what it sends again as
-/// possible duplicates.
-pub async fn mark_sending(db: &PgPool, log_id: i64, lease: &Lease) -> Result<(), sqlx::Error> {
+/// Records, before the first request of these triggers goes out, that requests may have
+/// been sent (fenced like the outcomes; one statement for a whole claim chunk): a later
+/// take-over then counts what it sends again as possible duplicates.
+pub async fn mark_sending(db: &PgPool, log_ids: &[i64], lease: &Lease) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE strategy_trigger_logs SET sending_at = now()
-          WHERE id = $1 AND lease_name = $2 AND lease_token = $3",
+          WHERE id = ANY($1) AND lease_name = $2 AND lease_token = $3",
     )
-    .bind(log_id)
+    .bind(log_ids)
     .bind(&lease.name)
     .bind(lease.token)
     .execute(db)

@@ -107,16 +107,7 @@ impl TriggerHandler {
             // Deliveries the resume decided on (a changed channel) are recorded first.
             let _ = outcomes.send(outcome(&deliveries)).await;
         }
-        if sending == 0 {
-            return;
-        }
-        // Durably before the first request: a replica that takes this over after a crash
-        // knows a channel may already have it.
-        if let Err(error) = trigger_logs::mark_sending(&self.db, job.log_id, &job.lease).await {
-            tracing::warn!(component = "delivery", %error, dedup_key = %job.dedup_key,
-                "could not record that sending began; not sending (resumed later)");
-            return;
-        }
+
         let (strategy_id, frequency) = (job.strategy_id, job.frequency.as_str());
         let sends = job.targets.iter().enumerate().filter_map(|(i, target)| {
             let channel = target.as_ref()?;

@@ -164,6 +164,14 @@ impl TriggerHandler {
             let got = self.claim_all(&prepared, &lease).await?;
             if !got.is_empty() {
                 crate::failpoint::reached("after_claim").await;
+                // Durably before the first request: a replica that takes these over
+                // after a crash knows a channel may already have them.
+                let ids: Vec<i64> = got.values().copied().collect();
+                if let Err(error) = trigger_logs::mark_sending(&self.db, &ids, &lease).await {
+                    // Sent all the same: a take-over would then not count its repeats.
+                    tracing::warn!(component = "delivery", %error,
+                        "could not record that sending began");
+                }
             }
             claimed += got.len();
             for p in prepared {

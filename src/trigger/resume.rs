@@ -41,6 +41,12 @@ impl TriggerHandler {
                 sent += job.targets.iter().flatten().count();
                 jobs.push(job);
             }
+            // Durably before the first request (one statement for the round).
+            let ids: Vec<i64> = jobs.iter().map(|job| job.log_id).collect();
+            if let Err(error) = trigger_logs::mark_sending(&self.db, &ids, &lease).await {
+                tracing::warn!(component = "delivery", %error,
+                    "could not record that sending began");
+            }
             self.deliver_jobs(futures_util::stream::iter(jobs)).await;
         }
     }
