@@ -30,8 +30,16 @@ pub struct Moment {
 }
 
 impl Moment {
-    /// A timer batch's period `due`, for `strategy`.
+    /// A timer batch's period `due`, for `strategy`. A `once_per_bar_close` strategy
+    /// whose bar is its frequency (no indicator, so no candle feed to close it) has
+    /// its bar close at each period boundary: `due` is that close.
     pub fn period(strategy: &CompiledStrategy, due: DateTime<Utc>) -> Self {
+        if let Some(interval) = strategy.bar_interval
+            && closes_on_timer(strategy)
+        {
+            let current = interval.open_time(due.timestamp_millis());
+            return Self::close(current - interval.millis(), interval);
+        }
         Self {
             due,
             bar_open_ms: strategy
@@ -69,6 +77,14 @@ impl Moment {
 pub fn fires_on_close(strategy: &CompiledStrategy) -> bool {
     strategy.frequency == Frequency::CandleClose
         || strategy.trigger_mode == TriggerMode::OncePerBarClose
+}
+
+/// Whether `strategy`'s bar closes on its timer: `once_per_bar_close` with no candle
+/// series of its own (its bar interval is its frequency's period, so each period
+/// boundary is a close).
+fn closes_on_timer(strategy: &CompiledStrategy) -> bool {
+    strategy.trigger_mode == TriggerMode::OncePerBarClose
+        && strategy.indicator_keys().next().is_none()
 }
 
 /// What one evaluation found and decided.

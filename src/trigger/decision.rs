@@ -103,9 +103,9 @@ pub fn decide(strategy: &CompiledStrategy, ctx: &TriggerContext) -> Decision {
         TriggerMode::OncePerBar | TriggerMode::OncePerBarClose => match ctx.bar_open_ms {
             None => Suppressed(Suppression::NoBar),
             Some(bar)
-                if ctx
-                    .last_triggered_at
-                    .is_some_and(|last| last.timestamp_millis() >= bar) =>
+                if ctx.last_triggered_at.is_some_and(|last| {
+                    last.timestamp_millis() >= same_bar_from(strategy, bar)
+                }) =>
             {
                 Suppressed(Suppression::SameBar)
             }
@@ -120,6 +120,18 @@ pub fn decide(strategy: &CompiledStrategy, ctx: &TriggerContext) -> Decision {
         TriggerMode::OnRisingEdge => Fire {
             dedup_key: format!("{id}:edge:{due_ms}"),
         },
+    }
+}
+
+/// The earliest trigger time that belongs to the bar opened at `bar` (Unix ms): its
+/// open for `once_per_bar`, its close for `once_per_bar_close` — whose triggers are
+/// stamped with the close of their bar, which is the next bar's open.
+fn same_bar_from(strategy: &CompiledStrategy, bar: i64) -> i64 {
+    match strategy.bar_interval {
+        Some(interval) if strategy.trigger_mode == TriggerMode::OncePerBarClose => {
+            bar + interval.millis()
+        }
+        _ => bar,
     }
 }
 
@@ -234,12 +246,27 @@ mod tests {
                 key(decide(&s, &ctx(Tri::True))),
                 format!("{}:bar:{bar}", s.id)
             );
+            // Already fired in this bar: during it (timer), or at its close (close).
+            let fired_in_bar = match mode {
+                "once_per_bar" => "2026-11-23T10:01:00Z",
+                _ => "2026-11-23T11:00:00Z",
+            };
             let mut same = ctx(Tri::True);
-            same.last_triggered_at = Some(at("2026-11-23T10:01:00Z"));
+            same.last_triggered_at = Some(at(fired_in_bar));
             assert_eq!(
                 decide(&s, &same),
                 Decision::Suppressed(Suppression::SameBar)
             );
+            if mode == "once_per_bar_close" {
+                // Fired at the previous bar's close, which is this bar's open.
+                let mut after_previous_close = ctx(Tri::True);
+                after_previous_close.last_triggered_at = Some(at("2026-11-23T10:00:00Z"));
+                assert_eq!(
+                    key(decide(&s, &after_previous_close)),
+                    format!("{}:bar:{bar}", s.id),
+                    "every close fires, not every other one"
+                );
+            }
             let mut next_bar = same.clone();
             next_bar.bar_open_ms = Some(at("2026-11-23T11:00:00Z").timestamp_millis());
             assert!(

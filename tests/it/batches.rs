@@ -253,3 +253,56 @@ async fn the_scheduler_runs_each_batch_on_its_wall_clock_boundary(pool: PgPool) 
     assert_eq!(state, Some(true));
     app.stop().await.unwrap();
 }
+
+#[sqlx::test]
+async fn a_once_per_bar_close_price_strategy_fires_at_each_close_of_its_frequency(pool: PgPool) {
+    use monitoring_service::strategy::Frequency;
+    let sim = live_sim().await;
+    let (id, _) = insert_strategy(
+        &pool,
+        Uuid::new_v4(),
+        &[alert("BTCUSDT", "above", 1.0)],
+        None,
+    )
+    .await;
+    sqlx::query(
+        "UPDATE strategies SET frequency = '1m', trigger_mode = 'once_per_bar_close',
+                cooldown_seconds = 0 WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let app = app_on(pool.clone(), &sim).await;
+    // No indicator, so no candle feed closes its bar: each 1m period boundary does.
+    let frequency = Frequency::parse("1m").unwrap();
+    let boundary = frequency.due_at_or_before(chrono::Utc::now());
+    let mut triggered = Vec::new();
+    for scheduled in [boundary, boundary, boundary + chrono::Duration::minutes(1)] {
+        let report = app
+            .state
+            .batches
+            .run_at(&frequency, Some(scheduled))
+            .await
+            .unwrap();
+        triggered.push(report.triggered);
+    }
+    assert_eq!(triggered, [1, 0, 1], "once per closed bar");
+    let keys: Vec<String> = sqlx::query_scalar(
+        "SELECT dedup_key FROM strategy_trigger_logs WHERE strategy_id = $1 ORDER BY triggered_at",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    // Keyed by the bar that closed at the boundary, not the one that opened there.
+    let closed =
+        |at: chrono::DateTime<chrono::Utc>| format!("{id}:bar:{}", at.timestamp_millis() - 60_000);
+    assert_eq!(
+        keys,
+        [
+            closed(boundary),
+            closed(boundary + chrono::Duration::minutes(1))
+        ]
+    );
+}

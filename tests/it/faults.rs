@@ -1,6 +1,7 @@
 //! Faults with real processes: the binary, stopped at a fail point and killed with
-//! SIGKILL, then another one started on the same Postgres and Redis. What arrives at a
-//! local recorder is counted against what the strategies should have sent.
+//! SIGKILL, then another one started on the same Postgres and Redis (for `every_time`,
+//! `once` and `once_per_bar_close`). What arrives at a local recorder is counted against
+//! what the strategies should have sent.
 
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -85,6 +86,23 @@ fn settings(
     ]
 }
 
+/// Runs the binary with fail point `point` armed until it gets there, then kills it
+/// with SIGKILL. Returns the unarmed settings and the log, for the restart.
+async fn killed_at(
+    point: &str,
+    database: &ScratchDatabase,
+    sim: &market_sim::SimHandle,
+) -> (Vec<(&'static str, String)>, std::path::PathBuf) {
+    let log = std::env::temp_dir().join(format!("monitoring-fault-{}.log", Uuid::new_v4()));
+    let vars = settings(database, sim);
+    let mut armed = vars.clone();
+    armed.push(("MONITORING_FAIL_POINT", point.to_owned()));
+    let first = start_service(&armed, &log);
+    logged(&log, "fail point reached").await;
+    kill(first);
+    (vars, log)
+}
+
 /// `monitoring_deliveries_ambiguous_total` of the service on `vars`' port, by channel.
 async fn ambiguous(vars: &[(&str, String)]) -> Vec<String> {
     let port = &vars
@@ -138,13 +156,7 @@ async fn killed_after_the_claim_and_before_the_send_each_alert_arrives_once() {
                {"type": "webhook", "url": format!("http://{address}/hook"), "secret": "k"}]),
     )
     .await;
-    let log = std::env::temp_dir().join(format!("monitoring-fault-{}.log", Uuid::new_v4()));
-    let vars = settings(&database, &sim);
-    let mut armed = vars.clone();
-    armed.push(("MONITORING_FAIL_POINT", "after_claim".to_owned()));
-    let first = start_service(&armed, &log);
-    logged(&log, "fail point reached").await;
-    kill(first);
+    let (vars, log) = killed_at("after_claim", &database, &sim).await;
     assert!(
         recorder.received("/every").is_empty(),
         "nothing was sent before the kill"
@@ -205,13 +217,7 @@ async fn killed_after_a_channel_accepted_at_most_one_duplicate_with_the_same_key
         json!([{"type": "webhook", "url": format!("http://{address}/hook"), "secret": "k"}]),
     )
     .await;
-    let log = std::env::temp_dir().join(format!("monitoring-fault-{}.log", Uuid::new_v4()));
-    let vars = settings(&database, &sim);
-    let mut armed = vars.clone();
-    armed.push(("MONITORING_FAIL_POINT", "after_accept".to_owned()));
-    let first = start_service(&armed, &log);
-    logged(&log, "fail point reached").await;
-    kill(first);
+    let (vars, log) = killed_at("after_accept", &database, &sim).await;
     assert_eq!(
         recorder.received("/hook").len(),
         1,
@@ -244,6 +250,96 @@ async fn killed_after_a_channel_accepted_at_most_one_duplicate_with_the_same_key
         hook[0].headers["x-idempotency-key"], hook[1].headers["x-idempotency-key"],
         "the receiver can drop it: the same idempotency key"
     );
+    pool.close().await;
+    database.drop_now().await;
+}
+
+/// The dedup keys of `id`'s trigger logs whose every channel was delivered.
+async fn delivered_keys(pool: &PgPool, id: Uuid) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT dedup_key FROM strategy_trigger_logs
+          WHERE strategy_id = $1
+            AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(deliveries) d
+                             WHERE d->>'status' <> 'delivered')
+          ORDER BY triggered_at",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn killed_after_claiming_a_bar_close_that_bar_alerts_once_after_the_restart() {
+    let (database, pool) = migrated().await;
+    // Real time: the binary's clock and the simulator's agree; a 1m bar closes each minute.
+    let sim = market_sim::start(SimConfig::default()).await.unwrap();
+    let (recorder, address) = Recorder::start().await;
+    let id = strategy(
+        &pool,
+        "once_per_bar_close",
+        json!([{"type": "webhook", "url": format!("http://{address}/bar"), "secret": "k"}]),
+    )
+    .await;
+    sqlx::query("UPDATE strategies SET frequency = '1m', cooldown_seconds = 0 WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    // A price condition: its 1m bar closes at each minute boundary of its timer.
+    let (vars, log) = killed_at("after_claim", &database, &sim).await;
+    assert!(
+        recorder.received("/bar").is_empty(),
+        "nothing sent before the kill"
+    );
+    let killed: String =
+        sqlx::query_scalar("SELECT dedup_key FROM strategy_trigger_logs WHERE strategy_id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("the bar's trigger was claimed before the kill");
+
+    let second = start_service(&vars, &log);
+    eventually(
+        Duration::from_secs(90),
+        "the killed bar's alert",
+        || async {
+            delivered_keys(&pool, id)
+                .await
+                .contains(&killed)
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        ambiguous(&vars).await.is_empty(),
+        "nothing possibly sent twice"
+    );
+    let delivered = delivered_keys(&pool, id).await;
+    kill(second);
+
+    // Every bar the two processes claimed (the killed one and any closed since) arrived
+    // once: one request per key, and every delivered key among them.
+    let mut keys: Vec<String> = recorder
+        .received("/bar")
+        .iter()
+        .map(|r| r.headers["x-idempotency-key"].to_str().unwrap().to_owned())
+        .collect();
+    let received = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), received, "no bar alerted twice: {keys:?}");
+    assert_eq!(
+        keys.iter().filter(|k| **k == killed).count(),
+        1,
+        "the killed bar alerted once"
+    );
+    for key in &delivered {
+        assert!(
+            keys.contains(key),
+            "{key} recorded delivered but never received"
+        );
+    }
     pool.close().await;
     database.drop_now().await;
 }
