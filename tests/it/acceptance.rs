@@ -3,7 +3,7 @@
 //! stand-in — an RSI(14) < 30 `candle_close` strategy on a scripted path, and a
 //! process killed mid-cooldown and restarted.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::loader::insert_strategy;
 use crate::support::market::{hour, mirrored_clock};
+use crate::support::process::Service;
 use crate::support::recorder::Recorder;
 use crate::support::{ScratchDatabase, TestApp, eventually, redis_url, test_config};
 
@@ -207,28 +208,6 @@ async fn rsi_below_30_on_candle_close_sends_one_telegram_message_per_qualifying_
     app.stop().await.unwrap();
 }
 
-/// The binary with a clean environment and the given settings, logging to a file.
-pub fn start_service(vars: &[(&str, String)], log: &std::path::Path) -> std::process::Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_monitoring-service"));
-    command
-        .env_clear()
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .unwrap(),
-        );
-    for (key, value) in vars {
-        command.env(key, value);
-    }
-    command.spawn().expect("the binary starts")
-}
-
 #[tokio::test]
 async fn a_service_killed_mid_cooldown_and_restarted_sends_no_duplicate() {
     let database = ScratchDatabase::create().await;
@@ -274,14 +253,13 @@ async fn a_service_killed_mid_cooldown_and_restarted_sends_no_duplicate() {
         ("ENABLE_WEBSOCKETS", "false".to_owned()),
         ("NOTIFY_ALLOW_PRIVATE_NETWORKS", "true".to_owned()),
     ];
-    let mut first = start_service(&vars, &log);
+    let first = Service::start(&vars, &log);
     eventually(Duration::from_secs(30), "the first alert", || async {
         (!slack.received("/slack").is_empty()).then_some(())
     })
     .await;
     // Killed without warning, right after its first alert.
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.kill();
     let first_at: DateTime<Utc> =
         sqlx::query_scalar("SELECT triggered_at FROM strategy_trigger_logs WHERE strategy_id = $1")
             .bind(id)
@@ -290,7 +268,7 @@ async fn a_service_killed_mid_cooldown_and_restarted_sends_no_duplicate() {
             .unwrap();
     let killed_at = Utc::now();
 
-    let mut second = start_service(&vars, &log);
+    let second = Service::start(&vars, &log);
     // The restarted service keeps evaluating; the next alert comes only once the
     // cooldown has passed.
     eventually(
@@ -299,8 +277,7 @@ async fn a_service_killed_mid_cooldown_and_restarted_sends_no_duplicate() {
         || async { (slack.received("/slack").len() >= 2).then_some(()) },
     )
     .await;
-    second.kill().unwrap();
-    second.wait().unwrap();
+    second.kill();
 
     let logs: Vec<DateTime<Utc>> = sqlx::query_scalar(
         "SELECT triggered_at FROM strategy_trigger_logs WHERE strategy_id = $1 ORDER BY id",

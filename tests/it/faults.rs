@@ -1,9 +1,11 @@
-//! Faults with real processes: the binary, stopped at a fail point and killed with
-//! SIGKILL, then another one started on the same Postgres and Redis (for `every_time`,
-//! `once` and `once_per_bar_close`). What arrives at a local recorder is counted against
+//! Faults with real processes (issue 13's fault suite): the binary, stopped at a fail
+//! point and killed with SIGKILL, then another one started on the same Postgres and
+//! Redis — after the claim (`every_time`, `once`, `once_per_bar_close`), after a channel
+//! accepted, with a channel edited meanwhile — and a slow delivery of an old period
+//! while a second replica starts. What arrives at a local recorder is counted against
 //! what the strategies should have sent.
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use market_sim::SimConfig;
@@ -11,10 +13,10 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::acceptance::start_service;
 use crate::loader::insert_strategy;
+use crate::support::process::Service;
 use crate::support::recorder::Recorder;
-use crate::support::{ScratchDatabase, eventually, redis_url};
+use crate::support::{ScratchDatabase, TEST_KEY, eventually, redis_url};
 
 /// A migrated scratch database and a pool on it.
 async fn migrated() -> (ScratchDatabase, PgPool) {
@@ -29,6 +31,31 @@ async fn migrated() -> (ScratchDatabase, PgPool) {
     assert!(migrated.status.success());
     let pool = PgPool::connect(&database.url).await.unwrap();
     (database, pool)
+}
+
+/// What each fault test runs on: a migrated scratch database, the market simulator in
+/// real time (the binary's clock and the market's agree) and a recorder of alerts.
+struct Scene {
+    database: ScratchDatabase,
+    pool: PgPool,
+    sim: market_sim::SimHandle,
+    recorder: Recorder,
+    address: std::net::SocketAddr,
+}
+
+impl Scene {
+    async fn new() -> Self {
+        let (database, pool) = migrated().await;
+        let sim = market_sim::start(SimConfig::default()).await.unwrap();
+        let (recorder, address) = Recorder::start().await;
+        Self {
+            database,
+            pool,
+            sim,
+            recorder,
+            address,
+        }
+    }
 }
 
 /// A 10 s strategy "BTCUSDT above 1" in `mode` (one alert an hour at most), to `url`.
@@ -58,12 +85,6 @@ async fn logged(log: &std::path::Path, line: &str) {
         text.contains(line).then_some(())
     })
     .await;
-}
-
-fn kill(mut child: Child) {
-    // SIGKILL: no shutdown, no lease released.
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 fn settings(
@@ -97,20 +118,15 @@ async fn killed_at(
     let vars = settings(database, sim);
     let mut armed = vars.clone();
     armed.push(("MONITORING_FAIL_POINT", point.to_owned()));
-    let first = start_service(&armed, &log);
+    let first = Service::start(&armed, &log);
     logged(&log, "fail point reached").await;
-    kill(first);
+    first.kill();
     (vars, log)
 }
 
 /// `monitoring_deliveries_ambiguous_total` of the service on `vars`' port, by channel.
 async fn ambiguous(vars: &[(&str, String)]) -> Vec<String> {
-    let port = &vars
-        .iter()
-        .find(|(k, _)| *k == "MONITORING_PORT")
-        .unwrap()
-        .1;
-    let scrape = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+    let scrape = reqwest::get(format!("http://127.0.0.1:{}/metrics", port(vars)))
         .await
         .unwrap()
         .text()
@@ -140,9 +156,13 @@ async fn statuses(pool: &PgPool, id: Uuid) -> Vec<String> {
 
 #[tokio::test]
 async fn killed_after_the_claim_and_before_the_send_each_alert_arrives_once() {
-    let (database, pool) = migrated().await;
-    let sim = market_sim::start(SimConfig::default()).await.unwrap();
-    let (recorder, address) = Recorder::start().await;
+    let Scene {
+        database,
+        pool,
+        sim,
+        recorder,
+        address,
+    } = Scene::new().await;
     let every = strategy(
         &pool,
         "every_time",
@@ -169,7 +189,7 @@ async fn killed_after_the_claim_and_before_the_send_each_alert_arrives_once() {
     assert_eq!(claimed, 2, "both triggers were claimed");
 
     // Restarted: the dead replica's lease lapses (30 s) and its deliveries are resumed.
-    let second = start_service(&vars, &log);
+    let second = Service::start(&vars, &log);
     eventually(Duration::from_secs(90), "the resumed alerts", || async {
         (recorder.received("/every").len() == 1
             && recorder.received("/once").len() == 1
@@ -191,7 +211,7 @@ async fn killed_after_the_claim_and_before_the_send_each_alert_arrives_once() {
         ambiguous(&vars).await.is_empty(),
         "nothing had been sent before the kill: no possible duplicate"
     );
-    kill(second);
+    second.kill();
     // Nothing is pending any more, so nothing can be sent again; the `once` strategy
     // stayed completed and the other is in its cooldown.
     assert_eq!(recorder.received("/every").len(), 1, "exactly once");
@@ -208,9 +228,13 @@ async fn killed_after_the_claim_and_before_the_send_each_alert_arrives_once() {
 
 #[tokio::test]
 async fn killed_after_a_channel_accepted_at_most_one_duplicate_with_the_same_key() {
-    let (database, pool) = migrated().await;
-    let sim = market_sim::start(SimConfig::default()).await.unwrap();
-    let (recorder, address) = Recorder::start().await;
+    let Scene {
+        database,
+        pool,
+        sim,
+        recorder,
+        address,
+    } = Scene::new().await;
     let id = strategy(
         &pool,
         "every_time",
@@ -229,7 +253,7 @@ async fn killed_after_a_channel_accepted_at_most_one_duplicate_with_the_same_key
         "its outcome never written"
     );
 
-    let second = start_service(&vars, &log);
+    let second = Service::start(&vars, &log);
     eventually(Duration::from_secs(90), "the outcome recorded", || async {
         (statuses(&pool, id).await == ["delivered"]).then_some(())
     })
@@ -239,7 +263,7 @@ async fn killed_after_a_channel_accepted_at_most_one_duplicate_with_the_same_key
         ["monitoring_deliveries_ambiguous_total{channel=\"webhook\"} 1"],
         "the repeat is counted"
     );
-    kill(second);
+    second.kill();
     let hook = recorder.received("/hook");
     assert_eq!(
         hook.len(),
@@ -299,7 +323,7 @@ async fn killed_after_claiming_a_bar_close_that_bar_alerts_once_after_the_restar
             .await
             .expect("the bar's trigger was claimed before the kill");
 
-    let second = start_service(&vars, &log);
+    let second = Service::start(&vars, &log);
     eventually(
         Duration::from_secs(90),
         "the killed bar's alert",
@@ -316,7 +340,7 @@ async fn killed_after_claiming_a_bar_close_that_bar_alerts_once_after_the_restar
         "nothing possibly sent twice"
     );
     let delivered = delivered_keys(&pool, id).await;
-    kill(second);
+    second.kill();
 
     // Every bar the two processes claimed (the killed one and any closed since) arrived
     // once: one request per key, and every delivered key among them.
@@ -340,6 +364,154 @@ async fn killed_after_claiming_a_bar_close_that_bar_alerts_once_after_the_restar
             "{key} recorded delivered but never received"
         );
     }
+    pool.close().await;
+    database.drop_now().await;
+}
+
+/// Where the Telegram stand-in receives the bot `1:T`'s messages.
+const SEND: &str = "/bot1:T/sendMessage";
+
+/// The service's `MONITORING_PORT` in `vars`.
+fn port(vars: &[(&str, String)]) -> String {
+    vars.iter()
+        .find(|(k, _)| *k == "MONITORING_PORT")
+        .unwrap()
+        .1
+        .clone()
+}
+
+#[tokio::test]
+async fn a_slow_delivery_of_an_old_period_is_sent_once_while_a_second_replica_starts() {
+    let Scene {
+        database,
+        pool,
+        sim,
+        recorder,
+        address,
+    } = Scene::new().await;
+    // Each answer takes 8 s (under the 10 s request timeout): the replica started
+    // meanwhile runs its first resume pass while the message is in flight.
+    recorder.delay(SEND, Duration::from_secs(8));
+    let id = strategy(
+        &pool,
+        "every_time",
+        json!([{"type": "telegram", "chat_id": "424242"}]),
+    )
+    .await;
+    sqlx::query("UPDATE strategies SET frequency = '1d' WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let log = std::env::temp_dir().join(format!("monitoring-fault-{}.log", Uuid::new_v4()));
+    let replica = |vars: &mut Vec<(&'static str, String)>| {
+        vars.push(("MONITORING_API_KEY", TEST_KEY.to_owned()));
+        vars.push(("TELEGRAM_API_URL", format!("http://{address}")));
+        vars.push(("TELEGRAM_BOT_TOKEN", "1:T".to_owned()));
+    };
+    let (mut a_vars, mut b_vars) = (settings(&database, &sim), settings(&database, &sim));
+    replica(&mut a_vars);
+    replica(&mut b_vars);
+    let a = Service::start(&a_vars, &log);
+    let client = reqwest::Client::new();
+    let ready = |vars: Vec<(&'static str, String)>| {
+        let client = client.clone();
+        async move {
+            let url = format!("http://127.0.0.1:{}/ready", port(&vars));
+            eventually(Duration::from_secs(40), "ready", || async {
+                let answer = client.get(&url).send().await.ok()?;
+                answer.status().is_success().then_some(())
+            })
+            .await;
+        }
+    };
+    ready(a_vars.clone()).await;
+    // Today's period began at 00:00 UTC: the claim comes hours after it.
+    let ran = client
+        .post(format!(
+            "http://127.0.0.1:{}/internal/run/1d",
+            port(&a_vars)
+        ))
+        .header("X-MONITORING-KEY", TEST_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ran.status(), 200);
+    eventually(Duration::from_secs(20), "the message in flight", || async {
+        (recorder.received(SEND).len() == 1).then_some(())
+    })
+    .await;
+    let b = Service::start(&b_vars, &log);
+    ready(b_vars.clone()).await;
+    assert_eq!(statuses(&pool, id).await, ["pending"], "still in flight");
+    eventually(Duration::from_secs(40), "the delivery recorded", || async {
+        (statuses(&pool, id).await == ["delivered"]).then_some(())
+    })
+    .await;
+    // Both replicas resumed meanwhile; the claiming replica's lease was alive throughout.
+    assert_eq!(recorder.received(SEND).len(), 1, "exactly one message");
+    assert!(ambiguous(&a_vars).await.is_empty());
+    assert!(ambiguous(&b_vars).await.is_empty());
+    a.kill();
+    b.kill();
+    pool.close().await;
+    database.drop_now().await;
+}
+
+#[tokio::test]
+async fn a_channel_edited_while_its_replica_was_dead_is_not_sent_to() {
+    let Scene {
+        database,
+        pool,
+        sim,
+        recorder,
+        address,
+    } = Scene::new().await;
+    let id = strategy(
+        &pool,
+        "every_time",
+        json!([{"type": "slack", "webhook_url": format!("http://{address}/old")},
+               {"type": "discord", "webhook_url": format!("http://{address}/kept")}]),
+    )
+    .await;
+    let (vars, log) = killed_at("after_claim", &database, &sim).await;
+    // The user points the Slack channel elsewhere while the claim waits to be resumed.
+    sqlx::query(
+        "UPDATE strategies SET channels = jsonb_set(channels, '{0,webhook_url}', to_jsonb($2::text)),
+                updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(format!("http://{address}/new"))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let second = Service::start(&vars, &log);
+    eventually(
+        Duration::from_secs(90),
+        "the resumed claim settled",
+        || async { (statuses(&pool, id).await == ["failed", "delivered"]).then_some(()) },
+    )
+    .await;
+    second.kill();
+    let error: String = sqlx::query_scalar(
+        "SELECT deliveries->0->>'error' FROM strategy_trigger_logs WHERE strategy_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(error, monitoring_service::trigger::CHANNEL_CHANGED);
+    assert!(
+        recorder.received("/old").is_empty(),
+        "the claim was never sent there"
+    );
+    // What the resume sent went to the unchanged channel only; the new address gets
+    // only alerts claimed after the edit (the cooldown of an hour allows none here).
+    assert!(
+        recorder.received("/new").is_empty(),
+        "not the alert meant for /old"
+    );
+    assert_eq!(recorder.received("/kept").len(), 1);
     pool.close().await;
     database.drop_now().await;
 }
