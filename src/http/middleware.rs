@@ -52,7 +52,7 @@ pub async fn record_metrics(
     request: Request,
     next: Next,
 ) -> axum::response::Response {
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let route = route_of(&request).to_owned();
     let started = Instant::now();
     metrics.http_in_flight.inc();
@@ -60,13 +60,31 @@ pub async fn record_metrics(
     metrics.http_in_flight.dec();
     metrics
         .http_request_duration
-        .with_label_values(&[&method, &route])
+        .with_label_values(&[method, &route])
         .observe(started.elapsed().as_secs_f64());
     metrics
         .http_requests
-        .with_label_values(&[&method, &route, response.status().as_str()])
+        .with_label_values(&[method, &route, response.status().as_str()])
         .inc();
     response
+}
+
+/// The method as a metric label: the standard ones by name, any other as `other`, so a
+/// client inventing methods cannot add series.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// The stable error code for a status that a lower layer produced.

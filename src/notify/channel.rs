@@ -147,10 +147,10 @@ pub fn parse_channels(json: &str) -> Result<Vec<Channel>, ChannelError> {
         .into_iter()
         .enumerate()
         .map(|(index, entry)| {
+            check_field_types(&entry).map_err(|message| ChannelError { index, message })?;
             let channel: Channel = serde_json::from_value(entry).map_err(|e| ChannelError {
                 index,
-                // serde's message names the field or the unknown type, not the values.
-                message: e.to_string(),
+                message: without_values(&e.to_string()),
             })?;
             channel
                 .check()
@@ -158,6 +158,49 @@ pub fn parse_channels(json: &str) -> Result<Vec<Channel>, ChannelError> {
             Ok(channel)
         })
         .collect()
+}
+
+/// Every field a channel has is a string: a field of another type is named, its value
+/// never echoed (a numeric chat id or a secret would otherwise reach `strategies.error`).
+fn check_field_types(entry: &serde_json::Value) -> Result<(), String> {
+    let Some(fields) = entry.as_object() else {
+        return Err("must be an object".into());
+    };
+    for (name, value) in fields {
+        if !value.is_string() {
+            return Err(format!("{}: must be a string", field_name(name)));
+        }
+    }
+    Ok(())
+}
+
+/// A field name fit for an error message: as given when short and plain, else elided.
+fn field_name(name: &str) -> &str {
+    let plain = name.len() <= 32 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if plain { name } else { "a field" }
+}
+
+/// serde's message with every quoted value cut: it keeps what was expected and which
+/// field or variant was wrong, never what was given.
+fn without_values(message: &str) -> String {
+    if message.starts_with("invalid type") || message.starts_with("invalid value") {
+        let expected = message
+            .split_once("expected ")
+            .map_or("", |(_, expected)| expected);
+        return format!("invalid value, expected {expected}");
+    }
+    match message.split_once(", expected") {
+        Some((head, tail)) if head.starts_with("unknown") => {
+            // "unknown variant `x`" / "unknown field `x`": names, kept when plain.
+            let name = head.split('`').nth(1).unwrap_or("");
+            let what = head.split(' ').take(2).collect::<Vec<_>>().join(" ");
+            match field_name(name) {
+                "a field" => format!("{what}, expected{tail}"),
+                plain => format!("{what} `{plain}`, expected{tail}"),
+            }
+        }
+        _ => message.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -206,5 +249,16 @@ mod tests {
             error(r#"[{"type": "webhook", "url": "https://x.y"}]"#)
                 .contains("missing field `secret`")
         );
+        // A value of the wrong type is named by its field, never echoed.
+        assert_eq!(
+            error(r#"[{"type": "telegram", "chat_id": 987654321}]"#),
+            "channels[0]: chat_id: must be a string"
+        );
+        assert_eq!(
+            error(r#"[{"type": "webhook", "url": "https://x.y", "secret": 271828}]"#),
+            "channels[0]: secret: must be a string"
+        );
+        let long = format!(r#"[{{"type": "slack", "{}": "x"}}]"#, "k".repeat(64));
+        assert!(!error(&long).contains("kkkk"), "{}", error(&long));
     }
 }

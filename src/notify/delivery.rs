@@ -4,9 +4,7 @@
 //! exponential backoff up to `max_attempts`; any other answer ends the delivery. The outcome says how many attempts it took and why it failed —
 //! without the URL, which may carry a token.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::BackoffBuilder;
@@ -17,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::address_guard::AddressGuard;
+use super::address_guard::{AddressGuard, GuardedResolver};
 use super::channel::Channel;
 use super::email::{EmailSender, SmtpConfig};
 use super::flood::{FloodControl, FloodRates};
@@ -116,8 +114,7 @@ fn escape_html(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// A prepared request: where, what, and which client (user URLs get one pinned to the
-/// checked address).
+/// A prepared request: where, what, and which client (user URLs get the guarded one).
 struct Prepared {
     client: reqwest::Client,
     url: String,
@@ -161,18 +158,14 @@ pub struct Notifier {
     guard: AddressGuard,
     /// The email sender, or why there is none.
     email: Result<EmailSender, String>,
-    /// Clients pinned to a checked address, by (host, address): building a client
-    /// (TLS roots, pool) costs far more than a request, and reuse keeps connections
-    /// alive. Cleared when it grows past [`MAX_PINNED_CLIENTS`].
-    pinned_clients: Arc<Mutex<HashMap<(String, SocketAddr), reqwest::Client>>>,
+    /// The client for user URLs: it resolves through the guard's resolver (every
+    /// address filtered, at every connection) and uses no proxy.
+    guarded: reqwest::Client,
     /// Paces sends per chat, bot and webhook.
     flood: FloodControl,
     /// Cancelled when the service shuts down: no new attempt starts, no wait goes on.
     shutdown: tokio_util::sync::CancellationToken,
 }
-
-/// Most pinned clients kept (distinct webhook hosts).
-const MAX_PINNED_CLIENTS: usize = 1024;
 
 impl Notifier {
     pub fn new(settings: NotifierSettings) -> Self {
@@ -188,14 +181,22 @@ impl Notifier {
             ),
             None => Err("SMTP_HOST is not configured".to_owned()),
         };
+        let resolver = GuardedResolver {
+            allow_private_networks: settings.allow_private_networks,
+        };
+        let guarded = Self::client_builder(&settings)
+            .dns_resolver(Arc::new(resolver))
+            .no_proxy()
+            .build()
+            .expect("the HTTP client builds");
         Self {
             guard: AddressGuard {
                 allow_private_networks: settings.allow_private_networks,
             },
             settings,
             http,
+            guarded,
             email,
-            pinned_clients: Arc::default(),
             flood: FloodControl::new(settings_flood),
             shutdown: tokio_util::sync::CancellationToken::new(),
         }
@@ -215,27 +216,13 @@ impl Notifier {
             .user_agent(concat!("monitoring-service/", env!("CARGO_PKG_VERSION")))
     }
 
-    /// A client that connects only to the address the guard checked.
-    async fn pinned(&self, url: &str) -> Result<reqwest::Client, String> {
-        let (host, address) = self
-            .guard
+    /// The client for the user URL `url`, once the guard accepts it.
+    async fn guarded(&self, url: &str) -> Result<reqwest::Client, String> {
+        self.guard
             .check(url)
             .await
             .map_err(|e| format!("refused: {e}"))?;
-        let key = (host, address);
-        if let Some(client) = self.pinned_clients.lock().expect("pinned lock").get(&key) {
-            return Ok(client.clone());
-        }
-        let client = Self::client_builder(&self.settings)
-            .resolve(&key.0, address)
-            .build()
-            .map_err(|e| e.to_string())?;
-        let mut clients = self.pinned_clients.lock().expect("pinned lock");
-        if clients.len() >= MAX_PINNED_CLIENTS {
-            clients.clear();
-        }
-        clients.insert(key, client.clone());
-        Ok(client)
+        Ok(self.guarded.clone())
     }
 
     async fn prepare(
@@ -264,13 +251,13 @@ impl Notifier {
                 }
             }
             Channel::Slack { webhook_url } => Prepared {
-                client: self.pinned(webhook_url).await?,
+                client: self.guarded(webhook_url).await?,
                 url: webhook_url.clone(),
                 body: json_body(json!({"text": alert.text})),
                 headers: Vec::new(),
             },
             Channel::Discord { webhook_url } => Prepared {
-                client: self.pinned(webhook_url).await?,
+                client: self.guarded(webhook_url).await?,
                 url: webhook_url.clone(),
                 body: json_body(json!({"content": alert.text})),
                 headers: Vec::new(),
@@ -278,7 +265,7 @@ impl Notifier {
             Channel::Webhook { url, secret } => {
                 let body = json_body(alert.event.clone());
                 Prepared {
-                    client: self.pinned(url).await?,
+                    client: self.guarded(url).await?,
                     url: url.clone(),
                     headers: vec![
                         (

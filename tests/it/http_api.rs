@@ -420,3 +420,45 @@ async fn shutdown_lets_the_server_return(pool: PgPool) {
         "the listener is closed"
     );
 }
+
+#[sqlx::test]
+async fn invented_http_methods_add_no_metric_series(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let series = |scrape: &str| -> Vec<String> {
+        scrape
+            .lines()
+            .filter(|l| l.starts_with("monitoring_http_request"))
+            .map(|l| l.rsplit_once(' ').unwrap().0.to_owned())
+            .collect()
+    };
+    // One invented method first, so `other`'s series exist before the count.
+    let invent = |name: String| {
+        let request = app.client.request(
+            reqwest::Method::from_bytes(name.as_bytes()).unwrap(),
+            app.url("/health"),
+        );
+        async move { request.send().await.unwrap().status() }
+    };
+    invent("BREW".into()).await;
+    app.get("/metrics").await; // and the scrape's own series
+    let before = series(&app.get("/metrics").await.text().await.unwrap());
+    for i in 0..20 {
+        invent(format!("INVENTED{i}")).await;
+    }
+    let after_scrape = app.get("/metrics").await.text().await.unwrap();
+    let after = series(&after_scrape);
+    assert_eq!(after.len(), before.len(), "no new series");
+    assert!(!after_scrape.contains("INVENTED"));
+    assert!(
+        after_scrape.contains(
+            r#"monitoring_http_requests_total{method="other",route="/health",status="405"} 21"#
+        ),
+        "{}",
+        after_scrape
+            .lines()
+            .filter(|l| l.contains("other"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    app.stop().await.unwrap();
+}
