@@ -74,6 +74,7 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
         shutdown.clone(),
     );
     state.market.spawn_feed(&state.tasks, shutdown.clone());
+    state.tasks.spawn(expire_strategies(state.clone()));
     state.tasks.spawn(
         state
             .batches
@@ -193,6 +194,19 @@ pub fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
         }
         token.cancel();
     });
+}
+
+/// Every 30 s: strategies past `expires_at` become `expired` and leave the index.
+async fn expire_strategies(state: AppState) {
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+        if let Err(error) = state.loader.expire_due().await {
+            tracing::warn!(component = "strategy", %error, "expiring strategies failed");
+        }
+    }
 }
 
 /// Once the strategies are loaded, and then every ten seconds: deliver what a replica

@@ -15,7 +15,7 @@ use super::AppState;
 use crate::storage;
 
 /// How long one readiness check may take before it counts as failed.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `{"status": "ok"}`
 #[derive(Debug, Serialize, ToSchema)]
@@ -47,21 +47,11 @@ pub struct ReadyBody {
     (status = 200, description = "Every check passed", body = ReadyBody),
     (status = 503, description = "At least one check failed; `failing` names them", body = ReadyBody)))]
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let postgres = async {
-        tokio::time::timeout(CHECK_TIMEOUT, storage::postgres::ping(&state.db))
-            .await
-            .map_err(|_| "timed out".to_owned())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-    };
+    let postgres = storage::postgres::ping_within(&state.db, CHECK_TIMEOUT);
     let redis = async {
-        match state.redis.clone() {
+        match &state.redis {
             None => None,
-            Some(mut manager) => Some(
-                tokio::time::timeout(CHECK_TIMEOUT, storage::redis::ping(&mut manager))
-                    .await
-                    .map_err(|_| "timed out".to_owned())
-                    .and_then(|r| r.map_err(|e| e.to_string())),
-            ),
+            Some(manager) => Some(storage::redis::ping_within(manager, CHECK_TIMEOUT).await),
         }
     };
     let (postgres, redis) = tokio::join!(postgres, redis);

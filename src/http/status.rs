@@ -24,7 +24,8 @@ pub struct StatusBody {
     pub uptime_seconds: u64,
     pub shard: ShardStatus,
     pub postgres: PoolStatus,
-    /// `connected` or `not_configured` (caches and pub/sub in-process).
+    /// `connected` (it answered a PING just now), `unreachable`, or `not_configured`
+    /// (caches and pub/sub in-process).
     pub redis: &'static str,
     pub strategies: StrategiesStatus,
     /// One per frequency with loaded strategies.
@@ -169,10 +170,16 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
             idle: u32::try_from(state.db.num_idle()).unwrap_or(u32::MAX),
             max_connections: state.config.database.max_connections,
         },
-        redis: if state.redis.is_some() {
-            "connected"
-        } else {
-            "not_configured"
+        redis: match &state.redis {
+            None => "not_configured",
+            Some(manager) => {
+                match crate::storage::redis::ping_within(manager, super::probes::CHECK_TIMEOUT)
+                    .await
+                {
+                    Ok(()) => "connected",
+                    Err(_) => "unreachable",
+                }
+            }
         },
         strategies: StrategiesStatus {
             loaded: index.strategies.len(),

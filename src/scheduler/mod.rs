@@ -12,6 +12,7 @@ mod batch;
 mod evaluation;
 mod follow;
 mod last_run;
+mod ledger_queue;
 mod simulation;
 mod ticker;
 

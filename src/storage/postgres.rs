@@ -44,3 +44,11 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StartupError> {
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
 }
+
+/// One round trip within `limit`, or why not (for readiness).
+pub async fn ping_within(pool: &PgPool, limit: std::time::Duration) -> Result<(), String> {
+    tokio::time::timeout(limit, ping(pool))
+        .await
+        .map_err(|_| "timed out".to_owned())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+}

@@ -51,3 +51,15 @@ pub async fn ping(manager: &mut ConnectionManager) -> Result<(), redis::RedisErr
         )))
     }
 }
+
+/// One PING answered within `limit`, or why not (for readiness and status).
+pub async fn ping_within(
+    manager: &ConnectionManager,
+    limit: std::time::Duration,
+) -> Result<(), String> {
+    let mut manager = manager.clone();
+    tokio::time::timeout(limit, ping(&mut manager))
+        .await
+        .map_err(|_| "timed out".to_owned())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+}

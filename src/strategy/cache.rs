@@ -1,15 +1,21 @@
 //! The resolved form of each strategy cached in Redis, keyed by id and version, so a
-//! replica (or a restart) compiles changed strategies without reading Postgres for the
-//! ones another replica already read. A version is immutable, so entries never need
-//! invalidating; they expire after a week unused.
+//! replica (or a restart) compiles changed strategies without reading their trees and
+//! conditions from Postgres when another replica already read them. Channels are never
+//! cached — their addresses, tokens and secrets stay in Postgres — and are read with the
+//! version. A version is immutable, so entries never need invalidating; they expire
+//! after a week unused.
 
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
 use super::ResolvedStrategy;
+use super::resolved::StrategyRow;
 
-const KEY_PREFIX: &str = "monitoring:strategy:";
+/// `v2`: entries without channels. Earlier entries (`monitoring:strategy:<id>:…`) held
+/// them and are removed at start ([`purge_legacy`]).
+const KEY_PREFIX: &str = "monitoring:strategy:v2:";
+const LEGACY_PATTERN: &str = "monitoring:strategy:*";
 const TTL_SECONDS: u64 = 7 * 86_400;
 /// Keys per MGET / pipeline round trip.
 const CHUNK: usize = 1000;
@@ -46,12 +52,20 @@ pub async fn get_many(
     found
 }
 
-/// Stores resolved strategies under their versions. Failures are logged, not fatal.
+/// Stores resolved strategies under their versions, without their channels. Failures
+/// are logged, not fatal.
 pub async fn put_many(redis: &mut ConnectionManager, strategies: &[ResolvedStrategy]) {
     for chunk in strategies.chunks(CHUNK) {
         let mut pipe = redis::pipe();
         for strategy in chunk {
-            let Ok(bytes) = serde_json::to_vec(strategy) else {
+            let without_channels = ResolvedStrategy {
+                row: StrategyRow {
+                    channels: None,
+                    ..strategy.row.clone()
+                },
+                conditions: strategy.conditions.clone(),
+            };
+            let Ok(bytes) = serde_json::to_vec(&without_channels) else {
                 continue;
             };
             pipe.cmd("SET")
@@ -64,5 +78,54 @@ pub async fn put_many(redis: &mut ConnectionManager, strategies: &[ResolvedStrat
         if let Err(err) = pipe.query_async::<()>(redis).await {
             tracing::warn!(component = "strategy", error = %err, "strategy cache write failed");
         }
+    }
+}
+
+/// Removes the entries of versions cached before channels were left out (they held
+/// channel secrets). Runs at a replica's first load; failures are logged, not fatal.
+pub async fn purge_legacy(redis: &mut ConnectionManager) {
+    let mut cursor: u64 = 0;
+    let mut removed = 0usize;
+    loop {
+        let scanned: Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(LEGACY_PATTERN)
+            .arg("COUNT")
+            .arg(CHUNK)
+            .query_async(redis)
+            .await;
+        let (next, keys) = match scanned {
+            Ok(page) => page,
+            Err(err) => {
+                tracing::warn!(component = "strategy", error = %err, "strategy cache purge failed");
+                return;
+            }
+        };
+        let legacy: Vec<&String> = keys.iter().filter(|k| !k.starts_with(KEY_PREFIX)).collect();
+        if !legacy.is_empty() {
+            match redis::cmd("UNLINK")
+                .arg(&legacy)
+                .query_async::<usize>(redis)
+                .await
+            {
+                Ok(count) => removed += count,
+                Err(err) => {
+                    tracing::warn!(component = "strategy", error = %err, "strategy cache purge failed");
+                    return;
+                }
+            }
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    if removed > 0 {
+        tracing::info!(
+            component = "strategy",
+            removed,
+            "cached strategies holding channels removed"
+        );
     }
 }

@@ -63,6 +63,8 @@ pub struct StrategyLoader {
     index: Arc<StrategyIndex>,
     /// Serialises reloads; also keeps the symbol interner shared across them.
     reloading: Mutex<SymbolInterner>,
+    /// Whether the cache's entries from before channels were left out were removed.
+    legacy_purged: std::sync::atomic::AtomicBool,
     metrics: Option<StrategyMetrics>,
 }
 
@@ -87,6 +89,7 @@ impl StrategyLoader {
             shard,
             index,
             reloading: Mutex::new(SymbolInterner::default()),
+            legacy_purged: std::sync::atomic::AtomicBool::new(false),
             metrics: None,
         }
     }
@@ -134,6 +137,13 @@ impl StrategyLoader {
         let mut interner = self.reloading.lock().await;
         store::expire(&self.db, self.shard).await?;
         let current = self.index.snapshot();
+        if let Some(redis) = &self.redis
+            && !self
+                .legacy_purged
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            cache::purge_legacy(&mut redis.clone()).await;
+        }
         if current.strategies.is_empty() && current.errors.is_empty() && self.redis.is_none() {
             // Cold start without a cache: everything is new, so read it all directly
             // rather than ids first.
@@ -189,6 +199,22 @@ impl StrategyLoader {
         };
         self.publish(&resolved, interner, next, ReloadReport::default(), started)
             .await
+    }
+
+    /// Marks the shard's strategies past `expires_at` as `expired` and takes them out
+    /// of the index; returns how many. Run every 30 s, so a strategy's status says
+    /// `expired` within a minute of its expiry (evaluation never fires past it anyway).
+    pub async fn expire_due(&self) -> Result<usize, sqlx::Error> {
+        let expired = store::expire(&self.db, self.shard).await?;
+        if !expired.is_empty() {
+            tracing::info!(
+                component = "strategy",
+                expired = expired.len(),
+                "strategies expired"
+            );
+            self.reload_ids(&expired).await?;
+        }
+        Ok(expired.len())
     }
 
     /// Reloads only `ids`: a changed one is recompiled, a deleted, paused, expired or
@@ -297,12 +323,26 @@ impl StrategyLoader {
             return Ok((store::fetch(&self.db, &ids).await?, 0));
         };
         let cached = cache::get_many(&mut redis, changed).await;
-        let mut resolved = Vec::with_capacity(changed.len());
+        let mut hits = Vec::with_capacity(changed.len());
         let mut missing = Vec::new();
         for ((id, _), hit) in changed.iter().zip(cached) {
             match hit {
-                Some(strategy) => resolved.push(strategy),
+                Some(strategy) => hits.push(strategy),
                 None => missing.push(*id),
+            }
+        }
+        // The cache holds no channels (their secrets stay in Postgres): read them for
+        // the versions found; a version replaced meanwhile is read whole.
+        let versions: Vec<_> = hits.iter().map(|s| (s.row.id, s.row.updated_at)).collect();
+        let mut channels = store::channels_at(&self.db, &versions).await?;
+        let mut resolved = Vec::with_capacity(changed.len());
+        for mut strategy in hits {
+            match channels.remove(&strategy.row.id) {
+                Some(text) => {
+                    strategy.row.channels = text;
+                    resolved.push(strategy);
+                }
+                None => missing.push(strategy.row.id),
             }
         }
         let hits = resolved.len();

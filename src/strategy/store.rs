@@ -68,6 +68,32 @@ pub async fn versions(
     Ok(rows.into_iter().collect())
 }
 
+/// The channels of each strategy in `wanted` still at the given version (text, NULL
+/// past its bound): what the Redis cache of versions never holds. A strategy changed
+/// since is absent, so the caller reads it whole.
+pub async fn channels_at(
+    pool: &PgPool,
+    wanted: &[(Uuid, DateTime<Utc>)],
+) -> Result<HashMap<Uuid, Option<String>>, sqlx::Error> {
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let (ids, versions): (Vec<Uuid>, Vec<DateTime<Utc>>) = wanted.iter().copied().unzip();
+    let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT s.id,
+                CASE WHEN octet_length(t.channels) > {MAX_CHANNELS_BYTES} THEN NULL ELSE t.channels END
+           FROM strategies s
+           JOIN UNNEST($1::uuid[], $2::timestamptz[]) AS w(id, version)
+             ON s.id = w.id AND s.updated_at = w.version,
+                LATERAL (SELECT s.channels::text AS channels OFFSET 0) t"
+    )))
+    .bind(&ids)
+    .bind(&versions)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// The strategies columns, each JSON document converted to text once (the `OFFSET 0`
 /// keeps Postgres from inlining the conversion into both the size test and the output)
 /// and replaced by NULL past its bound.

@@ -17,6 +17,7 @@ mod market_feed;
 mod notifications;
 mod reload;
 mod schema;
+mod secrets;
 mod simulate;
 mod status_route;
 mod strategy_route;

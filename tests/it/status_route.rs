@@ -197,3 +197,66 @@ pub fn promtool_check_metrics(scrape: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[sqlx::test]
+async fn status_says_redis_is_unreachable_when_it_does_not_answer(pool: PgPool) {
+    let mut own = crate::support::own_services::OwnRedis::start().await;
+    let config = test_config(false, &[("REDIS_URL", own.url.as_str())]);
+    let app = TestApp::spawn_with(pool, config).await;
+    app.wait_ready().await;
+    let before = internal(&app, reqwest::Method::GET, "/internal/status").await;
+    assert_eq!(before["redis"], "connected");
+    own.kill();
+    let during = internal(&app, reqwest::Method::GET, "/internal/status").await;
+    assert_eq!(during["redis"], "unreachable", "asked, not assumed");
+    own.start_again().await;
+    crate::support::eventually(
+        std::time::Duration::from_secs(20),
+        "Redis connected again",
+        || async {
+            let after = internal(&app, reqwest::Method::GET, "/internal/status").await;
+            (after["redis"] == "connected").then_some(())
+        },
+    )
+    .await;
+    app.stop().await.unwrap();
+}
+
+#[sqlx::test]
+async fn a_strategy_is_marked_expired_within_a_minute_of_its_expiry(pool: PgPool) {
+    let (id, _) = insert_strategy(&pool, Uuid::new_v4(), &[price_above(1.0)], None).await;
+    sqlx::query("UPDATE strategies SET expires_at = now() + interval '2 seconds' WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(pool.clone()).await;
+    app.wait_ready().await;
+    assert!(app.state.index.snapshot().strategies.contains_key(&id));
+    // No reload is asked for: the periodic pass (every 30 s) finds it.
+    crate::support::eventually(
+        std::time::Duration::from_secs(60),
+        "the strategy expired",
+        || async {
+            let status: String = sqlx::query_scalar("SELECT status FROM strategies WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            (status == "expired").then_some(())
+        },
+    )
+    .await;
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT expires_at FROM strategies WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(chrono::Utc::now() - expires_at < chrono::Duration::seconds(60));
+    assert!(
+        !app.state.index.snapshot().strategies.contains_key(&id),
+        "and out of the index"
+    );
+    app.stop().await.unwrap();
+}

@@ -1,5 +1,7 @@
 //! One batch: every strategy of one frequency, evaluated on one market snapshot.
 
+mod record;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,15 +15,16 @@ use uuid::Uuid;
 use super::evaluation::{Moment, evaluate, fires_on_close};
 use super::frequency_label;
 use super::last_run::{LastRun, LastRuns};
+use super::ledger_queue::LedgerQueue;
 use crate::engine::{BatchContext, Tri};
 use crate::market::{
-    CandleClosed, ClosedVia, DataNeeds, Interval, MarketData, PrefetchReport, Prefetched, SeriesKey,
+    CandleClosed, ClosedVia, DataNeeds, Interval, MarketData, Prefetched, SeriesKey,
 };
 use crate::metrics::Metrics;
 use crate::notify::{AlertFacts, ConditionFacts};
-use crate::storage::ledger::{self, LedgerEntry};
+use crate::storage::ledger::LedgerEntry;
 use crate::storage::strategy_state::{self, StateUpdate, StoredState};
-use crate::strategy::{CompiledStrategy, Frequency, IndexSnapshot, StrategyIndex};
+use crate::strategy::{CompiledStrategy, Frequency, StrategyIndex};
 use crate::trigger::{Decision, TriggerHandler, TriggerRequest};
 
 /// After this many consecutive `unknown` evaluations a strategy is counted as lacking
@@ -71,6 +74,8 @@ pub struct BatchRunner {
     unknown_streak: i32,
     triggers: TriggerHandler,
     last_runs: LastRuns,
+    /// Ledger rows, kept while Postgres cannot take them.
+    ledger: LedgerQueue,
     /// The frequency labels whose batch gauges are exported now.
     exported: Mutex<BTreeSet<String>>,
     /// Test-only fail point: the next batch's state write fails (after its claims).
@@ -128,47 +133,15 @@ impl BatchRunner {
             triggers,
             index,
             market,
-            db,
             metrics,
             running: Mutex::new(HashSet::new()),
             unknown_streak: DEFAULT_UNKNOWN_STREAK,
             last_runs: LastRuns::default(),
+            ledger: LedgerQueue::new(db.clone()),
+            db,
             exported: Mutex::new(BTreeSet::new()),
             fail_state_save: AtomicBool::new(false),
         }
-    }
-
-    /// Exports each bucket's period and drops the gauges of buckets that are gone
-    /// (so "no batch for 3 intervals" never fires for a frequency nobody uses).
-    pub fn follow_buckets(&self, index: &IndexSnapshot) {
-        let metrics = &self.metrics.scheduler;
-        let mut present = BTreeSet::new();
-        for frequency in index.by_frequency.keys() {
-            if *frequency == Frequency::CandleClose {
-                continue;
-            }
-            let label = frequency_label(frequency);
-            if let Some(period) = frequency.period_seconds() {
-                metrics
-                    .batch_interval
-                    .with_label_values(&[&label])
-                    .set(i64::from(period));
-            }
-            present.insert(label);
-        }
-        let mut exported = self.exported.lock().expect("exported lock");
-        // A new bucket counts from now: one that never runs is then noticed too.
-        for new in present.difference(&exported) {
-            metrics
-                .last_batch
-                .with_label_values(&[new])
-                .set(Utc::now().timestamp() as f64);
-        }
-        for gone in exported.difference(&present) {
-            let _ = metrics.batch_interval.remove_label_values(&[gone]);
-            let _ = metrics.last_batch.remove_label_values(&[gone]);
-        }
-        *exported = present;
     }
 
     /// The last run of the batch `name` (`1m`, a cron expression, `candle_close`).
@@ -224,7 +197,7 @@ impl BatchRunner {
                 status: "skipped",
                 details: json!({"reason": "previous batch still running"}),
             };
-            ledger::record(&self.db, &entry).await?;
+            self.write_ledger(entry).await;
             return Err(BatchError::AlreadyRunning(frequency.to_string()));
         };
         let started_at = Utc::now();
@@ -318,7 +291,19 @@ impl BatchRunner {
     }
 
     /// One plan, as a sequence of steps: states, data, evaluation, claims, state, record.
+    /// Runs `plan`'s steps; a batch that fails (Postgres unreachable, say) is logged by
+    /// its caller, counted as `failed` and written to the ledger (once Postgres takes
+    /// it).
     async fn execute(&self, plan: Plan) -> Result<BatchReport, BatchError> {
+        let (name, label, started_at) = (plan.name.clone(), plan.label.clone(), plan.started_at);
+        let result = self.execute_steps(plan).await;
+        if let Err(error) = &result {
+            self.record_failure(&name, &label, started_at, error).await;
+        }
+        result
+    }
+
+    async fn execute_steps(&self, plan: Plan) -> Result<BatchReport, BatchError> {
         let clock = Instant::now();
         let (strategies, stored) = self.load_states(&plan).await?;
         let prefetched = self.prefetch(&strategies).await;
@@ -482,92 +467,6 @@ impl BatchRunner {
                 "strategy evaluated unknown repeatedly: its market data is unavailable"
             );
         }
-    }
-
-    /// How late the evaluation came after its due time.
-    fn observe_latency(&self, plan: &Plan) {
-        let late = (Utc::now() - plan.due)
-            .num_microseconds()
-            .unwrap_or(i64::MAX) as f64
-            / 1e6;
-        self.metrics
-            .scheduler
-            .evaluation_latency
-            .with_label_values(&[&plan.label])
-            .observe(late.max(0.0));
-    }
-
-    /// Metrics, the last run, the ledger row and the log line of a finished batch.
-    async fn record(
-        &self,
-        plan: &Plan,
-        report: &BatchReport,
-        prefetch: &PrefetchReport,
-    ) -> Result<(), BatchError> {
-        let metrics = &self.metrics.scheduler;
-        let label = plan.label.as_str();
-        metrics
-            .batch_duration
-            .with_label_values(&[label])
-            .observe(report.duration_ms / 1000.0);
-        metrics
-            .lacking_data
-            .with_label_values(&[label])
-            .set(report.lacking_data as i64);
-        let status = if report.data_failures == 0 {
-            "ok"
-        } else {
-            "partial"
-        };
-        metrics.batches.with_label_values(&[label, status]).inc();
-        metrics
-            .last_batch
-            .with_label_values(&[label])
-            .set(Utc::now().timestamp() as f64);
-        self.last_runs.record(
-            &plan.name,
-            LastRun {
-                started_at: plan.started_at,
-                due: plan.due,
-                duration_ms: report.duration_ms,
-                evaluated: report.evaluated,
-                triggered: report.triggered,
-                errors: report.errors,
-                data_failures: report.data_failures,
-                cache_hit_rate: prefetch.hit_rate(),
-                status,
-            },
-        );
-        ledger::record(
-            &self.db,
-            &LedgerEntry {
-                name: format!("batch:{}", plan.name),
-                started_at: plan.started_at,
-                duration_ms: report.duration_ms,
-                evaluated: report.evaluated,
-                triggered: report.triggered,
-                errors: report.errors,
-                skipped: 0,
-                status,
-                details: json!({
-                    "data_failures": report.data_failures,
-                    "lacking_data": report.lacking_data,
-                    "demand": prefetch.demand,
-                    "fetched": prefetch.fetched,
-                }),
-            },
-        )
-        .await?;
-        tracing::info!(
-            component = "scheduler",
-            frequency = %plan.name,
-            evaluated = report.evaluated,
-            triggered = report.triggered,
-            errors = report.errors,
-            duration_ms = report.duration_ms,
-            "batch evaluated"
-        );
-        Ok(())
     }
 
     fn mark_running(&self, frequency: &Frequency) -> Option<Running<'_>> {

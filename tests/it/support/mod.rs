@@ -2,6 +2,7 @@
 //! Redis that `scripts/test.sh` starts, and throwaway databases for the binary's tests.
 
 pub mod market;
+pub mod own_services;
 pub mod process;
 pub mod recorder;
 pub mod smtp_server;
