@@ -5,6 +5,9 @@
     python3 scripts/golden/generate_indicators.py
 
 The Rust test (tests/it/indicators_golden.rs) reads the JSON and never calls Python.
+Each case holds TA-Lib's output on the whole series (`outputs`: the functions' parity)
+and, per bar, its value on the service's fixed window ending at that bar (`windowed`,
+with the window's length: what every batch, replica and simulation computes).
 Series are deterministic (seeded), and include flat stretches and gaps so that the
 zero-division and epsilon branches of TA-Lib are exercised.
 """
@@ -15,6 +18,7 @@ import random
 
 import numpy as np
 import talib
+from talib import abstract
 
 OUT = pathlib.Path(__file__).resolve().parents[2] / "tests" / "golden" / "indicators.json"
 
@@ -117,6 +121,47 @@ def compute(name, params, o, h, l, c, v):
     raise ValueError(name)
 
 
+LOOKBACK_FUNCTION = {
+    "sma": ("SMA", lambda p: {"timeperiod": p["period"]}),
+    "ema": ("EMA", lambda p: {"timeperiod": p["period"]}),
+    "wma": ("WMA", lambda p: {"timeperiod": p["period"]}),
+    "rsi": ("RSI", lambda p: {"timeperiod": p["period"]}),
+    "macd": ("MACD", lambda p: {"fastperiod": p["fast"], "slowperiod": p["slow"],
+                                "signalperiod": p["signal"]}),
+    "bbands": ("BBANDS", lambda p: {"timeperiod": p["period"]}),
+    "atr": ("ATR", lambda p: {"timeperiod": p["period"]}),
+    "stoch": ("STOCH", lambda p: {"fastk_period": p["period"], "slowk_period": p["k_smoothing"],
+                                  "slowd_period": p["d_period"]}),
+    "volume_sma": ("SMA", lambda p: {"timeperiod": p["period"]}),
+}
+RECURSIVE = {"ema", "rsi", "atr", "macd"}
+
+
+def window(name, params):
+    """The service's fixed window for this indicator (IndicatorSpec::candles_needed):
+    TA-Lib's lookback, two values for crosses, and for recursive indicators a
+    convergence tail of max(4 x lookback, 100); at most 1000. The Rust test checks
+    that both agree."""
+    function, arguments = LOOKBACK_FUNCTION[name]
+    lookback = abstract.Function(function, **arguments(params)).lookback
+    tail = max(4 * lookback, 100) if name in RECURSIVE else 0
+    return min(lookback + 2 + tail, 1000)
+
+
+def windowed(name, params, arrays, size):
+    """Each bar's value as the service computes it: on the `size` candles ending at
+    that bar (all of them when fewer exist)."""
+    outputs = None
+    for i in range(len(arrays[0])):
+        start = max(0, i + 1 - size)
+        values = compute(name, params, *(a[start:i + 1] for a in arrays))
+        if outputs is None:
+            outputs = {key: [] for key in values}
+        for key, series in values.items():
+            outputs[key].append(series[-1])
+    return outputs
+
+
 def as_list(array):
     return [None if math.isnan(x) else float(x) for x in array]
 
@@ -133,10 +178,14 @@ def main():
         entry = {"name": name, "open": o, "high": h, "low": l, "close": c, "volume": v, "cases": []}
         for indicator, params in CASES:
             outputs = compute(indicator, params, *arrays)
+            size = window(indicator, params)
             entry["cases"].append({
                 "indicator": indicator,
                 "params": params,
                 "outputs": {key: as_list(values) for key, values in outputs.items()},
+                "window": size,
+                "windowed": {key: as_list(values)
+                             for key, values in windowed(indicator, params, arrays, size).items()},
             })
         document["series"].append(entry)
     OUT.parent.mkdir(parents=True, exist_ok=True)

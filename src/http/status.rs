@@ -83,6 +83,9 @@ pub struct LiveReloadStatus {
     pub via: &'static str,
     /// Subscribed and caught up; false while (re)connecting.
     pub following: bool,
+    /// True while Redis cannot be followed: the strategies are re-read from Postgres
+    /// every 10 s until the subscription is back.
+    pub polling_postgres: bool,
 }
 
 /// The strategy index.
@@ -210,6 +213,7 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
                 "postgres"
             },
             following: state.live_reload.is_following(),
+            polling_postgres: state.live_reload.is_polling(),
         },
     })
 }

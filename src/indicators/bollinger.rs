@@ -1,7 +1,6 @@
 //! Bollinger bands over an SMA with the population standard deviation (TA-Lib `BBANDS`,
 //! MA type SMA).
 
-use super::recurrence::recurrence_in_place;
 use super::{TA_EPSILON, nan_vec};
 
 /// The three bands, aligned with the input.
@@ -12,8 +11,13 @@ pub struct Bollinger {
     pub lower: Vec<f64>,
 }
 
-/// Bands `middle ± stddev × σ`; first values at `period - 1`. σ is TA-Lib's: the mean of
-/// squares (running sum) minus the squared mean, 0 when below its epsilon.
+/// Bands `middle ± stddev × σ`; first values at `period - 1`. The middle band is
+/// TA-Lib's SMA (a running total, incremented by the newest value, divided, then
+/// decremented by the oldest); σ² is the mean squared deviation of the window from that
+/// middle, summed over the window (two passes), and 0 below TA-Lib's epsilon. The
+/// running-sums shortcut (mean of squares minus squared mean) is not used: on a flat
+/// window it subtracts two nearly equal numbers and, through the square root, widens
+/// the bands by about 1e-6 × price where TA-Lib's are exactly flat.
 pub fn bbands(input: &[f64], period: usize, stddev: f64) -> Bollinger {
     let len = input.len();
     let mut bands = Bollinger {
@@ -24,39 +28,32 @@ pub fn bbands(input: &[f64], period: usize, stddev: f64) -> Bollinger {
     if period < 2 || len < period {
         return bands;
     }
-    let inverse = 1.0 / period as f64;
+    let divisor = period as f64;
     let first = period - 1;
-    // Running sums of values (in `middle`) and of squares (in `upper`), each one
-    // recurrence over the differences entering and leaving the window.
-    let seed_sum: f64 = input[..period].iter().sum();
-    let seed_squares: f64 = input[..period].iter().map(|v| v * v).sum();
-    bands.middle[first] = seed_sum;
-    bands.upper[first] = seed_squares;
-    let entering = &input[period..];
-    for (((sum, squares), &newest), &oldest) in bands.middle[period..]
-        .iter_mut()
-        .zip(bands.upper[period..].iter_mut())
-        .zip(entering)
-        .zip(input)
-    {
-        *sum = newest - oldest;
-        *squares = newest * newest - oldest * oldest;
+    let mut total = 0.0;
+    for &value in &input[..first] {
+        total += value;
     }
-    recurrence_in_place(seed_sum, 1.0, &mut bands.middle[period..]);
-    recurrence_in_place(seed_squares, 1.0, &mut bands.upper[period..]);
-    for ((upper, middle), lower) in bands.upper[first..]
+    let outputs = bands.upper[first..]
         .iter_mut()
         .zip(bands.middle[first..].iter_mut())
-        .zip(bands.lower[first..].iter_mut())
-    {
-        let mean = *middle * inverse;
-        let variance = *upper * inverse - mean * mean;
+        .zip(bands.lower[first..].iter_mut());
+    for (((upper, middle), lower), window) in outputs.zip(input.windows(period)) {
+        total += window[first];
+        let mean = total / divisor;
+        total -= window[0];
+        let mut squares = 0.0;
+        for &value in window {
+            let deviation = value - mean;
+            squares += deviation * deviation;
+        }
+        let variance = squares / divisor;
         let sigma = if variance < TA_EPSILON {
             0.0
         } else {
             variance.sqrt()
         };
-        let width = stddev * sigma;
+        let width = sigma * stddev;
         *upper = mean + width;
         *middle = mean;
         *lower = mean - width;

@@ -28,19 +28,39 @@ pub const CHANNEL: &str = "strategy:updated";
 const COALESCE: usize = 1000;
 
 /// Whether announcements are being followed right now (subscribed, and caught up by
-/// the full reload that follows each subscription).
+/// the full reload that follows each subscription), and whether, while they cannot be,
+/// the strategies are re-read from Postgres on a timer instead.
 #[derive(Debug, Default)]
-pub struct Following(AtomicBool);
+pub struct Following {
+    following: AtomicBool,
+    polling: AtomicBool,
+}
 
 impl Following {
     pub fn is_following(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.following.load(Ordering::SeqCst)
+    }
+
+    /// True while Redis is unreachable: every [`POLL_WHILE_DOWN`] a full reload reads
+    /// what changed from Postgres.
+    pub fn is_polling(&self) -> bool {
+        self.polling.load(Ordering::SeqCst)
     }
 
     fn set(&self, following: bool) {
-        self.0.store(following, Ordering::SeqCst);
+        self.following.store(following, Ordering::SeqCst);
+        if following {
+            self.polling.store(false, Ordering::SeqCst);
+        }
+    }
+
+    fn set_polling(&self) {
+        self.polling.store(true, Ordering::SeqCst);
     }
 }
+
+/// How often the strategies are re-read from Postgres while Redis cannot be followed.
+pub const POLL_WHILE_DOWN: Duration = Duration::from_secs(10);
 
 /// What a message asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +171,7 @@ pub async fn follow_redis(
     shutdown: CancellationToken,
 ) {
     let mut delays = backoff();
+    let mut last_poll = tokio::time::Instant::now();
     loop {
         let subscribed = async {
             let client = redis::Client::open(url.expose_secret())?;
@@ -164,6 +185,15 @@ pub async fn follow_redis(
             Err(error) => {
                 tracing::warn!(component = "reload", kind = ?error.kind(),
                     "cannot subscribe to strategy:updated on Redis; retrying");
+                // Meanwhile announcements cannot arrive: the table is read instead.
+                following.set_polling();
+                if last_poll.elapsed() >= POLL_WHILE_DOWN {
+                    last_poll = tokio::time::Instant::now();
+                    if let Err(error) = loader.reload_all().await {
+                        tracing::warn!(component = "reload", %error,
+                            "reload while Redis is unreachable failed");
+                    }
+                }
                 if pause(&mut delays, &shutdown).await {
                     continue;
                 }
@@ -179,6 +209,7 @@ pub async fn follow_redis(
             };
             let Some(first) = first else {
                 following.set(false);
+                last_poll = tokio::time::Instant::now();
                 tracing::warn!(
                     component = "reload",
                     "Redis subscription lost; resubscribing"

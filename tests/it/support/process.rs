@@ -4,7 +4,11 @@
 use std::process::{Child, Command, Stdio};
 
 /// A running `monitoring-service`, killed with SIGKILL when dropped.
-pub struct Service(Child);
+pub struct Service {
+    child: Child,
+    /// Its `MONITORING_PORT`, when the settings gave one.
+    port: Option<String>,
+}
 
 impl Service {
     /// The binary with a clean environment and the given settings, logging to `log`.
@@ -26,7 +30,28 @@ impl Service {
         for (key, value) in vars {
             command.env(key, value);
         }
-        Self(command.spawn().expect("the binary starts"))
+        let port = vars
+            .iter()
+            .find(|(key, _)| *key == "MONITORING_PORT")
+            .map(|(_, port)| port.clone());
+        Self {
+            child: command.spawn().expect("the binary starts"),
+            port,
+        }
+    }
+
+    /// `http://127.0.0.1:<its port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        let port = self
+            .port
+            .as_deref()
+            .expect("MONITORING_PORT in its settings");
+        format!("http://127.0.0.1:{port}{path}")
+    }
+
+    /// Whether the process is still running (it has not exited or crashed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGKILL: no shutdown, no lease released, nothing flushed.
@@ -37,7 +62,7 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
