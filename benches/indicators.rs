@@ -1,8 +1,11 @@
-//! Indicator throughput against TA-Lib's C code on the same series, in the same run:
-//! each indicator's median over 30 runs here, then TA-Lib's through its Python binding
-//! (`benches/talib_timing.py`; the per-call overhead of the binding is about a
-//! microsecond, under 0.1 % of a call on this series). Prints the ratio; TA-Lib's
-//! column is skipped when the `ta-lib` wheel is not installed.
+//! Indicator throughput against TA-Lib's C code on the same series, in the same run,
+//! interleaved: each round times one call of ours, then one call of TA-Lib's through
+//! its Python binding (`benches/talib_timing.py`, a child process timing the call
+//! itself; the binding adds about a microsecond), indicator by indicator — so a noisy
+//! moment of the machine hits both sides alike. Prints each side's median and its
+//! 10th–90th percentile spread, the ratio of medians and the spread of the per-round
+//! ratios. TA-Lib's columns are left empty when the `ta-lib` wheel is not installed
+//! (`TALIB_PYTHON` names the interpreter; `python3` by default).
 //!
 //! Both processes run with the same glibc malloc tunables (fixed mmap and trim
 //! thresholds). Without them glibc hands large freed outputs back to the kernel after
@@ -23,21 +26,46 @@ use monitoring_service::indicators as ta;
 mod fixtures;
 
 const CANDLES: usize = 200_000;
-const ROUNDS: usize = 30;
+const ROUNDS: usize = 41;
 const MALLOC_TUNABLES: &str =
     "glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=268435456";
 
-fn median_of(mut run: impl FnMut()) -> Duration {
-    run();
-    let mut times: Vec<Duration> = (0..ROUNDS)
-        .map(|_| {
-            let started = Instant::now();
-            run();
-            started.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[ROUNDS / 2]
+/// The p-th percentile (0–100) of `values` (sorted here).
+fn percentile(values: &mut [f64], p: usize) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[(values.len() - 1) * p / 100]
+}
+
+/// TA-Lib's side: the Python child timing one call per request.
+struct TaLib {
+    child: std::process::Child,
+    answers: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl TaLib {
+    fn start(series_file: &std::path::Path) -> Option<Self> {
+        use std::io::BufRead;
+        let python = std::env::var("TALIB_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/talib_timing.py");
+        let mut child = Command::new(python)
+            .arg(script)
+            .arg(series_file)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut answers = std::io::BufReader::new(child.stdout.take()?).lines();
+        (answers.next()?.ok()? == "ready").then_some(Self { child, answers })
+    }
+
+    /// One call of `name`, timed by the child.
+    fn time(&mut self, name: &str) -> Option<Duration> {
+        use std::io::Write;
+        writeln!(self.child.stdin.as_mut()?, "{name}").ok()?;
+        let nanos: u64 = self.answers.next()?.ok()?.parse().ok()?;
+        Some(Duration::from_nanos(nanos))
+    }
 }
 
 fn main() {
@@ -60,93 +88,99 @@ fn main() {
         &series.close[..],
         &series.volume[..],
     );
-    let ours: Vec<(&str, Duration)> = vec![
+    type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
+    let cases: Vec<Case> = vec![
         (
             "sma(20)",
-            median_of(|| {
-                black_box(ta::sma(black_box(c), 20));
-            }),
+            Box::new(|| drop(black_box(ta::sma(black_box(c), 20)))),
         ),
         (
             "ema(20)",
-            median_of(|| {
-                black_box(ta::ema(black_box(c), 20));
-            }),
+            Box::new(|| drop(black_box(ta::ema(black_box(c), 20)))),
         ),
         (
             "wma(20)",
-            median_of(|| {
-                black_box(ta::wma(black_box(c), 20));
-            }),
+            Box::new(|| drop(black_box(ta::wma(black_box(c), 20)))),
         ),
         (
             "rsi(14)",
-            median_of(|| {
-                black_box(ta::rsi(black_box(c), 14));
-            }),
+            Box::new(|| drop(black_box(ta::rsi(black_box(c), 14)))),
         ),
         (
             "macd(12,26,9)",
-            median_of(|| {
-                black_box(ta::macd(black_box(c), 12, 26, 9));
-            }),
+            Box::new(|| drop(black_box(ta::macd(black_box(c), 12, 26, 9)))),
         ),
         (
             "bbands(20,2)",
-            median_of(|| {
-                black_box(ta::bbands(black_box(c), 20, 2.0));
-            }),
+            Box::new(|| drop(black_box(ta::bbands(black_box(c), 20, 2.0)))),
         ),
         (
             "atr(14)",
-            median_of(|| {
-                black_box(ta::atr(h, l, black_box(c), 14));
-            }),
+            Box::new(|| drop(black_box(ta::atr(h, l, black_box(c), 14)))),
         ),
         (
             "stoch(14,3,3)",
-            median_of(|| {
-                black_box(ta::stoch(h, l, black_box(c), 14, 3, 3));
-            }),
+            Box::new(|| drop(black_box(ta::stoch(h, l, black_box(c), 14, 3, 3)))),
         ),
         (
             "volume_sma(20)",
-            median_of(|| {
-                black_box(ta::sma(black_box(v), 20));
-            }),
+            Box::new(|| drop(black_box(ta::sma(black_box(v), 20)))),
         ),
     ];
 
     let file = std::env::temp_dir().join(format!("indicator-bench-{}.json", std::process::id()));
     let data = serde_json::json!({"high": h, "low": l, "close": c, "volume": v});
     std::fs::write(&file, data.to_string()).expect("temp file is writable");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/talib_timing.py");
-    let talib: Option<serde_json::Value> = Command::new("python3")
-        .arg(script)
-        .arg(&file)
-        .arg(ROUNDS.to_string())
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .and_then(|out| serde_json::from_slice(&out.stdout).ok());
+    let mut talib = TaLib::start(&file);
     let _ = std::fs::remove_file(&file);
 
-    println!("{CANDLES} candles, median of {ROUNDS} runs");
-    println!(
-        "{:<16} {:>12} {:>12} {:>16}",
-        "indicator", "ours (µs)", "TA-Lib (µs)", "TA-Lib / ours"
-    );
-    for (name, duration) in ours {
-        let us = duration.as_secs_f64() * 1e6;
-        match talib.as_ref().and_then(|t| t[name].as_f64()) {
-            Some(seconds) => {
-                let theirs = seconds * 1e6;
-                println!(
-                    "{name:<16} {us:>12.0} {theirs:>12.0} {:>15.2}x",
-                    theirs / us
-                );
+    // Warm-up, then rounds: ours, theirs, indicator by indicator.
+    for (_, run) in &cases {
+        run();
+    }
+    let mut ours: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    for _ in 0..ROUNDS {
+        for (k, (name, run)) in cases.iter().enumerate() {
+            let started = Instant::now();
+            run();
+            ours[k].push(started.elapsed().as_secs_f64() * 1e6);
+            if let Some(duration) = talib.as_mut().and_then(|t| t.time(name)) {
+                theirs[k].push(duration.as_secs_f64() * 1e6);
             }
-            None => println!("{name:<16} {us:>12.0} {:>12} {:>16}", "-", "-"),
+        }
+    }
+
+    println!("{CANDLES} candles, {ROUNDS} interleaved rounds; medians [10th–90th percentile]");
+    println!(
+        "{:<16} {:>20} {:>20} {:>14} {:>16}",
+        "indicator", "ours (µs)", "TA-Lib (µs)", "TA-Lib / ours", "per-round ratio"
+    );
+    for (k, (name, _)) in cases.iter().enumerate() {
+        let spread = |values: &mut Vec<f64>| {
+            let (p10, p50, p90) = (
+                percentile(values, 10),
+                percentile(values, 50),
+                percentile(values, 90),
+            );
+            (p50, format!("{p50:.0} [{p10:.0}–{p90:.0}]"))
+        };
+        // Per-round ratios before the sorting below.
+        let mut ratios: Vec<f64> = theirs[k].iter().zip(&ours[k]).map(|(t, o)| t / o).collect();
+        let (our_median, our_text) = spread(&mut ours[k]);
+        if theirs[k].len() == ours[k].len() {
+            let (their_median, their_text) = spread(&mut theirs[k]);
+            println!(
+                "{name:<16} {our_text:>20} {their_text:>20} {:>13.2}x {:>7.2}–{:.2}x",
+                their_median / our_median,
+                percentile(&mut ratios, 10),
+                percentile(&mut ratios, 90)
+            );
+        } else {
+            println!(
+                "{name:<16} {our_text:>20} {:>20} {:>14} {:>16}",
+                "-", "-", "-"
+            );
         }
     }
 }

@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
-"""Times TA-Lib's C functions (through the ta-lib wheel) on the series in argv[1];
-prints {"indicator": median_seconds, ...} as JSON. Called by benches/indicators.rs so
-both sides run on the same data in the same run."""
+"""Times TA-Lib's C functions (through the ta-lib wheel) on the series in argv[1], one
+call per request: reads an indicator name per line on stdin, answers the call's
+duration in nanoseconds on stdout (`-` for an unknown name). Driven by
+benches/indicators.rs, which interleaves these calls with its own so both sides see the
+same machine at the same moment."""
 import json
 import sys
-import timeit
+import time
 
 import numpy as np
 import talib
 
 data = json.load(open(sys.argv[1]))
-rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 30
 h, l, c, v = (np.array(data[k], dtype=np.float64) for k in ("high", "low", "close", "volume"))
 
 cases = {
@@ -24,10 +25,14 @@ cases = {
     "stoch(14,3,3)": lambda: talib.STOCH(h, l, c, 14, 3, 0, 3, 0),
     "volume_sma(20)": lambda: talib.SMA(v, 20),
 }
-result = {}
-for name, fn in cases.items():
+for fn in cases.values():
     fn()
-    times = timeit.repeat(fn, number=1, repeat=rounds)
-    times.sort()
-    result[name] = times[len(times) // 2]
-print(json.dumps(result))
+print("ready", flush=True)
+for line in sys.stdin:
+    fn = cases.get(line.strip())
+    if fn is None:
+        print("-", flush=True)
+        continue
+    started = time.perf_counter_ns()
+    fn()
+    print(time.perf_counter_ns() - started, flush=True)

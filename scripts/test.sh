@@ -17,6 +17,7 @@ REQUIRE_REDIS=1 services_start "$PWD/target/test-services"
 # sqlx::test creates one database per test through DATABASE_URL.
 export DATABASE_URL=$SERVICES_POSTGRES_URL
 export TEST_POSTGRES_URL=$SERVICES_POSTGRES_URL
+export TEST_PG_BINDIR=$SERVICES_PG_BINDIR
 export TEST_REDIS_URL=$SERVICES_REDIS_URL
 
 # The email tests talk to a real SMTP server: aiosmtpd, run by Debian's Python.

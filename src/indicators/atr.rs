@@ -1,7 +1,7 @@
 //! True range and average true range with Wilder smoothing (TA-Lib `TRANGE`, `ATR`).
 
-use super::nan_vec;
-use super::recurrence::recurrence_in_place;
+use super::recurrence::Powers;
+use super::{nan_vec, output_after};
 
 /// True range; first value at 1 (it needs the previous close).
 pub fn true_range(high: &[f64], low: &[f64], close: &[f64]) -> Vec<f64> {
@@ -37,22 +37,41 @@ pub fn atr(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<f64> 
         total += range_at(high, low, close, i);
     }
     let previous = total / divisor;
-    let mut out = nan_vec(len);
-    out[period] = previous;
+    let mut out = output_after(period, len);
+    out.push(previous);
     let keep = (divisor - 1.0) / divisor;
     let inverse = 1.0 / divisor;
-    // True ranges in a vectorisable pass, then the smoothing in place.
-    let window = &mut out[period + 1..];
-    let bars = high[period + 1..len]
-        .iter()
-        .zip(&low[period + 1..len])
-        .zip(&close[period..len - 1]);
-    for (slot, ((&h, &l), &previous_close)) in window.iter_mut().zip(bars) {
-        let range = (h - l)
-            .max((previous_close - h).abs())
-            .max((previous_close - l).abs());
-        *slot = range * inverse;
+    // One pass: four true ranges, then four smoothing steps chained on one
+    // multiply-add (see `recurrence`), each value written once.
+    let powers = Powers::new(keep);
+    let mut smoothed = previous;
+    let (highs, lows) = (&high[period + 1..len], &low[period + 1..len]);
+    let closes = &close[period..len - 1];
+    let mut bars = highs
+        .chunks_exact(4)
+        .zip(lows.chunks_exact(4))
+        .zip(closes.chunks_exact(4));
+    for ((h, l), c) in &mut bars {
+        let range = |j: usize| bar_range(h[j], l[j], c[j]) * inverse;
+        let next = powers.advance4(smoothed, [range(0), range(1), range(2), range(3)]);
+        out.extend_from_slice(&next);
+        smoothed = next[3];
     }
-    recurrence_in_place(previous, keep, window);
+    let done = highs.len() / 4 * 4;
+    for at in done..highs.len() {
+        smoothed = keep * smoothed + bar_range(highs[at], lows[at], closes[at]) * inverse;
+        out.push(smoothed);
+    }
     out
+}
+
+/// The true range of a bar from its high, low and the previous close: comparisons
+/// compiled to single max instructions (candles hold no NaN).
+#[inline(always)]
+fn bar_range(high: f64, low: f64, previous_close: f64) -> f64 {
+    let greater = |a: f64, b: f64| if a > b { a } else { b };
+    greater(
+        greater(high - low, (previous_close - high).abs()),
+        (previous_close - low).abs(),
+    )
 }

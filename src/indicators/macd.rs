@@ -1,8 +1,8 @@
 //! Moving average convergence/divergence (TA-Lib `MACD`).
 
 use super::moving_average::{ema_k, ema_step};
-use super::nan_vec;
 use super::recurrence::Powers;
+use super::{nan_vec, output_after};
 
 /// The three MACD outputs, aligned with the input.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,43 +49,45 @@ pub fn macd(input: &[f64], fast: usize, slow: usize, signal: usize) -> Macd {
     let signal_ema = seed_total / signal as f64;
     let line = fast_ema - slow_ema;
 
-    let mut result = empty();
-    result.macd[first_output] = line;
-    result.signal[first_output] = signal_ema;
-    result.histogram[first_output] = line - signal_ema;
-    // One pass: the three smoothings advance four candles per dependency link, side by
-    // side, and each block writes all three outputs.
+    // Each output written once: the warm-up NaNs, then appended values.
+    let mut result = Macd {
+        macd: output_after(first_output, len),
+        signal: output_after(first_output, len),
+        histogram: output_after(first_output, len),
+    };
+    result.macd.push(line);
+    result.signal.push(signal_ema);
+    result.histogram.push(line - signal_ema);
     let start = first_output + 1;
     let rest = &input[start..];
     let (fast_powers, slow_powers) = (Powers::new(fast_keep), Powers::new(slow_keep));
     let signal_powers = Powers::new(signal_keep);
     let (mut fast_ema, mut slow_ema, mut signal_ema) = (fast_ema, slow_ema, signal_ema);
-    let blocks = rest.len() / 4 * 4;
-    for i in (0..blocks).step_by(4) {
-        let x = [rest[i], rest[i + 1], rest[i + 2], rest[i + 3]];
+    let mut blocks = rest.chunks_exact(4);
+    for x in &mut blocks {
+        let x = [x[0], x[1], x[2], x[3]];
         let f = fast_powers.advance4(fast_ema, x.map(|v| v * fast_k));
         let s = slow_powers.advance4(slow_ema, x.map(|v| v * slow_k));
         let line = [f[0] - s[0], f[1] - s[1], f[2] - s[2], f[3] - s[3]];
         let g = signal_powers.advance4(signal_ema, line.map(|v| v * signal_k));
         (fast_ema, slow_ema, signal_ema) = (f[3], s[3], g[3]);
-        let at = start + i;
-        result.macd[at..at + 4].copy_from_slice(&line);
-        result.signal[at..at + 4].copy_from_slice(&g);
-        result.histogram[at..at + 4].copy_from_slice(&[
+        result.macd.extend_from_slice(&line);
+        result.signal.extend_from_slice(&g);
+        result.histogram.extend_from_slice(&[
             line[0] - g[0],
             line[1] - g[1],
             line[2] - g[2],
             line[3] - g[3],
         ]);
     }
-    for (i, &value) in rest.iter().enumerate().skip(blocks) {
+    for &value in blocks.remainder() {
         fast_ema = ema_step(fast_ema, value, fast_k, fast_keep);
         slow_ema = ema_step(slow_ema, value, slow_k, slow_keep);
         let line = fast_ema - slow_ema;
         signal_ema = ema_step(signal_ema, line, signal_k, signal_keep);
-        result.macd[start + i] = line;
-        result.signal[start + i] = signal_ema;
-        result.histogram[start + i] = line - signal_ema;
+        result.macd.push(line);
+        result.signal.push(signal_ema);
+        result.histogram.push(line - signal_ema);
     }
     result
 }

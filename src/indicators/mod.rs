@@ -38,3 +38,11 @@ pub(crate) const TA_EPSILON: f64 = 0.000_000_000_000_01;
 pub(crate) fn nan_vec(len: usize) -> Vec<f64> {
     vec![f64::NAN; len]
 }
+
+/// An output of `len` values under construction: its `warm_up` NaNs written, the rest
+/// appended by the caller — each value written once, not filled with NaN first.
+pub(crate) fn output_after(warm_up: usize, len: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(len);
+    out.resize(warm_up, f64::NAN);
+    out
+}

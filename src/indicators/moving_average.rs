@@ -80,20 +80,58 @@ pub fn wma(input: &[f64], period: usize) -> Vec<f64> {
         period_sum += value * (i + 1) as f64;
     }
     let mut out = nan_vec(len);
-    let mut trailing_value = 0.0;
-    for ((slot, &value), &oldest) in out[period - 1..]
-        .iter_mut()
-        .zip(&input[period - 1..])
-        .zip(input)
-    {
-        period_sub += value;
-        period_sub -= trailing_value;
-        period_sum += value * weight;
-        trailing_value = oldest;
+    // TA-Lib's two running sums — `period_sub` (the window's total) and `period_sum`
+    // (the weighted total, which loses the window's total before each new candle) —
+    // advanced four candles per step: each block's changes are summed off the
+    // dependency chains, which then take one addition per four candles.
+    let first = period - 1;
+    period_sub += input[first];
+    period_sum += input[first] * weight;
+    out[first] = period_sum * inverse_divider;
+    let newest = &input[period..];
+    let oldest = &input[..len - period];
+    let outputs = &mut out[period..];
+    let mut blocks = outputs
+        .chunks_exact_mut(4)
+        .zip(newest.chunks_exact(4).zip(oldest.chunks_exact(4)));
+    for (slots, (v, t)) in &mut blocks {
+        let sub = running4(
+            period_sub,
+            [v[0] - t[0], v[1] - t[1], v[2] - t[2], v[3] - t[3]],
+        );
+        let weighted = running4(
+            period_sum,
+            [
+                v[0] * weight - period_sub,
+                v[1] * weight - sub[0],
+                v[2] * weight - sub[1],
+                v[3] * weight - sub[2],
+            ],
+        );
+        for (slot, total) in slots.iter_mut().zip(weighted) {
+            *slot = total * inverse_divider;
+        }
+        period_sub = sub[3];
+        period_sum = weighted[3];
+    }
+    let done = outputs.len() / 4 * 4;
+    for (j, slot) in outputs.iter_mut().enumerate().skip(done) {
+        let previous_sub = period_sub;
+        period_sub += newest[j] - oldest[j];
+        period_sum += newest[j] * weight - previous_sub;
         *slot = period_sum * inverse_divider;
-        period_sum -= period_sub;
     }
     out
+}
+
+/// `y` plus the running totals of `changes`: the next four values of a running sum,
+/// with one addition on the chain from `y`.
+#[inline(always)]
+fn running4(y: f64, changes: [f64; 4]) -> [f64; 4] {
+    let first_two = changes[0] + changes[1];
+    let first_three = first_two + changes[2];
+    let all = first_two + (changes[2] + changes[3]);
+    [y + changes[0], y + first_two, y + first_three, y + all]
 }
 
 #[cfg(test)]

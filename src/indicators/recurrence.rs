@@ -71,26 +71,6 @@ impl Powers {
     }
 }
 
-/// The same recurrence in place: `values[i]` holds `b[i]` and is replaced by `y[i]`.
-/// Callers fill `values` in a vectorisable pass first; this loop then has no bounds
-/// checks and one multiply-add per four values on its dependency chain.
-#[inline(always)]
-pub(crate) fn recurrence_in_place(start: f64, a: f64, values: &mut [f64]) -> f64 {
-    let powers = Powers::new(a);
-    let mut y = start;
-    let mut chunks = values.chunks_exact_mut(4);
-    for chunk in &mut chunks {
-        let next = powers.advance4(y, [chunk[0], chunk[1], chunk[2], chunk[3]]);
-        chunk.copy_from_slice(&next);
-        y = next[3];
-    }
-    for value in chunks.into_remainder() {
-        y = a * y + *value;
-        *value = y;
-    }
-    y
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,9 +90,6 @@ mod tests {
                 );
             }
             assert_eq!(last, fast[b.len() - 1]);
-            let mut in_place = b.clone();
-            recurrence_in_place(3.0, a, &mut in_place);
-            assert_eq!(in_place, fast);
         }
     }
 }

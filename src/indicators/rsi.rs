@@ -1,7 +1,7 @@
 //! Relative strength index with Wilder smoothing (TA-Lib `RSI`).
 
-use super::recurrence::recurrence_in_place;
-use super::{TA_EPSILON, nan_vec};
+use super::recurrence::Powers;
+use super::{TA_EPSILON, nan_vec, output_after};
 
 /// RSI; first value at `period` (one change per candle, `period` changes to seed).
 /// Wilder's smoothing `avg = avg·(p − 1)/p + x/p` keeps one multiply-add per candle on
@@ -24,27 +24,30 @@ pub fn rsi(input: &[f64], period: usize) -> Vec<f64> {
     }
     loss /= divisor;
     gain /= divisor;
-    let mut out = nan_vec(len);
-    out[period] = ratio(gain, loss);
+    let mut out = output_after(period, len);
+    out.push(ratio(gain, loss));
     let keep = (divisor - 1.0) / divisor;
     let inverse = 1.0 / divisor;
-    // Two smoothings in place: average gains in the output, average losses in a
-    // scratch vector, then their ratio.
-    let window = &mut out[period + 1..];
-    let mut losses = vec![0.0; window.len()];
-    for ((gain_slot, loss_slot), pair) in window
-        .iter_mut()
-        .zip(losses.iter_mut())
-        .zip(input[period..].windows(2))
-    {
-        let change = pair[1] - pair[0];
-        *gain_slot = change.max(0.0) * inverse;
-        *loss_slot = (-change).max(0.0) * inverse;
+    // One pass: four changes split into gains and losses, both smoothings advanced four
+    // steps on their own multiply-add chains (see `recurrence`), each ratio written once.
+    let powers = Powers::new(keep);
+    let (mut average_gain, mut average_loss) = (gain, loss);
+    let changes = &input[period..];
+    let steps = len - period - 1;
+    for prices in changes.windows(5).step_by(4).take(steps / 4) {
+        let change = |j: usize| prices[j + 1] - prices[j];
+        let up = |j: usize| positive(change(j)) * inverse;
+        let down = |j: usize| positive(-change(j)) * inverse;
+        let gains = powers.advance4(average_gain, [up(0), up(1), up(2), up(3)]);
+        let losses = powers.advance4(average_loss, [down(0), down(1), down(2), down(3)]);
+        out.extend(gains.iter().zip(&losses).map(|(&g, &l)| ratio(g, l)));
+        (average_gain, average_loss) = (gains[3], losses[3]);
     }
-    recurrence_in_place(gain, keep, window);
-    recurrence_in_place(loss, keep, &mut losses);
-    for (slot, &average_loss) in window.iter_mut().zip(&losses) {
-        *slot = ratio(*slot, average_loss);
+    for step in steps / 4 * 4..steps {
+        let change = changes[step + 1] - changes[step];
+        average_gain = keep * average_gain + positive(change) * inverse;
+        average_loss = keep * average_loss + positive(-change) * inverse;
+        out.push(ratio(average_gain, average_loss));
     }
     out
 }
@@ -52,6 +55,12 @@ pub fn rsi(input: &[f64], period: usize) -> Vec<f64> {
 /// TA-Lib (0.6+) tests the total with its scale-aware zero test against the total's own
 /// magnitude; gains and losses are never negative, so only an exactly flat window is
 /// zero. A long flat stretch therefore keeps the ratio of the decaying averages.
+/// `value` when above zero, else 0 (one max instruction; prices hold no NaN).
+#[inline(always)]
+fn positive(value: f64) -> f64 {
+    if value > 0.0 { value } else { 0.0 }
+}
+
 #[inline(always)]
 fn ratio(gain: f64, loss: f64) -> f64 {
     let total = gain + loss;

@@ -1,5 +1,6 @@
 //! The slow stochastic oscillator (TA-Lib `STOCH` with SMA smoothing for %K and %D).
 
+use super::moving_average::sma;
 use super::nan_vec;
 
 /// %K and %D, aligned with the input.
@@ -9,51 +10,11 @@ pub struct Stochastic {
     pub d: Vec<f64>,
 }
 
-/// Running mean of the last `period` values pushed.
-struct RunningMean {
-    window: Vec<f64>,
-    next: usize,
-    filled: usize,
-    total: f64,
-    inverse: f64,
-}
-
-impl RunningMean {
-    fn new(period: usize) -> Self {
-        Self {
-            window: vec![0.0; period],
-            next: 0,
-            filled: 0,
-            total: 0.0,
-            inverse: 1.0 / period as f64,
-        }
-    }
-
-    /// Adds a value; the mean of the last `period` values once there are that many.
-    #[inline(always)]
-    fn push(&mut self, value: f64) -> Option<f64> {
-        self.total += value;
-        self.window[self.next] = value;
-        self.next += 1;
-        if self.next == self.window.len() {
-            self.next = 0;
-        }
-        if self.filled < self.window.len() {
-            self.filled += 1;
-        }
-        if self.filled < self.window.len() {
-            return None;
-        }
-        let mean = self.total * self.inverse;
-        // The slot written next holds the oldest value: it leaves the window now.
-        self.total -= self.window[self.next];
-        Some(mean)
-    }
-}
-
 /// Fast %K over `fastk` candles (0 when the range is flat), smoothed by an SMA of
 /// `slowk` into %K, and %K by an SMA of `slowd` into %D. Both outputs start at
-/// `(fastk − 1) + (slowk − 1) + (slowd − 1)`, as TA-Lib aligns them. One pass.
+/// `(fastk − 1) + (slowk − 1) + (slowd − 1)`, as TA-Lib aligns them. The window's
+/// lowest low and highest high come from block maxima (van Herk / Gil–Werman: three
+/// comparisons per candle, no branch on the data), the smoothings are SMAs.
 pub fn stoch(
     high: &[f64],
     low: &[f64],
@@ -72,65 +33,52 @@ pub fn stoch(
     if fastk == 0 || slowk == 0 || slowd == 0 || len <= first_output {
         return result;
     }
-    let mut smooth_k = RunningMean::new(slowk);
-    let mut smooth_d = RunningMean::new(slowd);
-    let mut lowest = WindowExtreme::new(|candidate, current| candidate < current);
-    let mut highest = WindowExtreme::new(|candidate, current| candidate > current);
-    for (today, &close_today) in close.iter().enumerate().take(len).skip(first_fast) {
-        let trailing = today - first_fast;
-        let lowest = lowest.update(low, trailing, today);
-        let highest = highest.update(high, trailing, today);
-        let diff = (highest - lowest) / 100.0;
-        let fast = if diff != 0.0 {
-            (close_today - lowest) / diff
-        } else {
-            0.0
-        };
-        if let Some(k) = smooth_k.push(fast)
-            && let Some(d) = smooth_d.push(k)
-        {
-            result.k[today] = k;
-            result.d[today] = d;
-        }
-    }
+    let lowest = window_extremes(&low[..len], fastk, |a, b| if a < b { a } else { b });
+    let highest = window_extremes(&high[..len], fastk, |a, b| if a > b { a } else { b });
+    // Fast %K at each candle from `first_fast` (index 0 here). Both divisions are
+    // TA-Lib's; the flat case is selected afterwards, so the loop has no branch.
+    let fast: Vec<f64> = lowest
+        .iter()
+        .zip(&highest)
+        .zip(&close[first_fast..len])
+        .map(|((&lowest, &highest), &close)| {
+            let diff = (highest - lowest) / 100.0;
+            let ratio = (close - lowest) / diff;
+            if diff != 0.0 { ratio } else { 0.0 }
+        })
+        .collect();
+    // %K and %D: SMAs (NaN before their first value).
+    let slow = sma(&fast, slowk);
+    let signal = sma(&slow[slowk - 1..], slowd);
+    let from = first_output;
+    result.k[from..].copy_from_slice(&slow[slowk - 1 + slowd - 1..]);
+    result.d[from..].copy_from_slice(&signal[slowd - 1..]);
     result
 }
 
-/// TA-Lib's tracking of one extreme of a sliding window: the extreme is rescanned only
-/// when it leaves the window; otherwise a new value replaces it when at least as
-/// extreme (ties go to the newer, as TA-Lib's `<=` / `>=`).
-struct WindowExtreme<F> {
-    index: usize,
-    value: f64,
-    /// Whether `candidate` is strictly more extreme than `current`.
-    beats: F,
-}
-
-impl<F: Fn(f64, f64) -> bool> WindowExtreme<F> {
-    fn new(beats: F) -> Self {
-        Self {
-            index: usize::MAX,
-            value: 0.0,
-            beats,
+/// `pick` (min or max) over each window of `period` consecutive values, one per window
+/// (the first for `values[..period]`): the windows straddle at most two blocks of
+/// `period` values, so each is `pick` of a suffix of one block and a prefix of the next.
+fn window_extremes(values: &[f64], period: usize, pick: impl Fn(f64, f64) -> f64) -> Vec<f64> {
+    let len = values.len();
+    let mut prefix = values.to_vec();
+    let mut suffix = values.to_vec();
+    // The running extreme stays in a register (no store-to-load round trip per value).
+    for block in prefix.chunks_mut(period) {
+        let mut extreme = block[0];
+        for value in block.iter_mut() {
+            extreme = pick(extreme, *value);
+            *value = extreme;
         }
     }
-
-    /// The extreme of `values[trailing..=today]`.
-    #[inline(always)]
-    fn update(&mut self, values: &[f64], trailing: usize, today: usize) -> f64 {
-        if self.index == usize::MAX || self.index < trailing {
-            self.index = trailing;
-            self.value = values[trailing];
-            for (i, &candidate) in values[trailing + 1..=today].iter().enumerate() {
-                if (self.beats)(candidate, self.value) {
-                    self.index = trailing + 1 + i;
-                    self.value = candidate;
-                }
-            }
-        } else if !(self.beats)(self.value, values[today]) {
-            self.index = today;
-            self.value = values[today];
+    for block in suffix.chunks_mut(period) {
+        let mut extreme = block[block.len() - 1];
+        for value in block.iter_mut().rev() {
+            extreme = pick(extreme, *value);
+            *value = extreme;
         }
-        self.value
     }
+    (0..=len - period)
+        .map(|start| pick(suffix[start], prefix[start + period - 1]))
+        .collect()
 }

@@ -239,7 +239,7 @@ async fn status_reports_shard_and_dependencies(pool: PgPool) {
     assert_eq!(body["redis"], "connected");
     assert_eq!(
         body["live_reload"],
-        json!({"via": "redis", "following": true})
+        json!({"via": "redis", "following": true, "polling_postgres": false})
     );
     assert_eq!(body["strategies"]["loaded"], 0);
     assert!(body["postgres"]["max_connections"].as_u64().unwrap() >= 1);
