@@ -478,3 +478,16 @@ fn message_templates_must_parse() {
         "{error}"
     );
 }
+
+#[test]
+fn a_compiled_strategy_shows_no_channel_address_or_secret_in_debug() {
+    let channels = r#"[{"type": "telegram", "chat_id": "987654321"},
+        {"type": "slack", "webhook_url": "https://hooks.slack.com/services/T/B/SLACKTOKEN"},
+        {"type": "webhook", "url": "https://example.com/hook", "secret": "s3cret-value"}]"#;
+    let compiled = compile_edited(|row| row.channels = Some(channels.into())).unwrap();
+    let shown = format!("{compiled:?}");
+    for secret in ["987654321", "SLACKTOKEN", "s3cret-value", "example.com"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(shown.contains("Channel(webhook)"), "the kinds are shown");
+}
