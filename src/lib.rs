@@ -7,10 +7,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod app;
 pub mod cli;
 pub mod conditions;
 pub mod config;
+pub mod digest;
 pub mod engine;
 pub mod failpoint;
 pub mod http;

@@ -3,6 +3,7 @@
 //! `OpenApiRouter`, so the OpenAPI document and the router cannot drift apart, and
 //! tests can iterate every route from it.
 
+pub mod alerts;
 pub mod auth;
 pub mod error;
 pub mod middleware;
@@ -43,6 +44,12 @@ fn api_routes(keys: Arc<ApiKeys>) -> OpenApiRouter<AppState> {
         .routes(routes!(reload::reload_strategies))
         .routes(routes!(simulate::simulate_strategy))
         .routes(routes!(strategy::get_strategy))
+        .routes(routes!(alerts::active_alerts))
+        .routes(routes!(alerts::alert_history))
+        .routes(routes!(alerts::clear_alert))
+        .routes(routes!(alerts::acknowledge_alert))
+        .routes(routes!(alerts::list_silences, alerts::add_silence))
+        .routes(routes!(alerts::delete_silence))
         .routes(routes!(openapi::openapi_json))
         // An unknown /internal path is refused like a known one, so the key guards the
         // whole namespace and a caller without it learns nothing about what exists.
@@ -72,7 +79,7 @@ pub fn router(state: AppState) -> Router {
                 .iter()
                 .filter_map(|o| HeaderValue::from_str(o).ok()),
         ))
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([
             axum::http::header::CONTENT_TYPE,
             HeaderName::from_static(API_KEY_HEADER),

@@ -18,7 +18,8 @@ use super::auth::API_KEY_HEADER;
     modifiers(&ApiKeySecurity),
     tags(
         (name = "probes", description = "Liveness, readiness and metrics"),
-        (name = "internal", description = "Operator and synapse-api routes (API key)")
+        (name = "internal", description = "Operator and synapse-api routes (API key)"),
+        (name = "alerts", description = "Operational alerts and silences (API key)")
     )
 )]
 struct BaseDocument;

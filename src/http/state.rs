@@ -40,6 +40,8 @@ pub struct AppState {
     pub started_at: Instant,
     /// Whether `strategy:updated` announcements are being followed.
     pub live_reload: Arc<crate::strategy::live_reload::Following>,
+    /// Operational alerts: raised by producers, worked by operators.
+    pub ops_alerts: crate::alerts::OpsAlerts,
 }
 
 impl AppState {
@@ -104,6 +106,7 @@ impl AppState {
         Self {
             batches,
             config: Arc::new(config),
+            ops_alerts: crate::alerts::OpsAlerts::new(db.clone()),
             db,
             redis,
             metrics,

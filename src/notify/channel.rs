@@ -64,7 +64,6 @@ impl Channel {
     /// meant for the old one. Kept in Postgres with the channels themselves.
     pub fn fingerprint(&self) -> String {
         use secrecy::ExposeSecret;
-        use sha2::{Digest, Sha256};
         let parts: [&str; 3] = match self {
             Channel::Telegram { chat_id } => ["telegram", chat_id, ""],
             Channel::Slack { webhook_url } => ["slack", webhook_url, ""],
@@ -72,17 +71,7 @@ impl Channel {
             Channel::Email { to } => ["email", to, ""],
             Channel::Webhook { url, secret } => ["webhook", url, secret.expose_secret()],
         };
-        let mut hasher = Sha256::new();
-        for part in parts {
-            hasher.update((part.len() as u64).to_le_bytes());
-            hasher.update(part.as_bytes());
-        }
-        hasher
-            .finalize()
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::digest::of(parts)
     }
 
     fn check(&self) -> Result<(), String> {

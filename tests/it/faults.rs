@@ -78,9 +78,10 @@ async fn strategy(pool: &PgPool, mode: &str, channels: Value) -> Uuid {
     id
 }
 
-/// Waits for `line` in the service's log.
+/// Waits for `line` in the service's log: up to 100 s, as a `1m` bar's close (the
+/// `once_per_bar_close` test) may be a minute away, plus the start on a busy machine.
 async fn logged(log: &std::path::Path, line: &str) {
-    eventually(Duration::from_secs(40), line, || async {
+    eventually(Duration::from_secs(100), line, || async {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         text.contains(line).then_some(())
     })

@@ -274,6 +274,12 @@ async fn openapi_document_lists_every_route(pool: PgPool) {
         "/internal/run/{frequency}",
         "/internal/reload-strategies",
         "/internal/strategies/{strategy_id}",
+        "/internal/alerts/active",
+        "/internal/alerts/history",
+        "/internal/alerts/{alert_id}/clear",
+        "/internal/alerts/{alert_id}/ack",
+        "/internal/silences",
+        "/internal/silences/{id}",
     ] {
         assert!(
             paths.contains(&expected),

@@ -1,0 +1,210 @@
+//! Operational alerts (DESIGN §10): alerts about the platform, not a user's strategy.
+//! Every producer raises through one call — [`OpsAlerts::raise`] while a rule holds,
+//! [`OpsAlerts::resolve`] when it stops — and operators work the episodes: list the
+//! active ones and the history, clear, acknowledge, and silence by matchers.
+//!
+//! An episode is one row per fingerprint (the rule and its sorted labels) while the rule
+//! keeps holding, on every replica (a partial unique index). A cleared episode is
+//! re-armed only once its rule has been seen not holding. A silenced alert is recorded
+//! and listed but not notified.
+
+mod silence;
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use serde_json::Value;
+use sqlx::PgPool;
+
+pub use silence::{Matcher, Silence, Subject, parse_matchers};
+
+use crate::storage::ops_alerts::{self, AlertRow, HistoryFilter, NewAlert, Refused};
+use crate::storage::ops_silences::{self, SilenceRow};
+
+/// How urgent an alert is; each severity has its own notification route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "INFO",
+            Severity::Warning => "WARNING",
+            Severity::Critical => "CRITICAL",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "INFO" => Some(Severity::Info),
+            "WARNING" => Some(Severity::Warning),
+            "CRITICAL" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+}
+
+/// What a raise did.
+#[derive(Debug, Clone)]
+pub struct RaiseOutcome {
+    pub alert: AlertRow,
+    /// A new episode (false: the open one was seen again).
+    pub opened: bool,
+}
+
+/// The stable identity of an alert: a digest of its rule and sorted labels.
+pub fn fingerprint(rule: &str, labels: &BTreeMap<String, String>) -> String {
+    crate::digest::of(
+        std::iter::once(rule).chain(labels.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()])),
+    )
+}
+
+/// Raises, resolves and works operational alerts.
+#[derive(Debug, Clone)]
+pub struct OpsAlerts {
+    db: PgPool,
+}
+
+impl OpsAlerts {
+    pub fn new(db: PgPool) -> Self {
+        Self { db }
+    }
+
+    /// `rule` holds for `labels`: opens an episode, or touches the open one. The
+    /// component is the `component` label, else `monitoring`.
+    pub async fn raise(
+        &self,
+        rule: &str,
+        labels: &BTreeMap<String, String>,
+        severity: Severity,
+        title: &str,
+        message: &str,
+        context: &Value,
+    ) -> Result<RaiseOutcome, sqlx::Error> {
+        let component = labels.get("component").map_or("monitoring", String::as_str);
+        let subject = Subject {
+            rule,
+            severity: severity.as_str(),
+            component,
+            labels,
+        };
+        let silenced = self.is_silenced(&subject).await?;
+        let fingerprint = fingerprint(rule, labels);
+        let alert_id = uuid::Uuid::new_v4().to_string();
+        let labels_json = serde_json::to_value(labels).unwrap_or_default();
+        let raised = ops_alerts::raise(
+            &self.db,
+            &NewAlert {
+                alert_id: &alert_id,
+                fingerprint: &fingerprint,
+                rule,
+                severity: severity.as_str(),
+                title,
+                message,
+                component,
+                labels: &labels_json,
+                context,
+                silenced,
+            },
+        )
+        .await?;
+        if raised.opened {
+            tracing::warn!(
+                component = "alert",
+                rule,
+                alert_id = %raised.row.alert_id,
+                severity = severity.as_str(),
+                silenced,
+                "operational alert raised"
+            );
+        }
+        Ok(RaiseOutcome {
+            alert: raised.row,
+            opened: raised.opened,
+        })
+    }
+
+    /// `rule` no longer holds for `labels`: resolves its firing episode (returned) and
+    /// re-arms a cleared one.
+    pub async fn resolve(
+        &self,
+        rule: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Option<AlertRow>, sqlx::Error> {
+        let resolved = ops_alerts::resolve(&self.db, &fingerprint(rule, labels)).await?;
+        if let Some(alert) = &resolved {
+            tracing::info!(component = "alert", rule, alert_id = %alert.alert_id,
+                "operational alert resolved");
+        }
+        Ok(resolved)
+    }
+
+    /// An operator clears a firing episode.
+    pub async fn clear(&self, alert_id: &str) -> Result<Result<AlertRow, Refused>, sqlx::Error> {
+        let cleared = ops_alerts::clear(&self.db, alert_id).await?;
+        if let Ok(alert) = &cleared {
+            tracing::info!(component = "alert", rule = %alert.rule, alert_id,
+                "operational alert cleared");
+        }
+        Ok(cleared)
+    }
+
+    /// An operator acknowledges a firing episode: it stays active, not notified again.
+    pub async fn acknowledge(
+        &self,
+        alert_id: &str,
+        by: &str,
+    ) -> Result<Result<AlertRow, Refused>, sqlx::Error> {
+        let acknowledged = ops_alerts::acknowledge(&self.db, alert_id, by).await?;
+        if let Ok(alert) = &acknowledged {
+            tracing::info!(component = "alert", rule = %alert.rule, alert_id,
+                "operational alert acknowledged");
+        }
+        Ok(acknowledged)
+    }
+
+    pub async fn active(&self) -> Result<Vec<AlertRow>, sqlx::Error> {
+        ops_alerts::active(&self.db).await
+    }
+
+    pub async fn history(&self, filter: &HistoryFilter) -> Result<Vec<AlertRow>, sqlx::Error> {
+        ops_alerts::history(&self.db, filter).await
+    }
+
+    /// Whether a silence in force now covers `subject`.
+    pub async fn is_silenced(&self, subject: &Subject<'_>) -> Result<bool, sqlx::Error> {
+        let now = Utc::now();
+        Ok(self
+            .silences()
+            .await?
+            .iter()
+            .filter_map(as_silence)
+            .any(|silence| silence.silences(subject, now)))
+    }
+
+    /// Silences not yet ended.
+    pub async fn silences(&self) -> Result<Vec<SilenceRow>, sqlx::Error> {
+        ops_silences::unexpired(&self.db, Utc::now()).await
+    }
+
+    pub async fn add_silence(&self, silence: &SilenceRow) -> Result<(), sqlx::Error> {
+        ops_silences::insert(&self.db, silence).await
+    }
+
+    pub async fn delete_silence(&self, id: uuid::Uuid) -> Result<bool, sqlx::Error> {
+        ops_silences::delete(&self.db, id).await
+    }
+}
+
+/// A stored silence as a matcher set (rows were checked when added).
+fn as_silence(row: &SilenceRow) -> Option<Silence> {
+    Some(Silence {
+        matchers: parse_matchers(&row.matchers).ok()?,
+        starts_at: row.starts_at,
+        ends_at: row.ends_at,
+    })
+}

@@ -1,0 +1,219 @@
+//! The `ops_alerts` table, all of its SQL: one row per episode of an operational alert
+//! (DESIGN §10). Raising is one statement that opens an episode or touches the open
+//! one — the partial unique index keeps one open episode per fingerprint across
+//! replicas — and each lifecycle change is one conditional update.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgPool;
+use utoipa::ToSchema;
+
+/// One episode as the routes show it.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct AlertRow {
+    pub alert_id: String,
+    pub rule: String,
+    /// `INFO`, `WARNING` or `CRITICAL` (also shown as `level`).
+    pub severity: String,
+    pub title: String,
+    pub message: String,
+    pub component: String,
+    #[schema(value_type = Object)]
+    pub labels: Value,
+    #[schema(value_type = Object)]
+    pub context: Value,
+    /// `firing`, `resolved` or `cleared`.
+    pub state: String,
+    pub started_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub acknowledged: bool,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub silenced: bool,
+}
+
+const COLUMNS: &str = "alert_id, rule, severity, title, message, component, labels, context,
+    state, started_at, last_seen_at, resolved_at, acknowledged, acknowledged_at,
+    acknowledged_by, silenced";
+
+/// What a raise carries.
+#[derive(Debug, Clone)]
+pub struct NewAlert<'a> {
+    pub alert_id: &'a str,
+    pub fingerprint: &'a str,
+    pub rule: &'a str,
+    pub severity: &'a str,
+    pub title: &'a str,
+    pub message: &'a str,
+    pub component: &'a str,
+    pub labels: &'a Value,
+    pub context: &'a Value,
+    pub silenced: bool,
+}
+
+/// What a raise did: opened an episode, or touched the open one (a firing episode, or
+/// a cleared one not yet re-armed).
+#[derive(Debug, Clone)]
+pub struct Raised {
+    pub row: AlertRow,
+    pub opened: bool,
+}
+
+/// Opens an episode for `alert`'s fingerprint, or, when one is open, updates its
+/// `last_seen_at`, message and context (a cleared one stays cleared).
+pub async fn raise(db: &PgPool, alert: &NewAlert<'_>) -> Result<Raised, sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO ops_alerts (alert_id, fingerprint, rule, severity, title, message,
+                                 component, labels, context, state, silenced)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'firing', $10)
+         ON CONFLICT (fingerprint) WHERE state = 'firing' OR (state = 'cleared' AND NOT rearmed)
+         DO UPDATE SET last_seen_at = now(), message = EXCLUDED.message,
+                       context = EXCLUDED.context
+         RETURNING {COLUMNS}, (xmax = 0) AS opened"
+    );
+    #[derive(sqlx::FromRow)]
+    struct Returned {
+        #[sqlx(flatten)]
+        row: AlertRow,
+        opened: bool,
+    }
+    let returned: Returned = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(alert.alert_id)
+        .bind(alert.fingerprint)
+        .bind(alert.rule)
+        .bind(alert.severity)
+        .bind(alert.title)
+        .bind(alert.message)
+        .bind(alert.component)
+        .bind(alert.labels)
+        .bind(alert.context)
+        .bind(alert.silenced)
+        .fetch_one(db)
+        .await?;
+    Ok(Raised {
+        row: returned.row,
+        opened: returned.opened,
+    })
+}
+
+/// The rule stopped holding for `fingerprint`: a firing episode is resolved (returned),
+/// a cleared one is re-armed.
+pub async fn resolve(db: &PgPool, fingerprint: &str) -> Result<Option<AlertRow>, sqlx::Error> {
+    sqlx::query("UPDATE ops_alerts SET rearmed = true WHERE fingerprint = $1 AND state = 'cleared' AND NOT rearmed")
+        .bind(fingerprint)
+        .execute(db)
+        .await?;
+    let sql = format!(
+        "UPDATE ops_alerts SET state = 'resolved', resolved_at = now()
+          WHERE fingerprint = $1 AND state = 'firing'
+         RETURNING {COLUMNS}"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(fingerprint)
+        .fetch_optional(db)
+        .await
+}
+
+/// Why an operator's change did not apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    Unknown,
+    /// Not firing any more (its state now).
+    Closed(String),
+}
+
+/// Clears the firing episode `alert_id` (an operator's decision).
+pub async fn clear(db: &PgPool, alert_id: &str) -> Result<Result<AlertRow, Refused>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE ops_alerts SET state = 'cleared', resolved_at = now()
+          WHERE alert_id = $1 AND state = 'firing' RETURNING {COLUMNS}"
+    );
+    let changed = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(alert_id)
+        .fetch_optional(db)
+        .await?;
+    explain(db, alert_id, changed).await
+}
+
+/// Acknowledges the firing episode `alert_id`: it stays active, not notified again.
+pub async fn acknowledge(
+    db: &PgPool,
+    alert_id: &str,
+    by: &str,
+) -> Result<Result<AlertRow, Refused>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE ops_alerts SET acknowledged = true, acknowledged_at = now(), acknowledged_by = $2
+          WHERE alert_id = $1 AND state = 'firing' RETURNING {COLUMNS}"
+    );
+    let changed = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(alert_id)
+        .bind(by)
+        .fetch_optional(db)
+        .await?;
+    explain(db, alert_id, changed).await
+}
+
+/// The changed row, or why there was none.
+async fn explain(
+    db: &PgPool,
+    alert_id: &str,
+    changed: Option<AlertRow>,
+) -> Result<Result<AlertRow, Refused>, sqlx::Error> {
+    if let Some(row) = changed {
+        return Ok(Ok(row));
+    }
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM ops_alerts WHERE alert_id = $1")
+            .bind(alert_id)
+            .fetch_optional(db)
+            .await?;
+    Ok(Err(state.map_or(Refused::Unknown, Refused::Closed)))
+}
+
+/// Every firing episode, most recent first.
+pub async fn active(db: &PgPool) -> Result<Vec<AlertRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM ops_alerts WHERE state = 'firing'
+          ORDER BY started_at DESC, alert_id DESC"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(db).await
+}
+
+/// Filters of the history.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    pub rule: Option<String>,
+    pub severity: Option<String>,
+    pub component: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    /// Keyset cursor: episodes strictly older than this (started_at, alert_id).
+    pub before: Option<(DateTime<Utc>, String)>,
+    pub limit: i64,
+}
+
+/// Episodes in every state, newest first.
+pub async fn history(db: &PgPool, filter: &HistoryFilter) -> Result<Vec<AlertRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM ops_alerts
+          WHERE ($1::text IS NULL OR rule = $1)
+            AND ($2::text IS NULL OR severity = $2)
+            AND ($3::text IS NULL OR component = $3)
+            AND ($4::timestamptz IS NULL OR started_at >= $4)
+            AND ($5::timestamptz IS NULL OR (started_at, alert_id) < ($5, $6))
+          ORDER BY started_at DESC, alert_id DESC
+          LIMIT $7"
+    );
+    let (before_at, before_id) = filter.before.clone().unzip();
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&filter.rule)
+        .bind(&filter.severity)
+        .bind(&filter.component)
+        .bind(filter.since)
+        .bind(before_at)
+        .bind(before_id)
+        .bind(filter.limit)
+        .fetch_all(db)
+        .await
+}
