@@ -75,6 +75,7 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
     );
     state.market.spawn_feed(&state.tasks, shutdown.clone());
     state.tasks.spawn(expire_strategies(state.clone()));
+    state.tasks.spawn(remove_old_alerts(state.clone()));
     state.tasks.spawn(
         state
             .batches
@@ -194,6 +195,25 @@ pub fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
         }
         token.cancel();
     });
+}
+
+/// At start and then daily: operational alerts (closed episodes and log files) older
+/// than `ALERT_RETENTION_DAYS` are removed.
+async fn remove_old_alerts(state: AppState) {
+    let settings = state.config.alerts.clone();
+    loop {
+        if let Err(error) = state
+            .ops_alerts
+            .apply_retention(settings.retention_days, settings.log_dir.as_deref())
+            .await
+        {
+            tracing::warn!(component = "alert", %error, "removing old operational alerts failed");
+        }
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(86_400)) => {}
+        }
+    }
 }
 
 /// Every 30 s: strategies past `expires_at` become `expired` and leave the index.

@@ -2,8 +2,8 @@
 //! a route template, never a raw path; a status code, never an error text.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The service's metric registry and handles to its metrics.
@@ -24,6 +24,12 @@ pub struct Metrics {
     pub scheduler: SchedulerMetrics,
     /// The strategy index and its reloads.
     pub strategies: StrategyMetrics,
+    /// `monitoring_alert_log_errors_total`: alert log lines not written (a failing disk
+    /// or a queue far behind it).
+    pub alert_log_errors: IntCounter,
+    /// `monitoring_ops_alert_events_total{event, severity}`: operational alert events
+    /// (`raised`, `resolved`, `cleared`, `acknowledged`).
+    pub ops_alert_events: IntCounterVec,
 }
 
 /// The strategy index: what is loaded, and reloads. `kind` is `full` or `ids`,
@@ -432,6 +438,18 @@ impl Metrics {
         collectors.extend(scheduler.collectors());
         let strategies = StrategyMetrics::new();
         collectors.extend(strategies.collectors());
+        let alert_log_errors = IntCounter::new(
+            "monitoring_alert_log_errors_total",
+            "Operational alert log lines not written (disk failing or far behind).",
+        )
+        .expect("valid metric");
+        let ops_alert_events = counter(
+            "monitoring_ops_alert_events_total",
+            "Operational alert events, by event (raised, resolved, cleared, acknowledged) and severity.",
+            &["event", "severity"],
+        );
+        collectors.push(Box::new(alert_log_errors.clone()));
+        collectors.push(Box::new(ops_alert_events.clone()));
         for collector in collectors {
             registry
                 .register(collector)
@@ -453,6 +471,8 @@ impl Metrics {
             market,
             scheduler,
             strategies,
+            alert_log_errors,
+            ops_alert_events,
         }
     }
 

@@ -8,6 +8,7 @@
 //! re-armed only once its rule has been seen not holding. A silenced alert is recorded
 //! and listed but not notified.
 
+mod journal;
 mod silence;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use chrono::Utc;
 use serde_json::Value;
 use sqlx::PgPool;
 
+pub use journal::{EventLine, Journal, remove_older_than};
 pub use silence::{Matcher, Silence, Subject, parse_matchers};
 
 use crate::storage::ops_alerts::{self, AlertRow, HistoryFilter, NewAlert, Refused};
@@ -63,15 +65,107 @@ pub fn fingerprint(rule: &str, labels: &BTreeMap<String, String>) -> String {
     )
 }
 
-/// Raises, resolves and works operational alerts.
+/// Where alert events go besides the table: `ALERT_LOG_DIR` and the retention.
 #[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// `ALERT_LOG_DIR`; `None`: no log files.
+    pub log_dir: Option<std::path::PathBuf>,
+    /// `ALERT_RETENTION_DAYS`: closed episodes and log files older than this go.
+    pub retention_days: u32,
+}
+
+/// The Redis channel every raised alert is published on.
+pub const RAISED_CHANNEL: &str = "health.alert_raised";
+
+/// Raises, resolves and works operational alerts.
+#[derive(Clone)]
 pub struct OpsAlerts {
     db: PgPool,
+    journal: Option<Journal>,
+    redis: Option<redis::aio::ConnectionManager>,
+    events: Option<prometheus::IntCounterVec>,
+}
+
+impl std::fmt::Debug for OpsAlerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpsAlerts").finish_non_exhaustive()
+    }
 }
 
 impl OpsAlerts {
+    /// Alerts recorded in Postgres only.
     pub fn new(db: PgPool) -> Self {
-        Self { db }
+        Self {
+            db,
+            journal: None,
+            redis: None,
+            events: None,
+        }
+    }
+
+    /// Also appends every event to `journal`, publishes raised alerts on Redis, and
+    /// counts events in `events` (`{event, severity}`).
+    pub fn with_sinks(
+        mut self,
+        journal: Journal,
+        redis: Option<redis::aio::ConnectionManager>,
+        events: prometheus::IntCounterVec,
+    ) -> Self {
+        self.journal = Some(journal);
+        self.redis = redis;
+        self.events = Some(events);
+        self
+    }
+
+    /// Logs, counts and journals one event (and publishes a raise on Redis).
+    async fn announce(&self, alert: &AlertRow, event: &'static str) {
+        tracing::info!(component = "alert", rule = %alert.rule, alert_id = %alert.alert_id,
+            severity = %alert.severity, event, silenced = alert.silenced, "operational alert event");
+        if let Some(events) = &self.events {
+            events.with_label_values(&[event, &alert.severity]).inc();
+        }
+        let line = EventLine::of(alert, event);
+        if event == "raised"
+            && let Some(mut redis) = self.redis.clone()
+        {
+            let payload = serde_json::to_string(&line).unwrap_or_default();
+            let published: Result<i64, _> = redis::cmd("PUBLISH")
+                .arg(RAISED_CHANNEL)
+                .arg(payload)
+                .query_async(&mut redis)
+                .await;
+            if let Err(error) = published {
+                tracing::warn!(component = "alert", %error, "alert not published on Redis");
+            }
+        }
+        if let Some(journal) = &self.journal {
+            journal.record(line);
+        }
+    }
+
+    /// Removes closed episodes and log files older than `days`; returns the rows removed.
+    pub async fn apply_retention(
+        &self,
+        days: u32,
+        log_dir: Option<&std::path::Path>,
+    ) -> Result<u64, sqlx::Error> {
+        let rows = ops_alerts::remove_closed_before(
+            &self.db,
+            Utc::now() - chrono::Duration::days(i64::from(days)),
+        )
+        .await?;
+        let files = log_dir.map_or(0, |dir| {
+            remove_older_than(dir, days, Utc::now().date_naive())
+        });
+        if rows > 0 || files > 0 {
+            tracing::info!(
+                component = "alert",
+                rows,
+                files,
+                "old operational alerts removed"
+            );
+        }
+        Ok(rows)
     }
 
     /// `rule` holds for `labels`: opens an episode, or touches the open one. The
@@ -113,14 +207,7 @@ impl OpsAlerts {
         )
         .await?;
         if raised.opened {
-            tracing::warn!(
-                component = "alert",
-                rule,
-                alert_id = %raised.row.alert_id,
-                severity = severity.as_str(),
-                silenced,
-                "operational alert raised"
-            );
+            self.announce(&raised.row, "raised").await;
         }
         Ok(RaiseOutcome {
             alert: raised.row,
@@ -137,8 +224,7 @@ impl OpsAlerts {
     ) -> Result<Option<AlertRow>, sqlx::Error> {
         let resolved = ops_alerts::resolve(&self.db, &fingerprint(rule, labels)).await?;
         if let Some(alert) = &resolved {
-            tracing::info!(component = "alert", rule, alert_id = %alert.alert_id,
-                "operational alert resolved");
+            self.announce(alert, "resolved").await;
         }
         Ok(resolved)
     }
@@ -147,8 +233,7 @@ impl OpsAlerts {
     pub async fn clear(&self, alert_id: &str) -> Result<Result<AlertRow, Refused>, sqlx::Error> {
         let cleared = ops_alerts::clear(&self.db, alert_id).await?;
         if let Ok(alert) = &cleared {
-            tracing::info!(component = "alert", rule = %alert.rule, alert_id,
-                "operational alert cleared");
+            self.announce(alert, "cleared").await;
         }
         Ok(cleared)
     }
@@ -161,8 +246,7 @@ impl OpsAlerts {
     ) -> Result<Result<AlertRow, Refused>, sqlx::Error> {
         let acknowledged = ops_alerts::acknowledge(&self.db, alert_id, by).await?;
         if let Ok(alert) = &acknowledged {
-            tracing::info!(component = "alert", rule = %alert.rule, alert_id,
-                "operational alert acknowledged");
+            self.announce(alert, "acknowledged").await;
         }
         Ok(acknowledged)
     }

@@ -91,6 +91,8 @@ pub const KEYS: &[Key] = &[
     key("ENABLE_SCHEDULER", Some("true"), Plain),
     key("INTERNAL_RATE_LIMIT_PER_MINUTE", Some("1200"), Plain),
     key("INTERNAL_RATE_LIMIT_BURST", Some("100"), Plain),
+    key("ALERT_LOG_DIR", Some("logs/alerts"), Plain),
+    key("ALERT_RETENTION_DAYS", Some("90"), Plain),
 ];
 
 /// The setting named `name` (an environment variable name), if there is one.

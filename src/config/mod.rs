@@ -70,6 +70,7 @@ pub struct Config {
     pub notify: NotifierSettings,
     pub shard: Shard,
     pub log: LogSettings,
+    pub alerts: crate::alerts::AlertSettings,
     /// Every key as `check-config` shows it (secrets redacted).
     shown: Vec<(&'static str, String)>,
 }
@@ -117,7 +118,9 @@ impl Config {
         let notify = sections::notify(&mut r)?;
         let shard = sections::shard(&mut r)?;
         let log = sections::logging(&mut r)?;
+        let alerts = sections::alerts(&mut r)?;
         Ok(Self {
+            alerts,
             database,
             server,
             market,

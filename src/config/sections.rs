@@ -266,3 +266,17 @@ pub fn logging(r: &mut Reader) -> Result<LogSettings, ConfigError> {
     }
     Ok(LogSettings { format, filter })
 }
+
+/// The operational alerts' log and retention.
+pub fn alerts(r: &mut Reader) -> Result<crate::alerts::AlertSettings, ConfigError> {
+    let log_dir = r.plain("ALERT_LOG_DIR");
+    let retention_days = r.number(
+        "ALERT_RETENTION_DAYS",
+        1..=3650,
+        "must be between 1 and 3650 days",
+    )?;
+    Ok(crate::alerts::AlertSettings {
+        log_dir: (!log_dir.trim().is_empty()).then(|| log_dir.trim().into()),
+        retention_days,
+    })
+}

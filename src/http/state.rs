@@ -103,10 +103,18 @@ impl AppState {
             metrics.clone(),
             triggers,
         ));
+        let ops_alerts = crate::alerts::OpsAlerts::new(db.clone()).with_sinks(
+            crate::alerts::Journal::start(
+                config.alerts.log_dir.clone(),
+                metrics.alert_log_errors.clone(),
+            ),
+            redis.clone(),
+            metrics.ops_alert_events.clone(),
+        );
         Self {
             batches,
             config: Arc::new(config),
-            ops_alerts: crate::alerts::OpsAlerts::new(db.clone()),
+            ops_alerts,
             db,
             redis,
             metrics,

@@ -217,3 +217,14 @@ pub async fn history(db: &PgPool, filter: &HistoryFilter) -> Result<Vec<AlertRow
         .fetch_all(db)
         .await
 }
+
+/// Deletes closed episodes (resolved or cleared) that closed before `before`; returns
+/// how many.
+pub async fn remove_closed_before(db: &PgPool, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let removed =
+        sqlx::query("DELETE FROM ops_alerts WHERE state <> 'firing' AND resolved_at < $1")
+            .bind(before)
+            .execute(db)
+            .await?;
+    Ok(removed.rows_affected())
+}

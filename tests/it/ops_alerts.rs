@@ -338,3 +338,167 @@ async fn history_pages_newest_first_without_overlap(pool: PgPool) {
     );
     app.stop().await.unwrap();
 }
+
+#[sqlx::test]
+async fn every_event_is_a_json_line_and_a_raise_is_published_on_redis(pool: PgPool) {
+    let dir = std::env::temp_dir().join(format!("alert-log-{}", uuid::Uuid::new_v4()));
+    let log_dir = dir.join("nested"); // created by the writer
+    let config = crate::support::test_config(true, &[("ALERT_LOG_DIR", log_dir.to_str().unwrap())]);
+    let app = TestApp::spawn_with(pool, config).await;
+    let client = redis::Client::open(crate::support::redis_url()).unwrap();
+    let mut subscription = client.get_async_pubsub().await.unwrap();
+    subscription.subscribe("health.alert_raised").await.unwrap();
+    let alerts = app.state.ops_alerts.clone();
+    let rule = format!("rule_log_{}", uuid::Uuid::new_v4().simple());
+    let (id, _) = raise(&alerts, &rule, &labels(&[("component", "engine")])).await;
+    let (status, _) = app
+        .internal(reqwest::Method::POST, &format!("/internal/alerts/{id}/ack"))
+        .await;
+    assert_eq!(status, 200);
+    alerts
+        .resolve(&rule, &labels(&[("component", "engine")]))
+        .await
+        .unwrap();
+
+    // Published: the raise, on the shared Redis (other tests may publish theirs too).
+    use futures_util::StreamExt;
+    let mut messages = subscription.on_message();
+    let published = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let message = messages.next().await.unwrap();
+            let payload: Value =
+                serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap();
+            if payload["rule"] == rule.as_str() {
+                return payload;
+            }
+        }
+    })
+    .await
+    .expect("the raise was published");
+    assert_eq!(published["event"], "raised");
+    assert_eq!(published["alert_id"], id.as_str());
+
+    let file = log_dir.join(format!("{}.jsonl", chrono::Utc::now().format("%Y-%m-%d")));
+    let lines = crate::support::eventually(
+        std::time::Duration::from_secs(10),
+        "three log lines",
+        || async {
+            let text = std::fs::read_to_string(&file).ok()?;
+            let lines: Vec<Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            (lines.len() == 3).then_some(lines)
+        },
+    )
+    .await;
+    let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["raised", "acknowledged", "resolved"]);
+    for line in &lines {
+        for field in [
+            "timestamp",
+            "severity",
+            "rule",
+            "message",
+            "context",
+            "acknowledged",
+            "alert_id",
+            "event",
+            "component",
+        ] {
+            assert!(!line[field].is_null(), "{field} in {line}");
+        }
+        assert_eq!(line["alert_id"], id.as_str());
+        assert_eq!(line["component"], "engine");
+    }
+    assert_eq!(lines[1]["acknowledged"], true);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics
+            .contains(r#"monitoring_ops_alert_events_total{event="raised",severity="CRITICAL"}"#)
+    );
+    app.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[sqlx::test]
+async fn a_log_directory_that_cannot_be_written_never_stops_a_raise(pool: PgPool) {
+    // A regular file where the directory should be: nothing can be created under it.
+    let blocker = std::env::temp_dir().join(format!("alert-log-file-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let config = crate::support::test_config(
+        true,
+        &[("ALERT_LOG_DIR", blocker.join("logs").to_str().unwrap())],
+    );
+    let app = TestApp::spawn_with(pool.clone(), config).await;
+    let alerts = app.state.ops_alerts.clone();
+    for i in 0..3 {
+        let (_, opened) = raise(&alerts, "rule_disk", &labels(&[("n", &i.to_string())])).await;
+        assert!(opened, "recorded in Postgres whatever the disk does");
+    }
+    assert_eq!(rows(&pool, "rule_disk").await.len(), 3);
+    crate::support::eventually(
+        std::time::Duration::from_secs(10),
+        "the failures counted",
+        || async {
+            let metrics = app.get("/metrics").await.text().await.unwrap();
+            metrics
+                .contains("monitoring_alert_log_errors_total 3")
+                .then_some(())
+        },
+    )
+    .await;
+    app.stop().await.unwrap();
+    let _ = std::fs::remove_file(blocker);
+}
+
+#[sqlx::test]
+async fn retention_removes_old_closed_episodes_and_old_log_files(pool: PgPool) {
+    let alerts = OpsAlerts::new(pool.clone());
+    let (old, _) = raise(&alerts, "rule_old", &labels(&[])).await;
+    alerts.resolve("rule_old", &labels(&[])).await.unwrap();
+    sqlx::query("UPDATE ops_alerts SET started_at = now() - interval '100 days', resolved_at = now() - interval '95 days' WHERE alert_id = $1")
+        .bind(&old)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (recent, _) = raise(&alerts, "rule_recent", &labels(&[])).await;
+    alerts.resolve("rule_recent", &labels(&[])).await.unwrap();
+    let (firing, _) = raise(&alerts, "rule_firing", &labels(&[])).await;
+    sqlx::query(
+        "UPDATE ops_alerts SET started_at = now() - interval '200 days' WHERE alert_id = $1",
+    )
+    .bind(&firing)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("alert-retention-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let day = |ago: i64| {
+        dir.join(format!(
+            "{}.jsonl",
+            (today - chrono::Duration::days(ago)).format("%Y-%m-%d")
+        ))
+    };
+    for ago in [0, 89, 90, 91, 400] {
+        std::fs::write(day(ago), "{}\n").unwrap();
+    }
+    std::fs::write(dir.join("notes.txt"), "kept").unwrap();
+    let removed = alerts.apply_retention(90, Some(&dir)).await.unwrap();
+    assert_eq!(removed, 1);
+    let left: Vec<String> = sqlx::query_scalar("SELECT alert_id FROM ops_alerts ORDER BY rule")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        left,
+        [firing, recent],
+        "a firing episode is kept however old"
+    );
+    for (ago, kept) in [(0, true), (89, true), (90, true), (91, false), (400, false)] {
+        assert_eq!(day(ago).exists(), kept, "{ago} days ago");
+    }
+    assert!(dir.join("notes.txt").exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
