@@ -72,6 +72,29 @@ pub struct AlertSettings {
     pub log_dir: Option<std::path::PathBuf>,
     /// `ALERT_RETENTION_DAYS`: closed episodes and log files older than this go.
     pub retention_days: u32,
+    /// `OPS_ALERT_ROUTES`: the channels of each severity (secrets: never shown).
+    pub routes: Routes,
+}
+
+/// The channels each severity's alerts go to.
+pub type Routes = BTreeMap<Severity, Vec<crate::notify::Channel>>;
+
+/// Parses `OPS_ALERT_ROUTES`: `{"INFO" | "WARNING" | "CRITICAL": [channel, ...]}`, each
+/// channel as in a strategy. The error names the severity and the channel's index,
+/// never a value.
+pub fn parse_routes(text: &str) -> Result<Routes, String> {
+    let document: BTreeMap<String, Value> = serde_json::from_str(text)
+        .map_err(|_| "must be a JSON object of severity → channels".to_owned())?;
+    document
+        .into_iter()
+        .map(|(severity, channels)| {
+            let level = Severity::parse(&severity)
+                .ok_or_else(|| format!("{severity}: not a severity (INFO, WARNING or CRITICAL)"))?;
+            let parsed = crate::notify::parse_channels(&channels.to_string())
+                .map_err(|e| format!("{severity}.{e}"))?;
+            Ok((level, parsed))
+        })
+        .collect()
 }
 
 /// The Redis channel every raised alert is published on.

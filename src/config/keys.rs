@@ -93,6 +93,7 @@ pub const KEYS: &[Key] = &[
     key("INTERNAL_RATE_LIMIT_BURST", Some("100"), Plain),
     key("ALERT_LOG_DIR", Some("logs/alerts"), Plain),
     key("ALERT_RETENTION_DAYS", Some("90"), Plain),
+    key("OPS_ALERT_ROUTES", Some("{}"), Secret),
 ];
 
 /// The setting named `name` (an environment variable name), if there is one.

@@ -275,8 +275,16 @@ pub fn alerts(r: &mut Reader) -> Result<crate::alerts::AlertSettings, ConfigErro
         1..=3650,
         "must be between 1 and 3650 days",
     )?;
+    let routes = r.secret("OPS_ALERT_ROUTES").map_or_else(
+        || Ok(Default::default()),
+        |text| {
+            crate::alerts::parse_routes(text.expose_secret())
+                .map_err(|message| ConfigError::new("OPS_ALERT_ROUTES", message))
+        },
+    )?;
     Ok(crate::alerts::AlertSettings {
         log_dir: (!log_dir.trim().is_empty()).then(|| log_dir.trim().into()),
         retention_days,
+        routes,
     })
 }

@@ -246,3 +246,29 @@ fn redact_url_masks_passwords_and_queries() {
     );
     assert_eq!(redact_url("not a url"), "[REDACTED]");
 }
+
+#[test]
+fn ops_alert_routes_are_parsed_and_their_errors_name_the_place_not_the_value() {
+    let pg = ("POSTGRES_URL", "postgres://localhost/db");
+    let routes = r#"{"CRITICAL": [{"type": "telegram", "chat_id": "123456"}],
+                     "INFO": [{"type": "email", "to": "ops@example.com"}]}"#;
+    let config = load(&[pg, ("OPS_ALERT_ROUTES", routes)]).unwrap();
+    let kinds: Vec<(&str, usize)> = config
+        .alerts
+        .routes
+        .iter()
+        .map(|(severity, channels)| (severity.as_str(), channels.len()))
+        .collect();
+    assert_eq!(kinds, [("INFO", 1), ("CRITICAL", 1)]);
+    let shown = config.redacted();
+    assert!(shown.contains(&("OPS_ALERT_ROUTES", "[REDACTED]".to_owned())));
+    let error = |text: &str| load(&[pg, ("OPS_ALERT_ROUTES", text)]).unwrap_err().to_string();
+    assert_eq!(
+        error(r#"{"LOUD": []}"#),
+        "OPS_ALERT_ROUTES: LOUD: not a severity (INFO, WARNING or CRITICAL)"
+    );
+    let bad = error(r#"{"WARNING": [{"type": "telegram", "chat_id": 99887766}]}"#);
+    assert_eq!(bad, "OPS_ALERT_ROUTES: WARNING.channels[0]: chat_id: must be a string");
+    assert!(error("not json").starts_with("OPS_ALERT_ROUTES: must be a JSON object"));
+    assert!(load(&[pg]).unwrap().alerts.routes.is_empty(), "none by default");
+}

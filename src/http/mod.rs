@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod auth;
 pub mod error;
 pub mod middleware;
+pub mod notify_test;
 pub mod openapi;
 pub mod probes;
 pub mod reload;
@@ -50,6 +51,7 @@ fn api_routes(keys: Arc<ApiKeys>) -> OpenApiRouter<AppState> {
         .routes(routes!(alerts::acknowledge_alert))
         .routes(routes!(alerts::list_silences, alerts::add_silence))
         .routes(routes!(alerts::delete_silence))
+        .routes(routes!(notify_test::notify_test))
         .routes(routes!(openapi::openapi_json))
         // An unknown /internal path is refused like a known one, so the key guards the
         // whole namespace and a caller without it learns nothing about what exists.

@@ -42,6 +42,8 @@ pub struct AppState {
     pub live_reload: Arc<crate::strategy::live_reload::Following>,
     /// Operational alerts: raised by producers, worked by operators.
     pub ops_alerts: crate::alerts::OpsAlerts,
+    /// The notifiers (shared with the trigger handler: one flood control).
+    pub notifier: crate::notify::Notifier,
 }
 
 impl AppState {
@@ -91,7 +93,7 @@ impl AppState {
         ));
         let triggers = crate::trigger::TriggerHandler::new(
             db.clone(),
-            notifier,
+            notifier.clone(),
             metrics.clone(),
             tasks.clone(),
             lease,
@@ -115,6 +117,7 @@ impl AppState {
             batches,
             config: Arc::new(config),
             ops_alerts,
+            notifier,
             db,
             redis,
             metrics,

@@ -280,6 +280,7 @@ async fn openapi_document_lists_every_route(pool: PgPool) {
         "/internal/alerts/{alert_id}/ack",
         "/internal/silences",
         "/internal/silences/{id}",
+        "/internal/notify/test",
     ] {
         assert!(
             paths.contains(&expected),

@@ -16,6 +16,7 @@ mod loader;
 mod market_data;
 mod market_feed;
 mod notifications;
+mod notify_test;
 mod ops_alerts;
 mod outages;
 mod reload;
