@@ -262,13 +262,23 @@ fn ops_alert_routes_are_parsed_and_their_errors_name_the_place_not_the_value() {
     assert_eq!(kinds, [("INFO", 1), ("CRITICAL", 1)]);
     let shown = config.redacted();
     assert!(shown.contains(&("OPS_ALERT_ROUTES", "[REDACTED]".to_owned())));
-    let error = |text: &str| load(&[pg, ("OPS_ALERT_ROUTES", text)]).unwrap_err().to_string();
+    let error = |text: &str| {
+        load(&[pg, ("OPS_ALERT_ROUTES", text)])
+            .unwrap_err()
+            .to_string()
+    };
     assert_eq!(
         error(r#"{"LOUD": []}"#),
         "OPS_ALERT_ROUTES: LOUD: not a severity (INFO, WARNING or CRITICAL)"
     );
     let bad = error(r#"{"WARNING": [{"type": "telegram", "chat_id": 99887766}]}"#);
-    assert_eq!(bad, "OPS_ALERT_ROUTES: WARNING.channels[0]: chat_id: must be a string");
+    assert_eq!(
+        bad,
+        "OPS_ALERT_ROUTES: WARNING.channels[0]: chat_id: must be a string"
+    );
     assert!(error("not json").starts_with("OPS_ALERT_ROUTES: must be a JSON object"));
-    assert!(load(&[pg]).unwrap().alerts.routes.is_empty(), "none by default");
+    assert!(
+        load(&[pg]).unwrap().alerts.routes.is_empty(),
+        "none by default"
+    );
 }

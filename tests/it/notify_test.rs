@@ -5,18 +5,10 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::support::recorder::Recorder;
-use crate::support::{TEST_KEY, TestApp, test_config};
+use crate::support::{TestApp, test_config};
 
 async fn test(app: &TestApp, body: Value) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url("/internal/notify/test"))
-        .header("X-MONITORING-KEY", TEST_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
+    app.post_json("/internal/notify/test", &body).await
 }
 
 #[sqlx::test]

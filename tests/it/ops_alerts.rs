@@ -187,15 +187,7 @@ async fn delete(app: &TestApp, path: &str) -> u16 {
 
 /// `POST /internal/silences` with `body`: status and answer.
 async fn add_silence(app: &TestApp, body: Value) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url("/internal/silences"))
-        .header("X-MONITORING-KEY", crate::support::TEST_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
+    app.post_json("/internal/silences", &body).await
 }
 
 #[sqlx::test]

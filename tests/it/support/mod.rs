@@ -171,6 +171,23 @@ impl TestApp {
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
+    /// `POST path` with the test API key and a JSON `body`: the status and the answer.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .header("X-MONITORING-KEY", TEST_KEY)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
     /// Polls `/ready` until it answers 200 (the initial strategy load is asynchronous)
     /// and live reload follows its channel; returns `/ready`'s body.
     pub async fn wait_ready(&self) -> serde_json::Value {
