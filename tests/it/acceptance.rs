@@ -3,7 +3,6 @@
 //! stand-in — an RSI(14) < 30 `candle_close` strategy on a scripted path, and a
 //! process killed mid-cooldown and restarted.
 
-use std::process::Command;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,7 +13,7 @@ use uuid::Uuid;
 
 use crate::loader::insert_strategy;
 use crate::support::market::{hour, mirrored_clock};
-use crate::support::process::Service;
+use crate::support::process::{Service, migrate};
 use crate::support::recorder::Recorder;
 use crate::support::{ScratchDatabase, TestApp, eventually, redis_url, test_config};
 
@@ -211,14 +210,7 @@ async fn rsi_below_30_on_candle_close_sends_one_telegram_message_per_qualifying_
 #[tokio::test]
 async fn a_service_killed_mid_cooldown_and_restarted_sends_no_duplicate() {
     let database = ScratchDatabase::create().await;
-    let migrated = Command::new(env!("CARGO_BIN_EXE_monitoring-service"))
-        .arg("migrate")
-        .env_clear()
-        .env("POSTGRES_URL", &database.url)
-        .current_dir(std::env::temp_dir())
-        .output()
-        .unwrap();
-    assert!(migrated.status.success());
+    migrate(&database.url);
     let pool = PgPool::connect(&database.url).await.unwrap();
     let sim = market_sim::start(SimConfig::default()).await.unwrap();
     let (slack, address) = Recorder::start().await;

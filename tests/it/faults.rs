@@ -5,7 +5,6 @@
 //! while a second replica starts. What arrives at a local recorder is counted against
 //! what the strategies should have sent.
 
-use std::process::Command;
 use std::time::Duration;
 
 use market_sim::SimConfig;
@@ -14,21 +13,14 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::loader::insert_strategy;
-use crate::support::process::Service;
+use crate::support::process::{Service, migrate};
 use crate::support::recorder::Recorder;
 use crate::support::{ScratchDatabase, TEST_KEY, eventually, redis_url};
 
 /// A migrated scratch database and a pool on it.
 async fn migrated() -> (ScratchDatabase, PgPool) {
     let database = ScratchDatabase::create().await;
-    let migrated = Command::new(env!("CARGO_BIN_EXE_monitoring-service"))
-        .arg("migrate")
-        .env_clear()
-        .env("POSTGRES_URL", &database.url)
-        .current_dir(std::env::temp_dir())
-        .output()
-        .unwrap();
-    assert!(migrated.status.success());
+    migrate(&database.url);
     let pool = PgPool::connect(&database.url).await.unwrap();
     (database, pool)
 }

@@ -14,24 +14,12 @@ use uuid::Uuid;
 
 use crate::loader::insert_strategy;
 use crate::support::own_services::{OwnPostgres, OwnRedis};
-use crate::support::process::Service;
+use crate::support::process::{Service, migrate};
 use crate::support::recorder::Recorder;
 use crate::support::{ScratchDatabase, TEST_KEY, eventually, redis_url};
 
 /// How long each dependency stays away.
 const OUTAGE: Duration = Duration::from_secs(30);
-
-/// Applies the migrations to `url` with the binary.
-fn migrate(url: &str) {
-    let migrated = std::process::Command::new(env!("CARGO_BIN_EXE_monitoring-service"))
-        .arg("migrate")
-        .env_clear()
-        .env("POSTGRES_URL", url)
-        .current_dir(std::env::temp_dir())
-        .output()
-        .unwrap();
-    assert!(migrated.status.success(), "{migrated:?}");
-}
 
 /// "BTCUSDT above 1" every 10 s, every time, to the recorder's `/hook`.
 async fn every_ten_seconds(pool: &PgPool, address: std::net::SocketAddr) -> Uuid {
@@ -78,14 +66,10 @@ async fn ready(service: &Service) -> (u16, Value) {
 
 /// The value of the counter line starting with `series` in `/metrics` (0 if absent).
 async fn counter(service: &Service, series: &str) -> u64 {
-    let scrape = reqwest::get(service.url("/metrics"))
+    service
+        .metric_lines()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    scrape
-        .lines()
+        .iter()
         .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
         .unwrap_or(0.0) as u64
 }

@@ -60,6 +60,31 @@ impl Service {
     }
 }
 
+/// Applies the migrations to the database at `url` with the binary (`migrate`).
+pub fn migrate(url: &str) {
+    let migrated = Command::new(env!("CARGO_BIN_EXE_monitoring-service"))
+        .arg("migrate")
+        .env_clear()
+        .env("POSTGRES_URL", url)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{migrated:?}");
+}
+
+impl Service {
+    /// Its `/metrics` lines.
+    pub async fn metric_lines(&self) -> Vec<String> {
+        let scrape = reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        scrape.lines().map(str::to_owned).collect()
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
