@@ -43,6 +43,8 @@ export BINANCE_BASE_URL=http://127.0.0.1:9 BINANCE_WS_URL=ws://127.0.0.1:9
 export COINGECKO_BASE_URL=http://127.0.0.1:9
 # The fuzzer sends thousands of requests; the rate limit is tested elsewhere.
 export INTERNAL_RATE_LIMIT_PER_MINUTE=0
+# The alert stream ends after a second, so each fuzzed request to it completes.
+export ALERT_STREAM_MAX_SECONDS=1 ALERT_STREAM_KEEPALIVE_SECONDS=1
 
 target/debug/monitoring-service migrate
 "$psql" "$url" -q -v ON_ERROR_STOP=1 -f scripts/seed.sql

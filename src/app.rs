@@ -76,6 +76,7 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
     state.market.spawn_feed(&state.tasks, shutdown.clone());
     state.tasks.spawn(expire_strategies(state.clone()));
     state.tasks.spawn(remove_old_alerts(state.clone()));
+    spawn_alert_tasks(&state);
     state.tasks.spawn(
         state
             .batches
@@ -195,6 +196,29 @@ pub fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
         }
         token.cancel();
     });
+}
+
+/// Operational alerts: the notification dispatcher, and the follower that hands every
+/// replica's alert events (through Redis) to this replica's stream clients.
+fn spawn_alert_tasks(state: &AppState) {
+    let settings = &state.config.alerts;
+    let dispatcher = crate::alerts::Dispatcher::new(
+        state.ops_alerts.clone(),
+        state.notifier.clone(),
+        settings.routes.clone(),
+        settings.timing,
+        state.metrics.alerts.clone(),
+    );
+    state.tasks.spawn(dispatcher.run(state.shutdown.clone()));
+    if let Some(url) = state.config.database.redis_url.clone() {
+        state.tasks.spawn(
+            state
+                .ops_alerts
+                .stream()
+                .clone()
+                .follow_redis(url, state.shutdown.clone()),
+        );
+    }
 }
 
 /// At start and then daily: operational alerts (closed episodes and log files) older

@@ -3,7 +3,8 @@
 //! the process there with a real signal. Release builds never arm one.
 //!
 //! Points: `after_claim` (triggers claimed and committed, nothing sent yet) and
-//! `after_accept` (a channel accepted an alert, its outcome not yet written).
+//! `after_accept` (a channel accepted an alert, its outcome not yet written),
+//! `ops_alert_after_claim` (an operational alert message claimed, not yet sent).
 
 use std::sync::OnceLock;
 

@@ -8,20 +8,30 @@
 //! re-armed only once its rule has been seen not holding. A silenced alert is recorded
 //! and listed but not notified.
 
+mod dispatch;
 mod journal;
+mod notice;
+mod rules;
 mod silence;
+mod stream;
 
 use std::collections::BTreeMap;
 
 use chrono::Utc;
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
+pub use dispatch::{DispatchTiming, Dispatcher};
 pub use journal::{EventLine, Journal, remove_older_than};
+pub use notice::NoticeKind;
+pub use rules::{PlatformStatus, RULES, rule_label};
 pub use silence::{Matcher, Silence, Subject, parse_matchers};
+pub use stream::{EVENTS_CHANNEL, EventStream, StreamEvent};
 
+use crate::metrics::AlertMetrics;
 use crate::storage::ops_alerts::{self, AlertRow, HistoryFilter, NewAlert, Refused};
 use crate::storage::ops_silences::{self, SilenceRow};
+use crate::storage::{ops_alert_events, ops_alert_notifications};
 
 /// How urgent an alert is; each severity has its own notification route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -74,6 +84,13 @@ pub struct AlertSettings {
     pub retention_days: u32,
     /// `OPS_ALERT_ROUTES`: the channels of each severity (secrets: never shown).
     pub routes: Routes,
+    /// `OPS_ALERT_GROUP_WAIT_SECONDS` and `OPS_ALERT_REPEAT_SECONDS`.
+    pub timing: DispatchTiming,
+    /// `ALERT_STREAM_KEEPALIVE_SECONDS`: a comment sent on an idle stream this often.
+    pub stream_keepalive: std::time::Duration,
+    /// `ALERT_STREAM_MAX_SECONDS`: a stream is closed after this long (the client
+    /// reconnects with `Last-Event-ID` and misses nothing).
+    pub stream_max: std::time::Duration,
 }
 
 /// The channels each severity's alerts go to.
@@ -107,6 +124,7 @@ pub struct OpsAlerts {
     journal: Option<Journal>,
     redis: Option<redis::aio::ConnectionManager>,
     events: Option<prometheus::IntCounterVec>,
+    stream: EventStream,
 }
 
 impl std::fmt::Debug for OpsAlerts {
@@ -119,25 +137,38 @@ impl OpsAlerts {
     /// Alerts recorded in Postgres only.
     pub fn new(db: PgPool) -> Self {
         Self {
-            db,
             journal: None,
             redis: None,
             events: None,
+            stream: EventStream::for_database(
+                db.connect_options().get_database().unwrap_or("default"),
+            ),
+            db,
         }
     }
 
-    /// Also appends every event to `journal`, publishes raised alerts on Redis, and
-    /// counts events in `events` (`{event, severity}`).
+    /// Also appends every event to `journal`, publishes raised alerts and fans every
+    /// event out on Redis, and counts events in `metrics`.
     pub fn with_sinks(
         mut self,
         journal: Journal,
         redis: Option<redis::aio::ConnectionManager>,
-        events: prometheus::IntCounterVec,
+        metrics: &AlertMetrics,
     ) -> Self {
         self.journal = Some(journal);
         self.redis = redis;
-        self.events = Some(events);
+        self.events = Some(metrics.events.clone());
         self
+    }
+
+    /// The Postgres pool the alerts live in.
+    pub fn pool(&self) -> &PgPool {
+        &self.db
+    }
+
+    /// This process's side of the event stream.
+    pub fn stream(&self) -> &EventStream {
+        &self.stream
     }
 
     /// Logs, counts and journals one event (and publishes a raise on Redis).
@@ -161,6 +192,24 @@ impl OpsAlerts {
                 tracing::warn!(component = "alert", %error, "alert not published on Redis");
             }
         }
+        match serde_json::to_value(&line) {
+            Ok(json) => {
+                match ops_alert_events::insert(&self.db, &alert.alert_id, event, &json).await {
+                    Ok(id) => {
+                        let streamed = StreamEvent {
+                            id,
+                            event: event.to_owned(),
+                            line: json,
+                        };
+                        self.stream.publish(self.redis.as_ref(), streamed).await;
+                    }
+                    Err(error) => {
+                        tracing::warn!(component = "alert", %error, "alert event not stored for the stream");
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(component = "alert", %error, "alert event not encoded"),
+        }
         if let Some(journal) = &self.journal {
             journal.record(line);
         }
@@ -172,11 +221,10 @@ impl OpsAlerts {
         days: u32,
         log_dir: Option<&std::path::Path>,
     ) -> Result<u64, sqlx::Error> {
-        let rows = ops_alerts::remove_closed_before(
-            &self.db,
-            Utc::now() - chrono::Duration::days(i64::from(days)),
-        )
-        .await?;
+        let before = Utc::now() - chrono::Duration::days(i64::from(days));
+        let rows = ops_alerts::remove_closed_before(&self.db, before).await?;
+        ops_alert_events::remove_before(&self.db, before).await?;
+        ops_alert_notifications::remove_before(&self.db, before).await?;
         let files = log_dir.map_or(0, |dir| {
             remove_older_than(dir, days, Utc::now().date_naive())
         });
@@ -202,6 +250,28 @@ impl OpsAlerts {
         message: &str,
         context: &Value,
     ) -> Result<RaiseOutcome, sqlx::Error> {
+        let mut conn = self.db.acquire().await?;
+        let raised = self
+            .raise_in(&mut conn, rule, labels, severity, title, message, context)
+            .await?;
+        drop(conn);
+        self.announce_raise(&raised).await;
+        Ok(raised)
+    }
+
+    /// [`Self::raise`] on `conn` (a transaction of the caller's), without announcing
+    /// it: call [`Self::announce_raise`] once the transaction has committed.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn raise_in(
+        &self,
+        conn: &mut PgConnection,
+        rule: &str,
+        labels: &BTreeMap<String, String>,
+        severity: Severity,
+        title: &str,
+        message: &str,
+        context: &Value,
+    ) -> Result<RaiseOutcome, sqlx::Error> {
         let component = labels.get("component").map_or("monitoring", String::as_str);
         let subject = Subject {
             rule,
@@ -209,12 +279,12 @@ impl OpsAlerts {
             component,
             labels,
         };
-        let silenced = self.is_silenced(&subject).await?;
+        let silenced = self.is_silenced(&mut *conn, &subject).await?;
         let fingerprint = fingerprint(rule, labels);
         let alert_id = uuid::Uuid::new_v4().to_string();
         let labels_json = serde_json::to_value(labels).unwrap_or_default();
         let raised = ops_alerts::raise(
-            &self.db,
+            conn,
             &NewAlert {
                 alert_id: &alert_id,
                 fingerprint: &fingerprint,
@@ -229,13 +299,22 @@ impl OpsAlerts {
             },
         )
         .await?;
-        if raised.opened {
-            self.announce(&raised.row, "raised").await;
-        }
         Ok(RaiseOutcome {
             alert: raised.row,
             opened: raised.opened,
         })
+    }
+
+    /// Announces a committed raise (an episode it opened: log, journal, stream).
+    pub async fn announce_raise(&self, raised: &RaiseOutcome) {
+        if raised.opened {
+            self.announce(&raised.alert, "raised").await;
+        }
+    }
+
+    /// Announces a committed resolution.
+    pub async fn announce_resolved(&self, alert: &AlertRow) {
+        self.announce(alert, "resolved").await;
     }
 
     /// `rule` no longer holds for `labels`: resolves its firing episode (returned) and
@@ -245,11 +324,23 @@ impl OpsAlerts {
         rule: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<Option<AlertRow>, sqlx::Error> {
-        let resolved = ops_alerts::resolve(&self.db, &fingerprint(rule, labels)).await?;
+        let mut conn = self.db.acquire().await?;
+        let resolved = self.resolve_in(&mut conn, rule, labels).await?;
+        drop(conn);
         if let Some(alert) = &resolved {
-            self.announce(alert, "resolved").await;
+            self.announce_resolved(alert).await;
         }
         Ok(resolved)
+    }
+
+    /// [`Self::resolve`] on `conn`, without announcing it.
+    pub async fn resolve_in(
+        &self,
+        conn: &mut PgConnection,
+        rule: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Option<AlertRow>, sqlx::Error> {
+        ops_alerts::resolve(conn, &fingerprint(rule, labels)).await
     }
 
     /// An operator clears a firing episode.
@@ -283,14 +374,85 @@ impl OpsAlerts {
     }
 
     /// Whether a silence in force now covers `subject`.
-    pub async fn is_silenced(&self, subject: &Subject<'_>) -> Result<bool, sqlx::Error> {
+    pub async fn is_silenced(
+        &self,
+        conn: &mut PgConnection,
+        subject: &Subject<'_>,
+    ) -> Result<bool, sqlx::Error> {
         let now = Utc::now();
-        Ok(self
-            .silences()
+        Ok(ops_silences::unexpired(conn, now)
             .await?
             .iter()
             .filter_map(as_silence)
             .any(|silence| silence.silences(subject, now)))
+    }
+
+    /// For each of `alerts`, whether a silence in force now covers it.
+    pub async fn silenced_now(
+        &self,
+        conn: &mut PgConnection,
+        alerts: &[AlertRow],
+    ) -> Result<Vec<bool>, sqlx::Error> {
+        let now = Utc::now();
+        let silences: Vec<Silence> = ops_silences::unexpired(conn, now)
+            .await?
+            .iter()
+            .filter_map(as_silence)
+            .collect();
+        Ok(alerts
+            .iter()
+            .map(|alert| {
+                let labels: BTreeMap<String, String> =
+                    serde_json::from_value(alert.labels.clone()).unwrap_or_default();
+                let subject = Subject {
+                    rule: &alert.rule,
+                    severity: &alert.severity,
+                    component: &alert.component,
+                    labels: &labels,
+                };
+                silences
+                    .iter()
+                    .any(|silence| silence.silences(&subject, now))
+            })
+            .collect())
+    }
+
+    /// Follows the platform status (DESIGN §11): the `system_status` alert is WARNING
+    /// while DEGRADED, CRITICAL while CRITICAL, and resolved when OK. Each level is its
+    /// own episode (label `level`): a change of level resolves the other one.
+    pub async fn follow_system_status(
+        &self,
+        status: PlatformStatus,
+        context: &Value,
+    ) -> Result<Option<RaiseOutcome>, sqlx::Error> {
+        let labels = |level: &str| {
+            BTreeMap::from([
+                ("component".to_owned(), "platform".to_owned()),
+                ("level".to_owned(), level.to_owned()),
+            ])
+        };
+        let holding = status.severity();
+        for severity in [Severity::Warning, Severity::Critical] {
+            if Some(severity) != holding {
+                self.resolve(rules::SYSTEM_STATUS, &labels(severity.as_str()))
+                    .await?;
+            }
+        }
+        let Some(severity) = holding else {
+            return Ok(None);
+        };
+        let title = format!("Platform {}", status.as_str());
+        let message = format!("the platform status is {}", status.as_str());
+        self.raise(
+            rules::SYSTEM_STATUS,
+            &labels(severity.as_str()),
+            severity,
+            &title,
+            &message,
+            context,
+        )
+        .await
+        .map(Some)
     }
 
     /// Silences not yet ended.

@@ -94,6 +94,11 @@ pub const KEYS: &[Key] = &[
     key("ALERT_LOG_DIR", Some("logs/alerts"), Plain),
     key("ALERT_RETENTION_DAYS", Some("90"), Plain),
     key("OPS_ALERT_ROUTES", Some("{}"), Secret),
+    key("OPS_ALERT_GROUP_WAIT_SECONDS", Some("30"), Plain),
+    key("OPS_ALERT_REPEAT_SECONDS", Some("14400"), Plain),
+    key("OPS_ALERT_CLAIM_SECONDS", Some("300"), Plain),
+    key("ALERT_STREAM_KEEPALIVE_SECONDS", Some("15"), Plain),
+    key("ALERT_STREAM_MAX_SECONDS", Some("3600"), Plain),
 ];
 
 /// The setting named `name` (an environment variable name), if there is one.

@@ -267,7 +267,17 @@ pub fn logging(r: &mut Reader) -> Result<LogSettings, ConfigError> {
     Ok(LogSettings { format, filter })
 }
 
-/// The operational alerts' log and retention.
+/// A number of seconds from 0 to `max`.
+fn seconds(r: &mut Reader, name: &'static str, max: u64) -> Result<Duration, ConfigError> {
+    r.number(
+        name,
+        0..=max,
+        &format!("must be between 0 and {max} seconds"),
+    )
+    .map(Duration::from_secs)
+}
+
+/// The operational alerts' log, retention, routes, notification timing and stream.
 pub fn alerts(r: &mut Reader) -> Result<crate::alerts::AlertSettings, ConfigError> {
     let log_dir = r.plain("ALERT_LOG_DIR");
     let retention_days = r.number(
@@ -282,9 +292,20 @@ pub fn alerts(r: &mut Reader) -> Result<crate::alerts::AlertSettings, ConfigErro
                 .map_err(|message| ConfigError::new("OPS_ALERT_ROUTES", message))
         },
     )?;
+    let timing = crate::alerts::DispatchTiming {
+        group_wait: seconds(r, "OPS_ALERT_GROUP_WAIT_SECONDS", 3600)?,
+        repeat: seconds(r, "OPS_ALERT_REPEAT_SECONDS", 7 * 86_400)?.max(Duration::from_secs(1)),
+        claim_hold: seconds(r, "OPS_ALERT_CLAIM_SECONDS", 86_400)?.max(Duration::from_secs(1)),
+    };
+    let stream_keepalive =
+        seconds(r, "ALERT_STREAM_KEEPALIVE_SECONDS", 300)?.max(Duration::from_secs(1));
+    let stream_max = seconds(r, "ALERT_STREAM_MAX_SECONDS", 86_400)?.max(Duration::from_secs(1));
     Ok(crate::alerts::AlertSettings {
         log_dir: (!log_dir.trim().is_empty()).then(|| log_dir.trim().into()),
         retention_days,
         routes,
+        timing,
+        stream_keepalive,
+        stream_max,
     })
 }

@@ -3,6 +3,7 @@
 //! `OpenApiRouter`, so the OpenAPI document and the router cannot drift apart, and
 //! tests can iterate every route from it.
 
+pub mod alert_stream;
 pub mod alerts;
 pub mod auth;
 pub mod error;
@@ -46,6 +47,7 @@ fn api_routes(keys: Arc<ApiKeys>) -> OpenApiRouter<AppState> {
         .routes(routes!(simulate::simulate_strategy))
         .routes(routes!(strategy::get_strategy))
         .routes(routes!(alerts::active_alerts))
+        .routes(routes!(alert_stream::alert_stream))
         .routes(routes!(alerts::alert_history))
         .routes(routes!(alerts::clear_alert))
         .routes(routes!(alerts::acknowledge_alert))

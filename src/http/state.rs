@@ -108,10 +108,10 @@ impl AppState {
         let ops_alerts = crate::alerts::OpsAlerts::new(db.clone()).with_sinks(
             crate::alerts::Journal::start(
                 config.alerts.log_dir.clone(),
-                metrics.alert_log_errors.clone(),
+                metrics.alerts.log_errors.clone(),
             ),
             redis.clone(),
-            metrics.ops_alert_events.clone(),
+            &metrics.alerts,
         );
         Self {
             batches,

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 
 /// One episode as the routes show it.
@@ -32,11 +32,13 @@ pub struct AlertRow {
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub acknowledged_by: Option<String>,
     pub silenced: bool,
+    /// When its last firing notification went out (none yet: `null`).
+    pub notified_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "alert_id, rule, severity, title, message, component, labels, context,
     state, started_at, last_seen_at, resolved_at, acknowledged, acknowledged_at,
-    acknowledged_by, silenced";
+    acknowledged_by, silenced, notified_at";
 
 /// What a raise carries.
 #[derive(Debug, Clone)]
@@ -63,7 +65,7 @@ pub struct Raised {
 
 /// Opens an episode for `alert`'s fingerprint, or, when one is open, updates its
 /// `last_seen_at`, message and context (a cleared one stays cleared).
-pub async fn raise(db: &PgPool, alert: &NewAlert<'_>) -> Result<Raised, sqlx::Error> {
+pub async fn raise(db: &mut PgConnection, alert: &NewAlert<'_>) -> Result<Raised, sqlx::Error> {
     let sql = format!(
         "INSERT INTO ops_alerts (alert_id, fingerprint, rule, severity, title, message,
                                  component, labels, context, state, silenced)
@@ -100,10 +102,13 @@ pub async fn raise(db: &PgPool, alert: &NewAlert<'_>) -> Result<Raised, sqlx::Er
 
 /// The rule stopped holding for `fingerprint`: a firing episode is resolved (returned),
 /// a cleared one is re-armed.
-pub async fn resolve(db: &PgPool, fingerprint: &str) -> Result<Option<AlertRow>, sqlx::Error> {
+pub async fn resolve(
+    db: &mut PgConnection,
+    fingerprint: &str,
+) -> Result<Option<AlertRow>, sqlx::Error> {
     sqlx::query("UPDATE ops_alerts SET rearmed = true WHERE fingerprint = $1 AND state = 'cleared' AND NOT rearmed")
         .bind(fingerprint)
-        .execute(db)
+        .execute(&mut *db)
         .await?;
     let sql = format!(
         "UPDATE ops_alerts SET state = 'resolved', resolved_at = now()
@@ -227,4 +232,99 @@ pub async fn remove_closed_before(db: &PgPool, before: DateTime<Utc>) -> Result<
             .execute(db)
             .await?;
     Ok(removed.rows_affected())
+}
+
+/// The route's firing episodes due a notification — never notified, or last notified
+/// `repeat` ago — unacknowledged, locked for the caller's transaction.
+pub async fn due_firing(
+    tx: &mut PgConnection,
+    severity: &str,
+    repeat: std::time::Duration,
+) -> Result<Vec<AlertRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM ops_alerts
+          WHERE severity = $1 AND state = 'firing' AND NOT acknowledged
+            AND (notified_at IS NULL OR notified_at <= now() - make_interval(secs => $2))
+          ORDER BY started_at, alert_id
+          FOR UPDATE"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(severity)
+        .bind(repeat.as_secs_f64())
+        .fetch_all(tx)
+        .await
+}
+
+/// The route's resolved episodes that were notified firing and whose resolved message
+/// is not out yet, locked for the caller's transaction.
+pub async fn due_resolved(
+    tx: &mut PgConnection,
+    severity: &str,
+) -> Result<Vec<AlertRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM ops_alerts
+          WHERE severity = $1 AND state = 'resolved' AND notified_at IS NOT NULL
+            AND NOT resolved_notified
+          ORDER BY resolved_at, alert_id
+          FOR UPDATE"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(severity)
+        .fetch_all(tx)
+        .await
+}
+
+/// Records that `alert_ids`' firing notification went out now.
+pub async fn mark_notified(tx: &mut PgConnection, alert_ids: &[String]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE ops_alerts SET notified_at = now() WHERE alert_id = ANY($1)")
+        .bind(alert_ids)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Records that `alert_ids`' resolved message is out (or will never be: silenced).
+pub async fn mark_resolved_notified(
+    tx: &mut PgConnection,
+    alert_ids: &[String],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE ops_alerts SET resolved_notified = true WHERE alert_id = ANY($1)")
+        .bind(alert_ids)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Sets whether `alert_ids` are silenced now (silences start and end over time).
+pub async fn set_silenced(
+    tx: &mut PgConnection,
+    alert_ids: &[String],
+    silenced: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE ops_alerts SET silenced = $2 WHERE alert_id = ANY($1) AND silenced <> $2")
+        .bind(alert_ids)
+        .bind(silenced)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// The episodes `alert_ids`, oldest first.
+pub async fn by_ids(db: &PgPool, alert_ids: &[String]) -> Result<Vec<AlertRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM ops_alerts WHERE alert_id = ANY($1) ORDER BY started_at, alert_id"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(alert_ids)
+        .fetch_all(db)
+        .await
+}
+
+/// How many episodes there are by rule, severity and state.
+pub async fn counts(db: &PgPool) -> Result<Vec<(String, String, String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT rule, severity, state, count(*) FROM ops_alerts GROUP BY rule, severity, state",
+    )
+    .fetch_all(db)
+    .await
 }

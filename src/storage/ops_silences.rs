@@ -39,7 +39,10 @@ pub async fn insert(db: &PgPool, silence: &SilenceRow) -> Result<(), sqlx::Error
 }
 
 /// Silences not yet ended at `now` (current and future ones), soonest end first.
-pub async fn unexpired(db: &PgPool, now: DateTime<Utc>) -> Result<Vec<SilenceRow>, sqlx::Error> {
+pub async fn unexpired<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    now: DateTime<Utc>,
+) -> Result<Vec<SilenceRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, matchers, starts_at, ends_at, created_by, comment
            FROM ops_silences WHERE ends_at > $1 ORDER BY ends_at, id",

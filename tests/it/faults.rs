@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::loader::insert_strategy;
-use crate::support::process::{Service, migrate};
+use crate::support::process::{Service, base_vars, migrate};
 use crate::support::recorder::Recorder;
 use crate::support::{ScratchDatabase, TEST_KEY, eventually, redis_url};
 
@@ -84,20 +84,9 @@ fn settings(
     database: &ScratchDatabase,
     sim: &market_sim::SimHandle,
 ) -> Vec<(&'static str, String)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    vec![
-        ("POSTGRES_URL", database.url.clone()),
-        ("REDIS_URL", redis_url()),
-        ("MONITORING_HOST", "127.0.0.1".to_owned()),
-        ("MONITORING_PORT", port.to_string()),
-        ("BINANCE_BASE_URL", sim.binance_url()),
-        ("ENABLE_WEBSOCKETS", "false".to_owned()),
-        ("NOTIFY_ALLOW_PRIVATE_NETWORKS", "true".to_owned()),
-    ]
+    let mut vars = base_vars(&database.url, &redis_url());
+    vars.push(("BINANCE_BASE_URL", sim.binance_url()));
+    vars
 }
 
 /// Runs the binary with fail point `point` armed until it gets there, then kills it

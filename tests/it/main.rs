@@ -17,6 +17,7 @@ mod market_data;
 mod market_feed;
 mod notifications;
 mod notify_test;
+mod ops_alert_notifications;
 mod ops_alerts;
 mod outages;
 mod reload;

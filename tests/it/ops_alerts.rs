@@ -477,8 +477,40 @@ async fn retention_removes_old_closed_episodes_and_old_log_files(pool: PgPool) {
         std::fs::write(day(ago), "{}\n").unwrap();
     }
     std::fs::write(dir.join("notes.txt"), "kept").unwrap();
+    // Old stream events and messages go with them.
+    sqlx::query(
+        "UPDATE ops_alert_events SET recorded_at = now() - interval '95 days' WHERE alert_id = $1",
+    )
+    .bind(&old)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO ops_alert_notifications (severity, kind, alert_ids, claimed_until, sent_at, created_at)
+         VALUES ('CRITICAL', 'firing', ARRAY[$1], now(), now(), now() - interval '95 days'),
+                ('CRITICAL', 'firing', ARRAY[$2], now(), now(), now())",
+    )
+    .bind(&old)
+    .bind(&recent)
+    .execute(&pool)
+    .await
+    .unwrap();
     let removed = alerts.apply_retention(90, Some(&dir)).await.unwrap();
     assert_eq!(removed, 1);
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT alert_id FROM ops_alert_events ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let mut expected = vec![firing.clone(), recent.clone()];
+    expected.sort();
+    assert_eq!(events, expected, "the old episode's events removed");
+    let messages: Vec<Vec<String>> =
+        sqlx::query_scalar("SELECT alert_ids FROM ops_alert_notifications")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(messages, [vec![recent.clone()]]);
     let left: Vec<String> = sqlx::query_scalar("SELECT alert_id FROM ops_alerts ORDER BY rule")
         .fetch_all(&pool)
         .await
@@ -493,4 +525,64 @@ async fn retention_removes_old_closed_episodes_and_old_log_files(pool: PgPool) {
     }
     assert!(dir.join("notes.txt").exists());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[sqlx::test]
+async fn system_status_follows_the_platform_status(pool: PgPool) {
+    use monitoring_service::alerts::PlatformStatus;
+    let alerts = OpsAlerts::new(pool.clone());
+    let firing = || async {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT severity, state FROM ops_alerts WHERE rule = 'system_status' AND state = 'firing'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        rows
+    };
+    let context = json!({"failing": ["redis"]});
+    let degraded = alerts
+        .follow_system_status(PlatformStatus::Degraded, &context)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(degraded.opened);
+    assert_eq!(degraded.alert.component, "platform");
+    // Still degraded: the same episode.
+    let again = alerts
+        .follow_system_status(PlatformStatus::Degraded, &context)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (again.opened, &again.alert.alert_id),
+        (false, &degraded.alert.alert_id)
+    );
+    assert_eq!(
+        firing().await,
+        [("WARNING".to_owned(), "firing".to_owned())]
+    );
+    alerts
+        .follow_system_status(PlatformStatus::Critical, &context)
+        .await
+        .unwrap();
+    assert_eq!(
+        firing().await,
+        [("CRITICAL".to_owned(), "firing".to_owned())]
+    );
+    assert!(
+        alerts
+            .follow_system_status(PlatformStatus::Ok, &json!({}))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(firing().await.is_empty());
+    let resolved: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM ops_alerts WHERE rule = 'system_status' AND state = 'resolved'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(resolved, 2, "the WARNING and the CRITICAL episodes");
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::loader::insert_strategy;
 use crate::support::own_services::{OwnPostgres, OwnRedis};
-use crate::support::process::{Service, migrate};
+use crate::support::process::{Service, base_vars, migrate};
 use crate::support::recorder::Recorder;
 use crate::support::{ScratchDatabase, TEST_KEY, eventually, redis_url};
 
@@ -41,21 +41,9 @@ async fn every_ten_seconds(pool: &PgPool, address: std::net::SocketAddr) -> Uuid
 }
 
 fn settings(postgres: &str, redis: &str, binance: String) -> Vec<(&'static str, String)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    vec![
-        ("POSTGRES_URL", postgres.to_owned()),
-        ("REDIS_URL", redis.to_owned()),
-        ("MONITORING_HOST", "127.0.0.1".to_owned()),
-        ("MONITORING_PORT", port.to_string()),
-        ("MONITORING_API_KEY", TEST_KEY.to_owned()),
-        ("BINANCE_BASE_URL", binance),
-        ("ENABLE_WEBSOCKETS", "false".to_owned()),
-        ("NOTIFY_ALLOW_PRIVATE_NETWORKS", "true".to_owned()),
-    ]
+    let mut vars = base_vars(postgres, redis);
+    vars.push(("BINANCE_BASE_URL", binance));
+    vars
 }
 
 /// `/ready`'s status and body.

@@ -60,6 +60,25 @@ impl Service {
     }
 }
 
+/// The settings every real-process test starts from: Postgres, Redis, a free port, the
+/// test API key, no WebSocket feed, local receivers allowed.
+pub fn base_vars(postgres: &str, redis: &str) -> Vec<(&'static str, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    vec![
+        ("POSTGRES_URL", postgres.to_owned()),
+        ("REDIS_URL", redis.to_owned()),
+        ("MONITORING_HOST", "127.0.0.1".to_owned()),
+        ("MONITORING_PORT", port.to_string()),
+        ("MONITORING_API_KEY", super::TEST_KEY.to_owned()),
+        ("ENABLE_WEBSOCKETS", "false".to_owned()),
+        ("NOTIFY_ALLOW_PRIVATE_NETWORKS", "true".to_owned()),
+    ]
+}
+
 /// Applies the migrations to the database at `url` with the binary (`migrate`).
 pub fn migrate(url: &str) {
     let migrated = Command::new(env!("CARGO_BIN_EXE_monitoring-service"))
@@ -73,6 +92,36 @@ pub fn migrate(url: &str) {
 }
 
 impl Service {
+    /// `POST <path>` with the API key and a JSON body: status and JSON answer.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let answer = reqwest::Client::new()
+            .post(self.url(path))
+            .header("X-MONITORING-KEY", super::TEST_KEY)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status().as_u16();
+        (status, answer.json().await.unwrap_or_default())
+    }
+
+    /// Waits (up to a minute) until `/ready` answers 200.
+    pub async fn wait_ready(&self) {
+        super::eventually(
+            std::time::Duration::from_secs(60),
+            "the service ready",
+            || async {
+                let answer = reqwest::get(self.url("/ready")).await.ok()?;
+                (answer.status() == 200).then_some(())
+            },
+        )
+        .await;
+    }
+
     /// Its `/metrics` lines.
     pub async fn metric_lines(&self) -> Vec<String> {
         let scrape = reqwest::get(self.url("/metrics"))

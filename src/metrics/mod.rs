@@ -1,9 +1,13 @@
 //! Every Prometheus metric the service exports, named in one place. Labels are bounded:
 //! a route template, never a raw path; a status code, never an error text.
 
+mod alerts;
+
+pub use alerts::AlertMetrics;
+
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// The service's metric registry and handles to its metrics.
@@ -24,12 +28,8 @@ pub struct Metrics {
     pub scheduler: SchedulerMetrics,
     /// The strategy index and its reloads.
     pub strategies: StrategyMetrics,
-    /// `monitoring_alert_log_errors_total`: alert log lines not written (a failing disk
-    /// or a queue far behind it).
-    pub alert_log_errors: IntCounter,
-    /// `monitoring_ops_alert_events_total{event, severity}`: operational alert events
-    /// (`raised`, `resolved`, `cleared`, `acknowledged`).
-    pub ops_alert_events: IntCounterVec,
+    /// Operational alerts: events, episodes, notifications, the log.
+    pub alerts: AlertMetrics,
 }
 
 /// The strategy index: what is loaded, and reloads. `kind` is `full` or `ids`,
@@ -438,18 +438,8 @@ impl Metrics {
         collectors.extend(scheduler.collectors());
         let strategies = StrategyMetrics::new();
         collectors.extend(strategies.collectors());
-        let alert_log_errors = IntCounter::new(
-            "monitoring_alert_log_errors_total",
-            "Operational alert log lines not written (disk failing or far behind).",
-        )
-        .expect("valid metric");
-        let ops_alert_events = counter(
-            "monitoring_ops_alert_events_total",
-            "Operational alert events, by event (raised, resolved, cleared, acknowledged) and severity.",
-            &["event", "severity"],
-        );
-        collectors.push(Box::new(alert_log_errors.clone()));
-        collectors.push(Box::new(ops_alert_events.clone()));
+        let alerts = AlertMetrics::new();
+        collectors.extend(alerts.collectors());
         for collector in collectors {
             registry
                 .register(collector)
@@ -471,8 +461,7 @@ impl Metrics {
             market,
             scheduler,
             strategies,
-            alert_log_errors,
-            ops_alert_events,
+            alerts,
         }
     }
 
@@ -518,12 +507,13 @@ mod tests {
 
     #[test]
     fn the_dashboard_and_the_alert_rules_use_only_metrics_the_service_exports() {
-        let exported: BTreeSet<String> = referenced(include_str!("metrics.rs"))
+        let sources = [include_str!("mod.rs"), include_str!("alerts.rs")].concat();
+        let exported: BTreeSet<String> = referenced(&sources)
             .into_iter()
             .filter(|name| name.ends_with(|c: char| c.is_ascii_lowercase()))
             .collect();
-        let dashboard = include_str!("../deploy/grafana/monitoring-service.json");
-        let rules = include_str!("../deploy/prometheus/monitoring-service.rules.yml");
+        let dashboard = include_str!("../../deploy/grafana/monitoring-service.json");
+        let rules = include_str!("../../deploy/prometheus/monitoring-service.rules.yml");
         for (file, text) in [("dashboard", dashboard), ("rules", rules)] {
             let used = referenced(text);
             assert!(used.len() >= 6, "{file} uses {used:?}");
