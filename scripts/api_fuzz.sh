@@ -45,6 +45,7 @@ export COINGECKO_BASE_URL=http://127.0.0.1:9
 export INTERNAL_RATE_LIMIT_PER_MINUTE=0
 # The alert stream ends after a second, so each fuzzed request to it completes.
 export ALERT_STREAM_MAX_SECONDS=1 ALERT_STREAM_KEEPALIVE_SECONDS=1
+export METRICS_SNAPSHOT_DIR= ALERT_LOG_DIR=
 
 target/debug/monitoring-service migrate
 "$psql" "$url" -q -v ON_ERROR_STOP=1 -f scripts/seed.sql

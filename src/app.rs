@@ -77,6 +77,19 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
     state.tasks.spawn(expire_strategies(state.clone()));
     state.tasks.spawn(remove_old_alerts(state.clone()));
     spawn_alert_tasks(&state);
+    state.tasks.spawn(crate::ops_rules::run_heartbeats(
+        state.engine.applier.clone(),
+        state.config.engine.clone(),
+        state.replica.clone(),
+        shutdown.clone(),
+    ));
+    state
+        .tasks
+        .spawn(crate::ops_rules::run_snapshots_and_retention(
+            state.db.clone(),
+            state.config.engine.clone(),
+            shutdown.clone(),
+        ));
     state.tasks.spawn(
         state
             .batches

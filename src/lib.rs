@@ -20,6 +20,7 @@ pub mod indicators;
 pub mod market;
 pub mod metrics;
 pub mod notify;
+pub mod ops_rules;
 pub mod scheduler;
 pub mod storage;
 pub mod strategy;

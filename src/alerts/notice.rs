@@ -44,12 +44,25 @@ pub fn text(kind: NoticeKind, severity: &str, alerts: &[AlertRow]) -> String {
     let noun = if count == 1 { "alert" } else { "alerts" };
     let mut text = format!("{mark} [{severity}] {count} operational {noun} {verb}");
     for alert in alerts.iter().take(LISTED) {
-        let message: String = alert.message.chars().take(MESSAGE_CHARS).collect();
         let since = alert.started_at.format("%Y-%m-%d %H:%M:%S UTC");
-        text.push_str(&format!(
-            "\n• {} — {} ({}, {}; since {since}; id {})",
-            alert.title, message, alert.rule, alert.component, alert.alert_id
-        ));
+        let line = match (kind, alert.resolved_at) {
+            (NoticeKind::Resolved, Some(resolved)) => format!(
+                "\n• {} ({}, {}; from {since} to {}; id {})",
+                alert.title,
+                alert.rule,
+                alert.component,
+                resolved.format("%H:%M:%S UTC"),
+                alert.alert_id
+            ),
+            _ => {
+                let message: String = alert.message.chars().take(MESSAGE_CHARS).collect();
+                format!(
+                    "\n• {} — {} ({}, {}; since {since}; id {})",
+                    alert.title, message, alert.rule, alert.component, alert.alert_id
+                )
+            }
+        };
+        text.push_str(&line);
     }
     if count > LISTED {
         text.push_str(&format!("\n… and {} more", count - LISTED));

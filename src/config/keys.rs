@@ -99,6 +99,18 @@ pub const KEYS: &[Key] = &[
     key("OPS_ALERT_CLAIM_SECONDS", Some("300"), Plain),
     key("ALERT_STREAM_KEEPALIVE_SECONDS", Some("15"), Plain),
     key("ALERT_STREAM_MAX_SECONDS", Some("3600"), Plain),
+    key("ENGINE_TICKS_RATE_LIMIT_PER_MINUTE", Some("60000"), Plain),
+    key("METRICS_RETENTION_DAYS", Some("30"), Plain),
+    key("METRICS_SNAPSHOT_INTERVAL", Some("60"), Plain),
+    key("METRICS_SNAPSHOT_DIR", Some("data/monitoring"), Plain),
+    key("OPS_DAILY_LOSS_PCT", Some("5.0"), Plain),
+    key("OPS_MAX_POSITIONS", Some("10"), Plain),
+    key("OPS_MAX_TOTAL_EXPOSURE", Some(""), Plain),
+    key("OPS_SENTIMENT_MAX_FAILURES", Some("5"), Plain),
+    key("OPS_ARTIFACT_MAX_AGE_HOURS", Some("24"), Plain),
+    key("OPS_CONNECTIVITY_MAX_SILENCE_SECONDS", Some("300"), Plain),
+    key("OPS_HEARTBEAT_LAPSE_SECONDS", Some("180"), Plain),
+    key("OPS_EXPECTED_ENGINES", Some(""), Plain),
 ];
 
 /// The setting named `name` (an environment variable name), if there is one.

@@ -71,6 +71,7 @@ pub struct Config {
     pub shard: Shard,
     pub log: LogSettings,
     pub alerts: crate::alerts::AlertSettings,
+    pub engine: crate::ops_rules::EngineSettings,
     /// Every key as `check-config` shows it (secrets redacted).
     shown: Vec<(&'static str, String)>,
 }
@@ -119,8 +120,10 @@ impl Config {
         let shard = sections::shard(&mut r)?;
         let log = sections::logging(&mut r)?;
         let alerts = sections::alerts(&mut r)?;
+        let engine = sections::engine(&mut r)?;
         Ok(Self {
             alerts,
+            engine,
             database,
             server,
             market,

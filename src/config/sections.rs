@@ -309,3 +309,66 @@ pub fn alerts(r: &mut Reader) -> Result<crate::alerts::AlertSettings, ConfigErro
         stream_max,
     })
 }
+
+/// The trading-engine ticks, their rules' default thresholds, snapshots and retention.
+pub fn engine(r: &mut Reader) -> Result<crate::ops_rules::EngineSettings, ConfigError> {
+    let threshold =
+        |r: &mut Reader, name: &'static str| r.number(name, 0.0..=1e15, "must be a number from 0");
+    let exposure = r.plain("OPS_MAX_TOTAL_EXPOSURE");
+    let max_total_exposure = match exposure.trim() {
+        "" => None,
+        text => Some(
+            text.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "OPS_MAX_TOTAL_EXPOSURE",
+                        "must be a number from 0, or empty (off)",
+                    )
+                })?,
+        ),
+    };
+    let defaults = crate::ops_rules::Defaults {
+        daily_loss_pct: threshold(r, "OPS_DAILY_LOSS_PCT")?,
+        max_positions: threshold(r, "OPS_MAX_POSITIONS")?,
+        max_total_exposure,
+        sentiment_max_failures: threshold(r, "OPS_SENTIMENT_MAX_FAILURES")?,
+        artifact_max_age_hours: threshold(r, "OPS_ARTIFACT_MAX_AGE_HOURS")?,
+        connectivity_max_silence_seconds: threshold(r, "OPS_CONNECTIVITY_MAX_SILENCE_SECONDS")?,
+        heartbeat_lapse_seconds: threshold(r, "OPS_HEARTBEAT_LAPSE_SECONDS")?,
+    };
+    let expected_engines: Vec<String> = r
+        .plain("OPS_EXPECTED_ENGINES")
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for id in &expected_engines {
+        crate::ops_rules::tick::check_engine_id(id).map_err(|e| {
+            ConfigError::new(
+                "OPS_EXPECTED_ENGINES",
+                format!("an engine id {}", e.message),
+            )
+        })?;
+    }
+    let snapshot_dir = r.plain("METRICS_SNAPSHOT_DIR");
+    Ok(crate::ops_rules::EngineSettings {
+        defaults,
+        expected_engines,
+        snapshot_dir: (!snapshot_dir.trim().is_empty()).then(|| snapshot_dir.trim().into()),
+        snapshot_interval: seconds(r, "METRICS_SNAPSHOT_INTERVAL", 86_400)?
+            .max(Duration::from_secs(1)),
+        retention_days: r.number(
+            "METRICS_RETENTION_DAYS",
+            1..=3650,
+            "must be between 1 and 3650 days",
+        )?,
+        ticks_rate_limit_per_minute: r.number(
+            "ENGINE_TICKS_RATE_LIMIT_PER_MINUTE",
+            0..=10_000_000,
+            "must be between 0 (unlimited) and 10000000",
+        )?,
+    })
+}

@@ -35,7 +35,12 @@ type KeyLimiter = RateLimiter<usize, DashMapStateStore<usize>, DefaultClock>;
 pub struct ApiKeys {
     digests: Vec<[u8; 32]>,
     limiter: Option<KeyLimiter>,
+    /// Engine ticks have a budget of their own, apart from the operator routes'.
+    ticks_limiter: Option<KeyLimiter>,
 }
+
+/// The route whose requests count against the ticks' budget.
+pub const TICKS_PATH: &str = "/internal/engine/ticks";
 
 impl std::fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,7 +71,18 @@ impl ApiKeys {
                 .map(|key| digest(key.expose_secret().as_bytes()))
                 .collect(),
             limiter,
+            ticks_limiter: None,
         }
+    }
+
+    /// Gives engine ticks a budget of their own: `per_minute` per key, with a burst of
+    /// a second's worth (0: no limit).
+    pub fn with_ticks_limit(mut self, per_minute: u32) -> Self {
+        self.ticks_limiter = NonZeroU32::new(per_minute).map(|rate| {
+            let burst = NonZeroU32::new(per_minute / 60).unwrap_or(NonZeroU32::MIN);
+            RateLimiter::dashmap(Quota::per_minute(rate).allow_burst(burst))
+        });
+        self
     }
 
     /// Whether `presented` is one of the keys. Looks at every key whatever the answer.
@@ -87,9 +103,14 @@ impl ApiKeys {
         bool::from(matched).then_some(position as usize)
     }
 
-    /// How long key `position` must wait, if it is over its budget.
-    fn wait_for(&self, position: usize) -> Option<Duration> {
-        let limiter = self.limiter.as_ref()?;
+    /// How long key `position` must wait, if it is over its budget (the ticks' budget
+    /// for a tick, else the operator routes').
+    fn wait_for(&self, position: usize, tick: bool) -> Option<Duration> {
+        let limiter = if tick {
+            self.ticks_limiter.as_ref()?
+        } else {
+            self.limiter.as_ref()?
+        };
         limiter
             .check_key(&position)
             .err()
@@ -115,7 +136,13 @@ pub async fn require_api_key(
     let Some(position) = position else {
         return ApiError::unauthorized().into_response();
     };
-    match keys.wait_for(position) {
+    // Inside the `/internal` nest the URI has lost its prefix: the original one has it.
+    let path = request
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or(request.uri().path(), |original| original.path());
+    let tick = path == TICKS_PATH;
+    match keys.wait_for(position, tick) {
         None => next.run(request).await,
         Some(wait) => {
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -6,6 +6,7 @@
 pub mod alert_stream;
 pub mod alerts;
 pub mod auth;
+pub mod engine;
 pub mod error;
 pub mod middleware;
 pub mod notify_test;
@@ -54,6 +55,8 @@ fn api_routes(keys: Arc<ApiKeys>) -> OpenApiRouter<AppState> {
         .routes(routes!(alerts::list_silences, alerts::add_silence))
         .routes(routes!(alerts::delete_silence))
         .routes(routes!(notify_test::notify_test))
+        .routes(routes!(engine::post_tick))
+        .routes(routes!(engine::engine_history))
         .routes(routes!(openapi::openapi_json))
         // An unknown /internal path is refused like a known one, so the key guards the
         // whole namespace and a caller without it learns nothing about what exists.

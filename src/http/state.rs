@@ -44,6 +44,10 @@ pub struct AppState {
     pub ops_alerts: crate::alerts::OpsAlerts,
     /// The notifiers (shared with the trigger handler: one flood control).
     pub notifier: crate::notify::Notifier,
+    /// Trading-engine ticks: the intake and the rules.
+    pub engine: crate::ops_rules::EngineTicks,
+    /// This process's identity among replicas (the holder of its leases).
+    pub replica: String,
 }
 
 impl AppState {
@@ -71,7 +75,8 @@ impl AppState {
             &config.server.api_keys,
             config.server.internal_rate_limit_per_minute,
             config.server.internal_rate_limit_burst,
-        );
+        )
+        .with_ticks_limit(config.engine.ticks_rate_limit_per_minute);
         let index = Arc::new(StrategyIndex::new());
         let loader = Arc::new(
             StrategyLoader::new(db.clone(), redis.clone(), config.shard, index.clone())
@@ -113,7 +118,27 @@ impl AppState {
             redis.clone(),
             &metrics.alerts,
         );
+        let applier = crate::ops_rules::Applier::new(
+            db.clone(),
+            ops_alerts.clone(),
+            config.engine.defaults.clone(),
+            metrics.engine.rule_evaluation.clone(),
+        );
+        let engine = crate::ops_rules::EngineTicks {
+            intake: crate::ops_rules::Intake::start(
+                applier.clone(),
+                metrics.engine.batch_size.clone(),
+                &tasks,
+                shutdown.clone(),
+            ),
+            applier,
+            labels: Arc::new(crate::ops_rules::EngineLabels::new(
+                &config.engine.expected_engines,
+            )),
+        };
         Self {
+            engine,
+            replica,
             batches,
             config: Arc::new(config),
             ops_alerts,

@@ -2,8 +2,10 @@
 //! a route template, never a raw path; a status code, never an error text.
 
 mod alerts;
+mod engine;
 
 pub use alerts::AlertMetrics;
+pub use engine::EngineMetrics;
 
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -30,6 +32,8 @@ pub struct Metrics {
     pub strategies: StrategyMetrics,
     /// Operational alerts: events, episodes, notifications, the log.
     pub alerts: AlertMetrics,
+    /// Trading-engine ticks and the rules over them.
+    pub engine: EngineMetrics,
 }
 
 /// The strategy index: what is loaded, and reloads. `kind` is `full` or `ids`,
@@ -440,6 +444,8 @@ impl Metrics {
         collectors.extend(strategies.collectors());
         let alerts = AlertMetrics::new();
         collectors.extend(alerts.collectors());
+        let engine = EngineMetrics::new();
+        collectors.extend(engine.collectors());
         for collector in collectors {
             registry
                 .register(collector)
@@ -462,6 +468,7 @@ impl Metrics {
             scheduler,
             strategies,
             alerts,
+            engine,
         }
     }
 
@@ -507,7 +514,12 @@ mod tests {
 
     #[test]
     fn the_dashboard_and_the_alert_rules_use_only_metrics_the_service_exports() {
-        let sources = [include_str!("mod.rs"), include_str!("alerts.rs")].concat();
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("alerts.rs"),
+            include_str!("engine.rs"),
+        ]
+        .concat();
         let exported: BTreeSet<String> = referenced(&sources)
             .into_iter()
             .filter(|name| name.ends_with(|c: char| c.is_ascii_lowercase()))

@@ -1,12 +1,16 @@
 //! Storage: the Postgres pool with its embedded migrations, the optional Redis
 //! connection, and one module per table holding all of that table's SQL
 //! ([`strategy_state`], [`trigger_logs`], [`ledger`], [`leases`], [`ops_alerts`],
-//! [`ops_alert_notifications`], [`ops_alert_events`], [`ops_silences`]; the `strategies` and
+//! [`ops_alert_notifications`], [`ops_alert_events`], [`ops_silences`], [`engine_metrics`],
+//! [`engine_state`], [`alert_thresholds`]; the `strategies` and
 //! `strategy_conditions` tables live with their rows' types in `strategy::store`).
 //! Postgres and Redis are connected with a bounded retry at startup so that the
 //! service can start before its dependencies in an orchestrator, and give up with a
 //! clear message instead of hanging.
 
+pub mod alert_thresholds;
+pub mod engine_metrics;
+pub mod engine_state;
 pub mod leases;
 pub mod ledger;
 pub mod ops_alert_events;

@@ -235,7 +235,9 @@ pub async fn remove_closed_before(db: &PgPool, before: DateTime<Utc>) -> Result<
 }
 
 /// The route's firing episodes due a notification — never notified, or last notified
-/// `repeat` ago — unacknowledged, locked for the caller's transaction.
+/// `repeat` ago — unacknowledged, locked for the caller's transaction. Rows a raise is
+/// touching right now are skipped (taken at the next pass), so a claim never waits on
+/// a producer's transaction and the two can never deadlock.
 pub async fn due_firing(
     tx: &mut PgConnection,
     severity: &str,
@@ -246,7 +248,7 @@ pub async fn due_firing(
           WHERE severity = $1 AND state = 'firing' AND NOT acknowledged
             AND (notified_at IS NULL OR notified_at <= now() - make_interval(secs => $2))
           ORDER BY started_at, alert_id
-          FOR UPDATE"
+          FOR UPDATE SKIP LOCKED"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(severity)
@@ -266,7 +268,7 @@ pub async fn due_resolved(
           WHERE severity = $1 AND state = 'resolved' AND notified_at IS NOT NULL
             AND NOT resolved_notified
           ORDER BY resolved_at, alert_id
-          FOR UPDATE"
+          FOR UPDATE SKIP LOCKED"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(severity)

@@ -6,6 +6,7 @@ mod batches;
 mod binary;
 mod delivery_leases;
 mod email;
+mod engine_ticks;
 mod evaluation_paths;
 mod faults;
 mod fixed_windows;

@@ -99,6 +99,7 @@ pub fn test_config(with_redis: bool, extra: &[(&str, &str)]) -> Config {
         ("COINGECKO_BASE_URL", "http://127.0.0.1:9"),
         // No alert log files unless a test points them somewhere.
         ("ALERT_LOG_DIR", ""),
+        ("METRICS_SNAPSHOT_DIR", ""),
     ];
     vars.extend_from_slice(extra);
     Config::load_from_vars(None, vars).expect("test config is valid")

@@ -1,0 +1,133 @@
+//! Operational rules over trading-engine ticks (DESIGN §12): ticks taken by any
+//! replica, stored in `engine_metrics` and judged by the rules of [`rules`], whose
+//! alerts go through the operational alerts of `crate::alerts`; a heartbeat timer for
+//! engines gone silent; snapshots of the latest metrics; and each engine's history
+//! aggregated per step.
+
+mod apply;
+mod heartbeat_timer;
+mod intake;
+mod labels;
+pub mod rules;
+mod snapshot;
+pub mod thresholds;
+pub mod tick;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use apply::{Applier, Received};
+pub use heartbeat_timer::judge as judge_heartbeats;
+pub use intake::{Intake, IntakeError, MAX_BATCH};
+pub use labels::EngineLabels;
+pub use rules::Defaults;
+pub use tick::{Tick, TickError};
+
+/// The numeric fields of a tick, as dotted paths: what the history aggregates.
+pub const NUMERIC_FIELDS: &[&str] = &[
+    "heartbeat.uptime_seconds",
+    "positions.count",
+    "positions.total_value",
+    "pnl.daily",
+    "pnl.unrealized",
+    "pnl.realized",
+    "risk.daily_loss_pct",
+    "risk.max_position_value",
+    "sentiment.last_score",
+    "sentiment.provider_errors_1h",
+    "sentiment.cache_hit_rate",
+    "artifacts.teacher_model_age_hours",
+    "artifacts.student_model_age_hours",
+];
+
+/// The engine settings (`OPS_*`, `METRICS_*`, `ENGINE_TICKS_RATE_LIMIT_PER_MINUTE`).
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub defaults: Defaults,
+    /// `OPS_EXPECTED_ENGINES`: lapse even if they never ticked.
+    pub expected_engines: Vec<String>,
+    /// `METRICS_SNAPSHOT_DIR`; `None`: no snapshots.
+    pub snapshot_dir: Option<PathBuf>,
+    /// `METRICS_SNAPSHOT_INTERVAL`.
+    pub snapshot_interval: Duration,
+    /// `METRICS_RETENTION_DAYS`: ticks and snapshots older than this are removed.
+    pub retention_days: u32,
+    /// `ENGINE_TICKS_RATE_LIMIT_PER_MINUTE` per API key (0: unlimited).
+    pub ticks_rate_limit_per_minute: u32,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            defaults: Defaults::default(),
+            expected_engines: Vec::new(),
+            snapshot_dir: Some(PathBuf::from("data/monitoring")),
+            snapshot_interval: Duration::from_secs(60),
+            retention_days: 30,
+            ticks_rate_limit_per_minute: 60_000,
+        }
+    }
+}
+
+/// Ticks in and history out, for the routes.
+#[derive(Clone)]
+pub struct EngineTicks {
+    pub intake: Intake,
+    pub applier: Applier,
+    pub labels: Arc<EngineLabels>,
+}
+
+impl std::fmt::Debug for EngineTicks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineTicks").finish_non_exhaustive()
+    }
+}
+
+/// Runs the heartbeat timer (under the `ops_rules` lease) until shutdown.
+pub async fn run_heartbeats(
+    applier: Applier,
+    settings: EngineSettings,
+    replica: String,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    heartbeat_timer::run(applier, settings.expected_engines, replica, shutdown).await;
+}
+
+/// Every `METRICS_SNAPSHOT_INTERVAL`: a snapshot file; daily: ticks and snapshot files
+/// past `METRICS_RETENTION_DAYS` removed.
+pub async fn run_snapshots_and_retention(
+    db: sqlx::PgPool,
+    settings: EngineSettings,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut last_retention: Option<tokio::time::Instant> = None;
+    loop {
+        let now = chrono::Utc::now();
+        if last_retention.is_none_or(|at| at.elapsed() >= Duration::from_secs(86_400)) {
+            last_retention = Some(tokio::time::Instant::now());
+            let before = now - chrono::Duration::days(i64::from(settings.retention_days));
+            match crate::storage::engine_metrics::remove_before(&db, before).await {
+                Ok(rows) if rows > 0 => {
+                    tracing::info!(component = "monitoring", rows, "old engine ticks removed");
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(component = "monitoring", %error, "removing old engine ticks failed");
+                }
+            }
+            if let Some(dir) = &settings.snapshot_dir {
+                snapshot::remove_older_than(dir, settings.retention_days, now);
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(settings.snapshot_interval) => {}
+        }
+        if let Some(dir) = &settings.snapshot_dir
+            && let Err(error) = snapshot::write(&db, dir, chrono::Utc::now()).await
+        {
+            tracing::warn!(component = "monitoring", %error, "metrics snapshot not written");
+        }
+    }
+}
