@@ -77,6 +77,7 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
     state.tasks.spawn(expire_strategies(state.clone()));
     state.tasks.spawn(remove_old_alerts(state.clone()));
     spawn_alert_tasks(&state);
+    spawn_health_tasks(&state);
     state.tasks.spawn(crate::ops_rules::run_heartbeats(
         state.engine.applier.clone(),
         state.config.engine.clone(),
@@ -231,6 +232,40 @@ fn spawn_alert_tasks(state: &AppState) {
                 .clone()
                 .follow_redis(url, state.shutdown.clone()),
         );
+    }
+}
+
+/// Platform health: the cycle (on the lease holder) and the emergency-stop follower.
+fn spawn_health_tasks(state: &AppState) {
+    let settings = &state.config.health;
+    if settings.interval.is_zero() {
+        return;
+    }
+    let cycle = crate::platform_health::Cycle {
+        collectors: crate::platform_health::Collectors::new(
+            state.db.clone(),
+            state.redis.clone(),
+            state.market.clone(),
+            settings.limits,
+            settings.timeout,
+        ),
+        targets: crate::platform_health::all_targets(&settings.services, state.redis.is_some()),
+        alerts: state.ops_alerts.clone(),
+        redis: state.redis.clone(),
+        limits: settings.limits,
+        alert_after: settings.alert_after,
+        interval: settings.interval,
+        metrics: state.metrics.health.clone(),
+    };
+    state
+        .tasks
+        .spawn(cycle.run(state.replica.clone(), state.shutdown.clone()));
+    if let Some(url) = state.config.database.redis_url.clone() {
+        state.tasks.spawn(crate::platform_health::ess::follow(
+            state.ops_alerts.clone(),
+            url,
+            state.shutdown.clone(),
+        ));
     }
 }
 

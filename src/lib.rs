@@ -21,6 +21,7 @@ pub mod market;
 pub mod metrics;
 pub mod notify;
 pub mod ops_rules;
+pub mod platform_health;
 pub mod scheduler;
 pub mod storage;
 pub mod strategy;

@@ -111,6 +111,12 @@ pub const KEYS: &[Key] = &[
     key("OPS_CONNECTIVITY_MAX_SILENCE_SECONDS", Some("300"), Plain),
     key("OPS_HEARTBEAT_LAPSE_SECONDS", Some("180"), Plain),
     key("OPS_EXPECTED_ENGINES", Some(""), Plain),
+    key("HEALTH_TARGETS", Some("[]"), Secret),
+    key("HEALTH_CHECK_INTERVAL", Some("60"), Plain),
+    key("HEALTH_CHECK_TIMEOUT_MS", Some("5500"), Plain),
+    key("HEALTH_LATENCY_DEGRADED_MS", Some("1000"), Plain),
+    key("HEALTH_LATENCY_CRITICAL_MS", Some("5000"), Plain),
+    key("HEALTH_ALERT_AFTER", Some("2"), Plain),
 ];
 
 /// The setting named `name` (an environment variable name), if there is one.

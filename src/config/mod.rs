@@ -72,6 +72,7 @@ pub struct Config {
     pub log: LogSettings,
     pub alerts: crate::alerts::AlertSettings,
     pub engine: crate::ops_rules::EngineSettings,
+    pub health: crate::platform_health::HealthSettings,
     /// Every key as `check-config` shows it (secrets redacted).
     shown: Vec<(&'static str, String)>,
 }
@@ -121,9 +122,11 @@ impl Config {
         let log = sections::logging(&mut r)?;
         let alerts = sections::alerts(&mut r)?;
         let engine = sections::engine(&mut r)?;
+        let health = sections::health(&mut r)?;
         Ok(Self {
             alerts,
             engine,
+            health,
             database,
             server,
             market,

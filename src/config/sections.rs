@@ -372,3 +372,45 @@ pub fn engine(r: &mut Reader) -> Result<crate::ops_rules::EngineSettings, Config
         )?,
     })
 }
+
+/// Platform health: the targets, the cycle and the latency limits.
+pub fn health(r: &mut Reader) -> Result<crate::platform_health::HealthSettings, ConfigError> {
+    let services = r.secret("HEALTH_TARGETS").map_or_else(
+        || Ok(Vec::new()),
+        |text| {
+            crate::platform_health::parse_targets(text.expose_secret())
+                .map_err(|message| ConfigError::new("HEALTH_TARGETS", message))
+        },
+    )?;
+    let degraded_ms: u64 = r.number(
+        "HEALTH_LATENCY_DEGRADED_MS",
+        1..=600_000,
+        "must be between 1 and 600000 ms",
+    )?;
+    let critical_ms: u64 = r.number(
+        "HEALTH_LATENCY_CRITICAL_MS",
+        1..=600_000,
+        "must be between 1 and 600000 ms",
+    )?;
+    if critical_ms < degraded_ms {
+        return Err(ConfigError::new(
+            "HEALTH_LATENCY_CRITICAL_MS",
+            "must not be below HEALTH_LATENCY_DEGRADED_MS",
+        ));
+    }
+    let timeout_ms: u64 = r.number(
+        "HEALTH_CHECK_TIMEOUT_MS",
+        1..=600_000,
+        "must be between 1 and 600000 ms",
+    )?;
+    Ok(crate::platform_health::HealthSettings {
+        services,
+        interval: seconds(r, "HEALTH_CHECK_INTERVAL", 86_400)?,
+        timeout: Duration::from_millis(timeout_ms),
+        limits: crate::platform_health::Limits {
+            degraded_ms: degraded_ms as f64,
+            critical_ms: critical_ms as f64,
+        },
+        alert_after: r.number("HEALTH_ALERT_AFTER", 1..=100, "must be between 1 and 100")?,
+    })
+}

@@ -11,6 +11,7 @@ pub mod error;
 pub mod middleware;
 pub mod notify_test;
 pub mod openapi;
+pub mod platform_health;
 pub mod probes;
 pub mod reload;
 pub mod run;
@@ -57,6 +58,8 @@ fn api_routes(keys: Arc<ApiKeys>) -> OpenApiRouter<AppState> {
         .routes(routes!(notify_test::notify_test))
         .routes(routes!(engine::post_tick))
         .routes(routes!(engine::engine_history))
+        .routes(routes!(platform_health::health_system))
+        .routes(routes!(platform_health::health_metrics))
         .routes(routes!(openapi::openapi_json))
         // An unknown /internal path is refused like a known one, so the key guards the
         // whole namespace and a caller without it learns nothing about what exists.

@@ -124,6 +124,12 @@ impl MarketData {
         self.prefetcher.sources().health()
     }
 
+    /// `GET /api/v3/ping` on Binance through its upstream client (weight budget, 429
+    /// pauses, retries): whether Binance answers.
+    pub async fn ping_binance(&self) -> Result<(), sources::UpstreamError> {
+        self.prefetcher.sources().binance.ping().await
+    }
+
     /// Candle-closed events from now on.
     pub fn subscribe_closes(&self) -> broadcast::Receiver<CandleClosed> {
         self.closes.subscribe()

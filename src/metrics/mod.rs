@@ -3,9 +3,11 @@
 
 mod alerts;
 mod engine;
+mod health;
 
 pub use alerts::AlertMetrics;
 pub use engine::EngineMetrics;
+pub use health::HealthMetrics;
 
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -34,6 +36,8 @@ pub struct Metrics {
     pub alerts: AlertMetrics,
     /// Trading-engine ticks and the rules over them.
     pub engine: EngineMetrics,
+    /// Platform health: the system's status and each dependency's.
+    pub health: HealthMetrics,
 }
 
 /// The strategy index: what is loaded, and reloads. `kind` is `full` or `ids`,
@@ -446,6 +450,8 @@ impl Metrics {
         collectors.extend(alerts.collectors());
         let engine = EngineMetrics::new();
         collectors.extend(engine.collectors());
+        let health = HealthMetrics::new();
+        collectors.extend(health.collectors());
         for collector in collectors {
             registry
                 .register(collector)
@@ -469,6 +475,7 @@ impl Metrics {
             strategies,
             alerts,
             engine,
+            health,
         }
     }
 
@@ -518,6 +525,7 @@ mod tests {
             include_str!("mod.rs"),
             include_str!("alerts.rs"),
             include_str!("engine.rs"),
+            include_str!("health.rs"),
         ]
         .concat();
         let exported: BTreeSet<String> = referenced(&sources)

@@ -113,7 +113,6 @@ impl Applier {
         let mut engines: Vec<String> = rows.iter().map(|r| r.engine_id.clone()).collect();
         engines.sort();
         engines.dedup();
-        engine_state::ensure(&mut tx, &engines).await?;
         let mut states: HashMap<String, EngineStateRow> = engine_state::lock(&mut tx, &engines)
             .await?
             .into_iter()

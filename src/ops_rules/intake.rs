@@ -1,5 +1,5 @@
-//! The tick intake: requests hand their tick to one writer task per replica and wait
-//! for its answer. The writer takes whatever ticks are queued (up to [`MAX_BATCH`]) and
+//! The tick intake: requests hand their tick to the replica's writers and wait for the
+//! answer. A free writer takes whatever ticks are queued (up to [`MAX_BATCH`]) and
 //! applies them in one transaction: a tick is answered only once it is committed —
 //! stored durably and judged — and under load many ticks share one commit (group
 //! commit), so the cost of a commit is spread without a timer adding latency.
@@ -13,6 +13,10 @@ use super::apply::{Applier, Received};
 
 /// Most ticks applied in one transaction.
 pub const MAX_BATCH: usize = 256;
+/// Writers per replica: while one waits on Postgres, another applies the next ticks.
+/// Ticks of one engine still apply in order of their own time (an older tick is
+/// stored, not judged).
+pub const WRITERS: usize = 2;
 /// Ticks waiting for the writer before requests are refused (503).
 const QUEUE: usize = 4096;
 
@@ -53,7 +57,15 @@ impl Intake {
         shutdown: CancellationToken,
     ) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        tasks.spawn(write(applier, receiver, batch_sizes, shutdown));
+        let receiver = std::sync::Arc::new(tokio::sync::Mutex::new(receiver));
+        for _ in 0..WRITERS {
+            tasks.spawn(write(
+                applier.clone(),
+                receiver.clone(),
+                batch_sizes.clone(),
+                shutdown.clone(),
+            ));
+        }
         Self { sender }
     }
 
@@ -73,28 +85,32 @@ impl Intake {
 
 async fn write(
     applier: Applier,
-    mut receiver: mpsc::Receiver<Pending>,
+    receiver: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
     batch_sizes: prometheus::Histogram,
     shutdown: CancellationToken,
 ) {
     loop {
-        let first = tokio::select! {
-            biased;
-            first = receiver.recv() => first,
-            () = shutdown.cancelled() => {
-                // Take what is queued, then stop.
-                receiver.close();
-                receiver.recv().await
+        let batch = {
+            let mut receiver = receiver.lock().await;
+            let first = tokio::select! {
+                biased;
+                first = receiver.recv() => first,
+                () = shutdown.cancelled() => {
+                    // Take what is queued, then stop.
+                    receiver.close();
+                    receiver.recv().await
+                }
+            };
+            let Some(first) = first else { return };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
             }
+            batch
         };
-        let Some(first) = first else { return };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
         batch_sizes.observe(batch.len() as f64);
         apply(&applier, batch).await;
     }

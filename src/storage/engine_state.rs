@@ -32,15 +32,17 @@ pub async fn ensure(conn: &mut PgConnection, engine_ids: &[String]) -> Result<()
     Ok(())
 }
 
-/// Locks the rows of `engine_ids` (in id order, so that replicas never deadlock) for the
-/// caller's transaction and answers them.
+/// Locks the rows of `engine_ids` (sorted: replicas lock in the same order and never
+/// deadlock), creating those that do not exist yet, for the caller's transaction, and
+/// answers them — one statement.
 pub async fn lock(
     conn: &mut PgConnection,
     engine_ids: &[String],
 ) -> Result<Vec<EngineStateRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM engine_state WHERE engine_id = ANY($1)
-          ORDER BY engine_id FOR UPDATE"
+        "INSERT INTO engine_state (engine_id) SELECT unnest($1::text[])
+         ON CONFLICT (engine_id) DO UPDATE SET engine_id = EXCLUDED.engine_id
+         RETURNING {COLUMNS}"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(engine_ids)

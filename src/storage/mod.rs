@@ -2,7 +2,7 @@
 //! connection, and one module per table holding all of that table's SQL
 //! ([`strategy_state`], [`trigger_logs`], [`ledger`], [`leases`], [`ops_alerts`],
 //! [`ops_alert_notifications`], [`ops_alert_events`], [`ops_silences`], [`engine_metrics`],
-//! [`engine_state`], [`alert_thresholds`]; the `strategies` and
+//! [`engine_state`], [`alert_thresholds`], [`health_snapshots`]; the `strategies` and
 //! `strategy_conditions` tables live with their rows' types in `strategy::store`).
 //! Postgres and Redis are connected with a bounded retry at startup so that the
 //! service can start before its dependencies in an orchestrator, and give up with a
@@ -11,6 +11,7 @@
 pub mod alert_thresholds;
 pub mod engine_metrics;
 pub mod engine_state;
+pub mod health_snapshots;
 pub mod leases;
 pub mod ledger;
 pub mod ops_alert_events;

@@ -10,7 +10,8 @@ use monitoring_service::ops_rules::judge_heartbeats;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::support::{TEST_KEY, TestApp, eventually, test_config};
+use crate::support::process::{Service, base_vars, migrate};
+use crate::support::{ScratchDatabase, TEST_KEY, TestApp, eventually, redis_url, test_config};
 
 async fn tick(app: &TestApp, body: Value) -> (u16, Value) {
     app.post_json("/internal/engine/ticks", &body).await
@@ -226,18 +227,31 @@ fn script(engine: &str) -> Vec<Value> {
     ]
 }
 
-#[sqlx::test]
-async fn two_replicas_taking_alternate_ticks_reach_what_one_replica_does(pool: PgPool) {
-    let (a, b) = (
-        TestApp::spawn(pool.clone()).await,
-        TestApp::spawn(pool.clone()).await,
-    );
+#[tokio::test]
+async fn two_replica_binaries_taking_alternate_ticks_reach_what_one_replica_does() {
+    let database = ScratchDatabase::create().await;
+    migrate(&database.url);
+    let pool = PgPool::connect(&database.url).await.unwrap();
+    let log = std::env::temp_dir().join(format!("monitoring-ticks-{}.log", uuid::Uuid::new_v4()));
+    let start = || {
+        let mut vars = base_vars(&database.url, &redis_url());
+        vars.push(("ENABLE_SCHEDULER", "false".to_owned()));
+        vars.push(("ALERT_LOG_DIR", String::new()));
+        vars.push(("METRICS_SNAPSHOT_DIR", String::new()));
+        Service::start(&vars, &log)
+    };
+    let (a, b) = (start(), start());
+    a.wait_ready().await;
+    b.wait_ready().await;
     for (i, body) in script("alternating").into_iter().enumerate() {
         let replica = if i % 2 == 0 { &a } else { &b };
-        assert_eq!(tick(replica, body).await.0, 202);
+        assert_eq!(
+            replica.post_json("/internal/engine/ticks", &body).await.0,
+            202
+        );
     }
     for body in script("single") {
-        assert_eq!(tick(&a, body).await.0, 202);
+        assert_eq!(a.post_json("/internal/engine/ticks", &body).await.0, 202);
     }
     let single = episodes(&pool, "single").await;
     assert_eq!(
@@ -251,8 +265,9 @@ async fn two_replicas_taking_alternate_ticks_reach_what_one_replica_does(pool: P
         ]
     );
     assert_eq!(episodes(&pool, "alternating").await, single);
-    a.stop().await.unwrap();
-    b.stop().await.unwrap();
+    drop((a, b));
+    pool.close().await;
+    database.drop_now().await;
 }
 
 #[sqlx::test]

@@ -21,6 +21,7 @@ mod notify_test;
 mod ops_alert_notifications;
 mod ops_alerts;
 mod outages;
+mod platform_health;
 mod reload;
 mod schema;
 mod secrets;

@@ -142,6 +142,14 @@ impl BinanceRest {
         &self.upstream
     }
 
+    /// `GET /api/v3/ping` (weight 1): whether Binance answers.
+    pub async fn ping(&self) -> Result<(), UpstreamError> {
+        self.upstream
+            .send(&UpstreamRequest::get("/api/v3/ping").weight(1))
+            .await
+            .map(|_| ())
+    }
+
     /// The spot price of each symbol: one request per [`MAX_SYMBOLS_PER_REQUEST`]
     /// symbols. A batch refused for an invalid symbol is bisected to find it, and that
     /// symbol is left out of later batches for a while.

@@ -100,6 +100,8 @@ pub fn test_config(with_redis: bool, extra: &[(&str, &str)]) -> Config {
         // No alert log files unless a test points them somewhere.
         ("ALERT_LOG_DIR", ""),
         ("METRICS_SNAPSHOT_DIR", ""),
+        // No platform health cycle unless a test turns it on.
+        ("HEALTH_CHECK_INTERVAL", "0"),
     ];
     vars.extend_from_slice(extra);
     Config::load_from_vars(None, vars).expect("test config is valid")

@@ -76,6 +76,7 @@ pub fn base_vars(postgres: &str, redis: &str) -> Vec<(&'static str, String)> {
         ("MONITORING_API_KEY", super::TEST_KEY.to_owned()),
         ("ENABLE_WEBSOCKETS", "false".to_owned()),
         ("NOTIFY_ALLOW_PRIVATE_NETWORKS", "true".to_owned()),
+        ("HEALTH_CHECK_INTERVAL", "0".to_owned()),
     ]
 }
 

@@ -1,0 +1,47 @@
+//! Platform health routes (DESIGN §11): the latest snapshot, as every replica serves
+//! it — the system view and the metrics view.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::Value;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::platform_health::{Snapshot, latest};
+
+async fn snapshot(state: &AppState) -> Result<Snapshot, ApiError> {
+    latest(&state.db)
+        .await
+        .map_err(|e| ApiError::unavailable("the database", e))?
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "no_snapshot",
+                "no health cycle has completed yet",
+            )
+        })
+}
+
+/// The platform status: each target, the system status, the critical failures.
+#[utoipa::path(get, path = "/health/system", tag = "health",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "status (OK, DEGRADED, CRITICAL), timestamp, services and infrastructure by status, critical_failures, ess_tripped, performance, checks", body = Object),
+        (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
+        (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
+        (status = 503, description = "No health cycle yet, or the database is unreachable", body = crate::http::error::ErrorBody)))]
+pub async fn health_system(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(snapshot(&state).await?.system()))
+}
+
+/// The platform status as counters and gauges.
+#[utoipa::path(get, path = "/health/metrics", tag = "health",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "timestamp, counters, gauges (system_status_code 0/1/2, latencies), alerts", body = Object),
+        (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
+        (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
+        (status = 503, description = "No health cycle yet, or the database is unreachable", body = crate::http::error::ErrorBody)))]
+pub async fn health_metrics(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(snapshot(&state).await?.metrics()))
+}
