@@ -115,6 +115,18 @@ pub async fn alert_history(
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AlertList>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    for (field, text) in [
+        ("rule", &query.rule),
+        ("severity", &query.severity),
+        ("component", &query.component),
+    ] {
+        if text.as_deref().is_some_and(|t| t.contains('\0')) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("{field}: must not contain a NUL character"),
+            ));
+        }
+    }
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_HISTORY).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -286,6 +298,19 @@ pub async fn add_silence(
 ) -> Result<(StatusCode, Json<SilenceRow>), ApiError> {
     let request: NewSilence = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_body", format!("{e}")))?;
+    // Postgres stores no NUL character in text or jsonb.
+    for (field, has_nul) in [
+        ("matchers", request.matchers.to_string().contains("\\u0000")),
+        ("created_by", request.created_by.contains('\0')),
+        ("comment", request.comment.contains('\0')),
+    ] {
+        if has_nul {
+            return Err(ApiError::bad_request(
+                "invalid_silence",
+                format!("{field}: must not contain a NUL character"),
+            ));
+        }
+    }
     let matchers = parse_matchers(&request.matchers)
         .map_err(|e| ApiError::bad_request("invalid_silence", e.to_string()))?;
     let starts_at = request.starts_at.unwrap_or_else(Utc::now);

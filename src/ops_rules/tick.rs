@@ -145,6 +145,18 @@ pub fn parse(body: &[u8]) -> Result<Tick, TickError> {
         message: without_position(&error.to_string()),
     })?;
     check_engine_id(&tick.engine_id)?;
+    // Postgres stores no NUL character in jsonb.
+    let symbols = tick.positions.as_ref().and_then(|p| p.symbols.as_deref());
+    if let Some(at) = symbols
+        .unwrap_or_default()
+        .iter()
+        .position(|s| s.contains('\0'))
+    {
+        return Err(TickError {
+            path: format!("positions.symbols[{at}]"),
+            message: "must not contain a NUL character".to_owned(),
+        });
+    }
     Ok(tick)
 }
 
@@ -230,6 +242,10 @@ mod tests {
             (r#"{"engine_id": ""}"#, "engine_id"),
             (r#"{} {}"#, "body"),
             (r#"[1]"#, "body"),
+            (
+                r#"{"positions": {"symbols": ["A", "B\u0000"]}}"#,
+                "positions.symbols[1]",
+            ),
         ];
         for (body, path) in cases {
             let error = refused(body);

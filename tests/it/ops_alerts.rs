@@ -265,6 +265,14 @@ async fn bad_silences_and_history_queries_are_400s_naming_the_field(pool: PgPool
             "ends_at",
         ),
         (json!({"matchers": "rule", "ends_at": soon}), "matchers:"),
+        (
+            json!({"matchers": [{"name": "rule", "value": "a\u{0}b"}], "ends_at": soon}),
+            "matchers: must not contain a NUL",
+        ),
+        (
+            json!({"matchers": [{"name": "rule", "value": "x"}], "ends_at": soon, "comment": "\u{0}"}),
+            "comment: must not contain a NUL",
+        ),
     ] {
         let (status, answer) = add_silence(&app, body.clone()).await;
         assert_eq!(status, 400, "{body} → {answer}");
@@ -279,6 +287,7 @@ async fn bad_silences_and_history_queries_are_400s_naming_the_field(pool: PgPool
         ("severity=LOUD", "severity"),
         ("before=xyz", "before"),
         ("since=yesterday", "since"),
+        ("component=e%00x", "component: must not contain a NUL"),
     ] {
         let (status, answer) = app
             .internal(
