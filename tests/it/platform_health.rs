@@ -155,13 +155,26 @@ async fn each_target_the_system_status_alerts_and_a_second_replica(pool: PgPool)
     assert_eq!(metrics["gauges"]["system_status_code"], 2);
     assert_eq!(metrics["counters"]["services_down"], 2);
     assert_eq!(metrics["counters"]["total_services"], 5);
-    // A subscriber got the snapshots.
-    let message = tokio::time::timeout(Duration::from_secs(10), events.on_message().next())
-        .await
-        .unwrap()
-        .unwrap();
-    let published: Value = serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap();
-    assert!(published["targets"]["backend"].is_object(), "{published}");
+    // A subscriber got this replica's snapshots (other tests' replicas publish on the
+    // same channel: their snapshots lack our targets).
+    let mut messages = events.on_message();
+    let published: Value = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let message = messages.next().await.unwrap();
+            let snapshot: Value =
+                serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap();
+            if snapshot["targets"]["backend"].is_object() {
+                return snapshot;
+            }
+        }
+    })
+    .await
+    .expect("a snapshot of this replica's targets published");
+    assert_eq!(
+        published["targets"]["gone"]["status"], "DOWN",
+        "{published}"
+    );
+    drop(messages);
     // A second replica serves the same snapshot.
     let second = TestApp::spawn_with(pool.clone(), test_config(true, &vars)).await;
     eventually(
