@@ -254,9 +254,13 @@ async fn a_strategy_is_marked_expired_within_a_minute_of_its_expiry(pool: PgPool
             .await
             .unwrap();
     assert!(chrono::Utc::now() - expires_at < chrono::Duration::seconds(60));
-    assert!(
-        !app.state.index.snapshot().strategies.contains_key(&id),
-        "and out of the index"
-    );
+    // The status row is written first and the index swapped right after: the
+    // swap is awaited, not assumed to have happened in the same instant.
+    crate::support::eventually(
+        std::time::Duration::from_secs(10),
+        "the expired strategy out of the index",
+        || async { (!app.state.index.snapshot().strategies.contains_key(&id)).then_some(()) },
+    )
+    .await;
     app.stop().await.unwrap();
 }
