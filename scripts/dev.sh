@@ -34,6 +34,10 @@ export ETH_RPC_URL=${ETH_RPC_URL:-http://127.0.0.1:$ethereum_port}
 
 export POSTGRES_URL=$SERVICES_POSTGRES_URL
 export REDIS_URL=$SERVICES_REDIS_URL
+# Platform health demo: the simulator stands for a healthy service, and port 9 of
+# loopback (nothing listens there) for one that is down.
+export HEALTH_TARGETS=${HEALTH_TARGETS:-"[{\"name\":\"market-sim\",\"url\":\"$BINANCE_BASE_URL/api/v3/ping\",\"critical\":true},{\"name\":\"reports\",\"url\":\"http://127.0.0.1:9/health\"}]"}
+export HEALTH_CHECK_INTERVAL=${HEALTH_CHECK_INTERVAL:-10}
 export MONITORING_HOST=${MONITORING_HOST:-127.0.0.1}
 export MONITORING_API_KEY=${MONITORING_API_KEY:-dev-key-change-me-0123456789}
 export LOG_FORMAT=${LOG_FORMAT:-pretty}
@@ -48,6 +52,7 @@ cat >&2 <<INFO
   monitoring-service on http://$MONITORING_HOST:${MONITORING_PORT:-9000}
     curl http://$MONITORING_HOST:${MONITORING_PORT:-9000}/ready
     curl -H 'X-MONITORING-KEY: $MONITORING_API_KEY' http://$MONITORING_HOST:${MONITORING_PORT:-9000}/internal/status
+    curl -H 'X-MONITORING-KEY: $MONITORING_API_KEY' http://$MONITORING_HOST:${MONITORING_PORT:-9000}/internal/health/system
   Postgres: $POSTGRES_URL   Redis: ${REDIS_URL:-none (in-process)}
   Market simulator: Binance $BINANCE_BASE_URL, CoinGecko $COINGECKO_BASE_URL, RPC $ETH_RPC_URL
     curl '$BINANCE_BASE_URL/api/v3/ticker/price?symbol=BTCUSDT'

@@ -256,6 +256,7 @@ fn spawn_health_tasks(state: &AppState) {
         alert_after: settings.alert_after,
         interval: settings.interval,
         metrics: state.metrics.health.clone(),
+        latest: state.health.clone(),
     };
     state
         .tasks

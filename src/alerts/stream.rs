@@ -5,13 +5,12 @@
 //! follower hands it to its own clients. Without Redis (unset or failing) an event
 //! reaches this replica's clients directly.
 
-use std::time::Duration;
-
-use futures_util::StreamExt;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+
+use crate::storage::redis as redis_channels;
 
 /// The Redis channel alert events are fanned out on, followed by `:<database name>`:
 /// replicas sharing a database share a stream, and deployments sharing a Redis do not
@@ -80,44 +79,17 @@ impl EventStream {
     /// Follows this stream's Redis channel until shutdown, handing each event to this replica's
     /// clients; resubscribes with a pause after losing Redis.
     pub async fn follow_redis(self, url: SecretString, shutdown: CancellationToken) {
-        loop {
-            let subscribed = async {
-                let client = redis::Client::open(url.expose_secret())?;
-                let mut pubsub = client.get_async_pubsub().await?;
-                pubsub.subscribe(&self.channel).await?;
-                Ok::<_, redis::RedisError>(pubsub)
+        let channel = self.channel.clone();
+        redis_channels::follow(url, &[&channel], "alert", shutdown, |message| {
+            match serde_json::from_str(&message.payload) {
+                Ok(event) => self.deliver_here(event),
+                Err(_) => tracing::warn!(
+                    component = "alert",
+                    "unreadable alert event on Redis ignored"
+                ),
             }
-            .await;
-            match subscribed {
-                Ok(pubsub) => {
-                    let mut messages = pubsub.into_on_message();
-                    loop {
-                        let message = tokio::select! {
-                            () = shutdown.cancelled() => return,
-                            message = messages.next() => message,
-                        };
-                        let Some(message) = message else { break };
-                        let payload: Result<String, _> = message.get_payload();
-                        match payload.ok().and_then(|p| serde_json::from_str(&p).ok()) {
-                            Some(event) => self.deliver_here(event),
-                            None => tracing::warn!(
-                                component = "alert",
-                                "unreadable alert event on Redis ignored"
-                            ),
-                        }
-                    }
-                    tracing::warn!(
-                        component = "alert",
-                        "alert event subscription lost; resubscribing"
-                    );
-                }
-                Err(error) => tracing::warn!(component = "alert", kind = ?error.kind(),
-                    "cannot follow alert events on Redis; retrying"),
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
+            std::future::ready(())
+        })
+        .await;
     }
 }

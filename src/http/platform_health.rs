@@ -1,5 +1,8 @@
-//! Platform health routes (DESIGN §11): the latest snapshot, as every replica serves
-//! it — the system view and the metrics view.
+//! Platform health routes (DESIGN §11): the latest snapshot this replica holds (the
+//! shared one, refreshed every half interval; its own while Postgres is unreachable)
+//! — the system view and the metrics view. They never wait on a dependency.
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
@@ -7,19 +10,21 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::platform_health::{Snapshot, latest};
+use crate::platform_health::Snapshot;
 
-async fn snapshot(state: &AppState) -> Result<Snapshot, ApiError> {
-    latest(&state.db)
-        .await
-        .map_err(|e| ApiError::unavailable("the database", e))?
-        .ok_or_else(|| {
-            ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "no_snapshot",
-                "no health cycle has completed yet",
-            )
-        })
+fn snapshot(state: &AppState) -> Result<Arc<Snapshot>, ApiError> {
+    state.health.get().ok_or_else(|| {
+        let message = if state.config.health.interval.is_zero() {
+            "health checks are off on this replica (HEALTH_CHECK_INTERVAL=0)"
+        } else {
+            "no health cycle has completed yet"
+        };
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "no_snapshot",
+            message,
+        )
+    })
 }
 
 /// The platform status: each target, the system status, the critical failures.
@@ -29,9 +34,9 @@ async fn snapshot(state: &AppState) -> Result<Snapshot, ApiError> {
         (status = 200, description = "status (OK, DEGRADED, CRITICAL), timestamp, services and infrastructure by status, critical_failures, ess_tripped, performance, checks", body = Object),
         (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
-        (status = 503, description = "No health cycle yet, or the database is unreachable", body = crate::http::error::ErrorBody)))]
+        (status = 503, description = "No health cycle yet (or health checks off on this replica)", body = crate::http::error::ErrorBody)))]
 pub async fn health_system(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(snapshot(&state).await?.system()))
+    Ok(Json(snapshot(&state)?.system()))
 }
 
 /// The platform status as counters and gauges.
@@ -41,7 +46,7 @@ pub async fn health_system(State(state): State<AppState>) -> Result<Json<Value>,
         (status = 200, description = "timestamp, counters, gauges (system_status_code 0/1/2, latencies), alerts", body = Object),
         (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
-        (status = 503, description = "No health cycle yet, or the database is unreachable", body = crate::http::error::ErrorBody)))]
+        (status = 503, description = "No health cycle yet (or health checks off on this replica)", body = crate::http::error::ErrorBody)))]
 pub async fn health_metrics(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(snapshot(&state).await?.metrics()))
+    Ok(Json(snapshot(&state)?.metrics()))
 }

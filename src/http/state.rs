@@ -48,6 +48,8 @@ pub struct AppState {
     pub engine: crate::ops_rules::EngineTicks,
     /// This process's identity among replicas (the holder of its leases).
     pub replica: String,
+    /// The latest platform health snapshot, which the health routes answer from.
+    pub health: crate::platform_health::LatestSnapshot,
 }
 
 impl AppState {
@@ -154,6 +156,7 @@ impl AppState {
             tasks,
             started_at: Instant::now(),
             live_reload: Arc::default(),
+            health: Default::default(),
         }
     }
 }

@@ -70,6 +70,11 @@ impl Collectors {
         }
     }
 
+    /// Each check's own limit (`HEALTH_CHECK_TIMEOUT_MS`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Checks every target at once.
     pub async fn check_all(&self, targets: &[Target]) -> Vec<CheckResult> {
         futures_util::future::join_all(targets.iter().map(|t| self.check(t))).await
@@ -106,7 +111,19 @@ impl Collectors {
     async fn probe(&self, probe: &Probe) -> (Answer, Option<String>, Option<Value>) {
         match probe {
             Probe::Http(url) => match self.http.get(url).send().await {
-                Ok(response) => (Answer::Http(response.status().as_u16()), None, None),
+                Ok(mut response) => {
+                    let status = response.status().as_u16();
+                    // Read what a health answer holds (up to 64 KiB) so the connection
+                    // goes back to the pool for the next cycle instead of being closed.
+                    let mut read = 0usize;
+                    while read < 64 * 1024 {
+                        match response.chunk().await {
+                            Ok(Some(chunk)) => read += chunk.len(),
+                            _ => break,
+                        }
+                    }
+                    (Answer::Http(status), None, None)
+                }
                 Err(error) => (
                     Answer::Failed,
                     Some(http_error_kind(&error).to_owned()),

@@ -3,8 +3,10 @@
 //! (every replica serves the latest), publishes it on Redis (`health.snapshot_updated`),
 //! and moves the alerts: `dependency_down` / `dependency_degraded` per target after
 //! `HEALTH_ALERT_AFTER` bad cycles in a row, resolved after as many good ones, and
-//! `system_status` following the system status. If the holder dies, its lease lapses
-//! after 1.5 intervals and another replica takes over within two.
+//! `system_status` following the system status. The holder renews its lease each
+//! cycle for 1.5 intervals (or an interval plus the check timeout, if longer); if it
+//! dies, another replica takes over within half an interval of the lapse — two
+//! intervals of the last renewal with the default timeout.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -38,6 +40,8 @@ pub struct Cycle {
     pub alert_after: u32,
     pub interval: Duration,
     pub metrics: crate::metrics::HealthMetrics,
+    /// What this replica's routes answer from.
+    pub latest: super::latest::LatestSnapshot,
 }
 
 impl std::fmt::Debug for Cycle {
@@ -47,39 +51,77 @@ impl std::fmt::Debug for Cycle {
 }
 
 impl Cycle {
-    /// Runs until shutdown as `replica`: a cycle each interval while holding the lease.
+    /// How long the lease is held per renewal: one and a half intervals, and at least
+    /// an interval plus one check's timeout (so a slow cycle does not lose it).
+    fn lease_ttl(&self) -> Duration {
+        self.interval
+            .mul_f64(1.5)
+            .max(self.interval + self.collectors.timeout())
+            .max(Duration::from_secs(2))
+    }
+
+    /// Runs until shutdown as `replica`. The lease holder runs a cycle every interval
+    /// (renewing the lease as it starts); the others try for the lease every half
+    /// interval, so one takes over within the lease's lifetime plus half an interval of
+    /// the holder's last renewal, and meanwhile show the stored snapshot. While the
+    /// lease cannot be asked for (Postgres unreachable), every replica checks for
+    /// itself and serves what it saw.
     pub async fn run(self, replica: String, shutdown: CancellationToken) {
-        let ttl = self.interval.mul_f64(1.5).max(Duration::from_secs(2));
+        let ttl = self.lease_ttl();
+        let mut next = tokio::time::Instant::now();
         loop {
-            match leases::acquire(self.alerts.pool(), LEASE, &replica, ttl).await {
+            let cadence = match leases::acquire(self.alerts.pool(), LEASE, &replica, ttl).await {
                 Ok(Some(_)) => {
-                    if let Err(error) = self.once().await {
-                        tracing::warn!(component = "health", %error, "health cycle failed");
+                    self.once(true).await;
+                    self.interval
+                }
+                Ok(None) => {
+                    if let Ok(Some(snapshot)) = latest(self.alerts.pool()).await {
+                        self.hold(snapshot);
                     }
+                    self.interval / 2
                 }
-                Ok(None) => {}
                 Err(error) => {
-                    tracing::warn!(component = "health", %error, "platform_health lease unavailable");
+                    tracing::warn!(component = "health", %error,
+                        "platform_health lease unavailable; checking on this replica alone");
+                    self.once(false).await;
+                    self.interval
                 }
-            }
-            // Every replica shows the latest snapshot, whoever took it.
-            if let Ok(Some(snapshot)) = latest(self.alerts.pool()).await {
-                self.show(&snapshot);
-            }
+            };
+            next += cadence;
+            // After a pause longer than the cadence, start again from now.
+            next = next.max(tokio::time::Instant::now());
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(self.interval) => {}
+                () = tokio::time::sleep_until(next) => {}
             }
         }
     }
 
-    /// One cycle; answers its snapshot.
-    pub async fn once(&self) -> Result<Snapshot, sqlx::Error> {
-        let previous: Option<Snapshot> = health_snapshots::latest(self.alerts.pool())
-            .await
-            .ok()
-            .flatten()
-            .and_then(|value| serde_json::from_value(value).ok());
+    /// Shows `snapshot` on this replica (routes and metrics) unless it holds a newer one.
+    fn hold(&self, snapshot: Snapshot) {
+        self.show(&snapshot);
+        self.latest.offer(snapshot);
+    }
+
+    /// One cycle; answers its snapshot. With `shared`, the holder's cycle: the previous
+    /// snapshot, the emergency stop and the alert counts come from Postgres, the alerts
+    /// move and the snapshot is stored. A step Postgres cannot take is logged and the
+    /// cycle goes on from what this replica last knew: the checks, the status, the
+    /// Redis event and this replica's routes never wait for Postgres to come back.
+    pub async fn once(&self, shared: bool) -> Snapshot {
+        let db = self.alerts.pool();
+        let stored = if shared {
+            latest(db).await.ok().flatten()
+        } else {
+            None
+        };
+        let known = self.latest.get().map(|held| (*held).clone());
+        let previous = match (stored, known) {
+            (Some(stored), Some(known)) if known.timestamp > stored.timestamp => Some(known),
+            (Some(stored), _) => Some(stored),
+            (None, known) => known,
+        };
         let results = self.collectors.check_all(&self.targets).await;
         let now = Utc::now();
         let mut targets = BTreeMap::new();
@@ -100,13 +142,23 @@ impl Cycle {
                 },
             );
         }
-        self.move_dependency_alerts(&targets).await?;
-        let ess_tripped = self
-            .alerts
-            .active()
-            .await?
-            .iter()
-            .any(|a| a.rule == ESS_TRIPPED);
+        let active = if shared {
+            self.move_dependency_alerts(&targets)
+                .await
+                .map_err(|error| self.skipped("dependency alerts", &error))
+                .ok();
+            self.alerts
+                .active()
+                .await
+                .map_err(|error| self.skipped("active alerts", &error))
+                .ok()
+        } else {
+            None
+        };
+        let ess_tripped = match &active {
+            Some(active) => active.iter().any(|a| a.rule == ESS_TRIPPED),
+            None => previous.as_ref().is_some_and(|p| p.ess_tripped),
+        };
         let judged: Vec<Judged<'_>> = targets
             .values()
             .map(|t| Judged {
@@ -122,15 +174,21 @@ impl Cycle {
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let context =
-            serde_json::json!({"critical_failures": failures, "ess_tripped": ess_tripped});
-        self.alerts.follow_system_status(status, &context).await?;
-        let active = self.alerts.active().await?;
-        let alerts = AlertCounts {
-            active_count: active.len(),
-            critical_count: active.iter().filter(|a| a.severity == "CRITICAL").count(),
-            warning_count: active.iter().filter(|a| a.severity == "WARNING").count(),
-        };
+        let mut alerts = previous.as_ref().map(|p| p.alerts).unwrap_or_default();
+        if active.is_some() {
+            let context =
+                serde_json::json!({"critical_failures": failures, "ess_tripped": ess_tripped});
+            if let Err(error) = self.alerts.follow_system_status(status, &context).await {
+                self.skipped("the system_status alert", &error);
+            }
+            if let Ok(active) = self.alerts.active().await {
+                alerts = AlertCounts {
+                    active_count: active.len(),
+                    critical_count: active.iter().filter(|a| a.severity == "CRITICAL").count(),
+                    warning_count: active.iter().filter(|a| a.severity == "WARNING").count(),
+                };
+            }
+        }
         let snapshot = Snapshot {
             status: status.as_str().to_owned(),
             timestamp: now,
@@ -140,17 +198,29 @@ impl Cycle {
             alerts,
         };
         let value = serde_json::to_value(&snapshot).unwrap_or_default();
-        health_snapshots::insert(self.alerts.pool(), &value).await?;
-        health_snapshots::remove_before(self.alerts.pool(), now - chrono::Duration::days(1))
-            .await?;
+        if shared {
+            let stored = async {
+                health_snapshots::insert(db, &value).await?;
+                health_snapshots::remove_before(db, now - chrono::Duration::days(1)).await
+            };
+            if let Err(error) = stored.await {
+                self.skipped("storing the snapshot", &error);
+            }
+        }
         self.publish(&value).await;
+        self.hold(snapshot.clone());
         tracing::info!(
             component = "health",
             status = status.as_str(),
             critical_failures = snapshot.critical_failures.len(),
+            shared,
             "health cycle"
         );
-        Ok(snapshot)
+        snapshot
+    }
+
+    fn skipped(&self, step: &str, error: &sqlx::Error) {
+        tracing::warn!(component = "health", step, %error, "health cycle step skipped");
     }
 
     /// Raises and resolves each target's dependency alerts from its streaks.

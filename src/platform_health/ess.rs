@@ -4,15 +4,14 @@
 //! one is logged and ignored. Raising is idempotent, so every replica follows.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use futures_util::StreamExt;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::cycle::ESS_TRIPPED;
 use crate::alerts::{OpsAlerts, Severity};
+use crate::storage::redis as redis_channels;
 
 /// The channels followed.
 pub const TRIPPED: &str = "ess.tripped";
@@ -64,36 +63,13 @@ pub async fn handle(alerts: &OpsAlerts, channel: &str, payload: &str) -> Result<
 
 /// Follows `ess.tripped` and `ess.reset` until shutdown, resubscribing after a loss.
 pub async fn follow(alerts: OpsAlerts, url: SecretString, shutdown: CancellationToken) {
-    loop {
-        let subscribed = async {
-            let client = redis::Client::open(url.expose_secret())?;
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&[TRIPPED, RESET]).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        }
-        .await;
-        match subscribed {
-            Ok(pubsub) => {
-                let mut messages = pubsub.into_on_message();
-                loop {
-                    let message = tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        message = messages.next() => message,
-                    };
-                    let Some(message) = message else { break };
-                    let channel = message.get_channel_name().to_owned();
-                    let payload: String = message.get_payload().unwrap_or_default();
-                    if let Err(error) = handle(&alerts, &channel, &payload).await {
-                        tracing::warn!(component = "health", %error, "emergency-stop message not recorded");
-                    }
-                }
+    redis_channels::follow(url, &[TRIPPED, RESET], "health", shutdown, |message| {
+        let alerts = alerts.clone();
+        async move {
+            if let Err(error) = handle(&alerts, &message.channel, &message.payload).await {
+                tracing::warn!(component = "health", %error, "emergency-stop message not recorded");
             }
-            Err(error) => tracing::warn!(component = "health", kind = ?error.kind(),
-                "cannot follow ess.tripped on Redis; retrying"),
         }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
+    })
+    .await;
 }

@@ -7,6 +7,7 @@
 mod collectors;
 mod cycle;
 pub mod ess;
+mod latest;
 mod snapshot;
 pub mod status;
 mod targets;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 pub use collectors::{CheckResult, Collectors};
 pub use cycle::{Cycle, ESS_TRIPPED, SNAPSHOT_CHANNEL, latest};
+pub use latest::LatestSnapshot;
 pub use snapshot::{AlertCounts, Snapshot, Streaks, TargetState};
 pub use status::{Health, Kind, Limits};
 pub use targets::{Probe, Target, all_targets, parse_targets};

@@ -1,10 +1,13 @@
 //! The optional Redis connection: a multiplexed connection manager that reconnects by
-//! itself after Redis restarts.
+//! itself after Redis restarts; and channel subscriptions, which need connections of
+//! their own.
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret, SecretString};
+use tokio_util::sync::CancellationToken;
 
 use super::startup_retry::{StartupError, retry_startup};
 
@@ -62,4 +65,70 @@ pub async fn ping_within(
         .await
         .map_err(|_| "timed out".to_owned())
         .and_then(|r| r.map_err(|e| e.to_string()))
+}
+
+/// Opens a subscription to `channels` on a connection of its own (a subscribed
+/// connection can do nothing else).
+pub async fn subscribe(
+    url: &SecretString,
+    channels: &[&str],
+) -> Result<redis::aio::PubSub, redis::RedisError> {
+    let client = redis::Client::open(url.expose_secret())?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channels).await?;
+    Ok(pubsub)
+}
+
+/// One message received on a followed channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelMessage {
+    pub channel: String,
+    /// The payload as text; a payload that is not UTF-8 arrives empty.
+    pub payload: String,
+}
+
+/// Follows `channels` until `shutdown`, handing each message to `handle` in the order
+/// received. After failing to subscribe or losing the subscription it waits a second
+/// and subscribes again. Messages published while not subscribed are not received:
+/// callers that must not miss one read what they missed from Postgres.
+pub async fn follow<Handle, Handled>(
+    url: SecretString,
+    channels: &[&str],
+    component: &'static str,
+    shutdown: CancellationToken,
+    mut handle: Handle,
+) where
+    Handle: FnMut(ChannelMessage) -> Handled,
+    Handled: Future<Output = ()>,
+{
+    loop {
+        match subscribe(&url, channels).await {
+            Ok(pubsub) => {
+                let mut messages = pubsub.into_on_message();
+                loop {
+                    let message = tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        message = messages.next() => message,
+                    };
+                    let Some(message) = message else { break };
+                    handle(ChannelMessage {
+                        channel: message.get_channel_name().to_owned(),
+                        payload: message.get_payload().unwrap_or_default(),
+                    })
+                    .await;
+                }
+                tracing::warn!(
+                    component,
+                    ?channels,
+                    "Redis subscription lost; resubscribing"
+                );
+            }
+            Err(error) => tracing::warn!(component, ?channels, kind = ?error.kind(),
+                "cannot subscribe on Redis; retrying"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use backon::BackoffBuilder;
 use futures_util::StreamExt;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -173,14 +173,7 @@ pub async fn follow_redis(
     let mut delays = backoff();
     let mut last_poll = tokio::time::Instant::now();
     loop {
-        let subscribed = async {
-            let client = redis::Client::open(url.expose_secret())?;
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(CHANNEL).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        }
-        .await;
-        let pubsub = match subscribed {
+        let pubsub = match crate::storage::redis::subscribe(&url, &[CHANNEL]).await {
             Ok(pubsub) => pubsub,
             Err(error) => {
                 tracing::warn!(component = "reload", kind = ?error.kind(),

@@ -11,7 +11,6 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::loader::{insert_strategy, price_above};
-use crate::support::market::test_redis;
 use crate::support::{TEST_KEY, TestApp, eventually, test_config};
 
 /// Changes the strategy's name; answers its new version.
@@ -51,8 +50,12 @@ async fn shows(apps: &[&TestApp], id: Uuid, name: &str, deadline: Duration) {
     }
 }
 
-async fn publish(message: &str) {
-    let mut redis = test_redis().await;
+async fn publish(url: &str, message: &str) {
+    let mut redis = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
     let _: i64 = redis::cmd("PUBLISH")
         .arg("strategy:updated")
         .arg(message)
@@ -66,21 +69,33 @@ async fn an_announced_change_reaches_every_replica_also_after_the_subscription_i
     pool: PgPool,
 ) {
     let (id, _) = insert_strategy(&pool, Uuid::new_v4(), &[price_above(1.0)], None).await;
+    // A Redis of this test's own: cutting every subscription on it (below) must not
+    // cut other tests'.
+    let redis_server = crate::support::own_services::OwnRedis::start().await;
+    let own_redis = || test_config(false, &[("REDIS_URL", redis_server.url.as_str())]);
     let (a, b) = (
-        TestApp::spawn(pool.clone()).await,
-        TestApp::spawn(pool.clone()).await,
+        TestApp::spawn_with(pool.clone(), own_redis()).await,
+        TestApp::spawn_with(pool.clone(), own_redis()).await,
     );
     a.wait_ready().await;
     b.wait_ready().await;
     shows(&[&a, &b], id, "test strategy", Duration::from_secs(5)).await;
 
     change(&pool, id, "v2").await;
-    publish(&json!({"strategy_id": id, "action": "upsert"}).to_string()).await;
+    publish(
+        &redis_server.url,
+        &json!({"strategy_id": id, "action": "upsert"}).to_string(),
+    )
+    .await;
     shows(&[&a, &b], id, "v2", Duration::from_secs(1)).await;
 
     // The subscriptions are cut (as when Redis restarts), and a change is announced
     // while nobody listens: the resubscription's full reload picks it up.
-    let mut redis = test_redis().await;
+    let mut redis = redis::Client::open(redis_server.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
     let killed: i64 = redis::cmd("CLIENT")
         .arg("KILL")
         .arg("TYPE")
@@ -90,12 +105,16 @@ async fn an_announced_change_reaches_every_replica_also_after_the_subscription_i
         .unwrap();
     assert!(killed >= 2, "both replicas' subscriptions were cut");
     change(&pool, id, "v3").await;
-    publish(&json!({"strategy_id": id, "action": "upsert"}).to_string()).await;
+    publish(
+        &redis_server.url,
+        &json!({"strategy_id": id, "action": "upsert"}).to_string(),
+    )
+    .await;
     shows(&[&a, &b], id, "v3", Duration::from_secs(1)).await;
 
     // After that, announcements work again; "*" reloads everything.
     change(&pool, id, "v4").await;
-    publish("*").await;
+    publish(&redis_server.url, "*").await;
     shows(&[&a, &b], id, "v4", Duration::from_secs(1)).await;
     a.stop().await.unwrap();
     b.stop().await.unwrap();

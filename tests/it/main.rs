@@ -10,6 +10,7 @@ mod engine_ticks;
 mod evaluation_paths;
 mod faults;
 mod fixed_windows;
+mod health_outages;
 mod http_api;
 mod indicators_golden;
 mod live_reload;
