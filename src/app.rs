@@ -1,6 +1,7 @@
 //! The service's lifecycle: connect the dependencies, serve on a listener the caller
 //! bound, and shut down gracefully when the state's cancellation token fires.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -74,23 +75,14 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
         shutdown.clone(),
     );
     state.market.spawn_feed(&state.tasks, shutdown.clone());
-    state.tasks.spawn(expire_strategies(state.clone()));
-    state.tasks.spawn(remove_old_alerts(state.clone()));
     spawn_alert_tasks(&state);
-    spawn_health_tasks(&state);
-    state.tasks.spawn(crate::ops_rules::run_heartbeats(
-        state.engine.applier.clone(),
+    spawn_health_tasks(&state).await;
+    register_monitors(&state).await;
+    state.tasks.spawn(crate::ops_rules::run_snapshots(
+        state.db.clone(),
         state.config.engine.clone(),
-        state.replica.clone(),
         shutdown.clone(),
     ));
-    state
-        .tasks
-        .spawn(crate::ops_rules::run_snapshots_and_retention(
-            state.db.clone(),
-            state.config.engine.clone(),
-            shutdown.clone(),
-        ));
     state.tasks.spawn(
         state
             .batches
@@ -105,14 +97,18 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
             state.market.subscribe_closes(),
             shutdown.clone(),
         ));
-        state.tasks.spawn(resume_pending_deliveries(state.clone()));
-        state.tasks.spawn(crate::scheduler::run_scheduler(
-            state.batches.clone(),
-            state.index.clone(),
-            state.tasks.clone(),
-            shutdown.clone(),
-        ));
     }
+    state.tasks.spawn(crate::monitors::follow_buckets(
+        state.monitors.clone(),
+        state.batches.clone(),
+        state.index.clone(),
+        shutdown.clone(),
+    ));
+    state.tasks.spawn(crate::monitors::Schedule::run(
+        state.monitors.clone(),
+        state.config.server.enable_scheduler,
+        shutdown.clone(),
+    ));
     let server = tokio::spawn(
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
@@ -236,7 +232,7 @@ fn spawn_alert_tasks(state: &AppState) {
 }
 
 /// Platform health: the cycle (on the lease holder) and the emergency-stop follower.
-fn spawn_health_tasks(state: &AppState) {
+async fn spawn_health_tasks(state: &AppState) {
     let settings = &state.config.health;
     if settings.interval.is_zero() {
         return;
@@ -259,8 +255,12 @@ fn spawn_health_tasks(state: &AppState) {
         latest: state.health.clone(),
     };
     state
-        .tasks
-        .spawn(cycle.run(state.replica.clone(), state.shutdown.clone()));
+        .monitors
+        .register(Arc::new(crate::monitors::PlatformHealthMonitor {
+            cycle,
+            replica: state.replica.clone(),
+        }))
+        .await;
     if let Some(url) = state.config.database.redis_url.clone() {
         state.tasks.spawn(crate::platform_health::ess::follow(
             state.ops_alerts.clone(),
@@ -270,61 +270,34 @@ fn spawn_health_tasks(state: &AppState) {
     }
 }
 
-/// At start and then daily: operational alerts (closed episodes and log files) older
-/// than `ALERT_RETENTION_DAYS` are removed.
-async fn remove_old_alerts(state: AppState) {
-    let settings = state.config.alerts.clone();
-    loop {
-        if let Err(error) = state
-            .ops_alerts
-            .apply_retention(settings.retention_days, settings.log_dir.as_deref())
-            .await
-        {
-            tracing::warn!(component = "alert", %error, "removing old operational alerts failed");
-        }
-        tokio::select! {
-            () = state.shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(86_400)) => {}
-        }
-    }
-}
-
-/// Every 30 s: strategies past `expires_at` become `expired` and leave the index.
-async fn expire_strategies(state: AppState) {
-    loop {
-        tokio::select! {
-            () = state.shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(30)) => {}
-        }
-        if let Err(error) = state.loader.expire_due().await {
-            tracing::warn!(component = "strategy", %error, "expiring strategies failed");
-        }
-    }
-}
-
-/// Once the strategies are loaded, and then every ten seconds: deliver what a replica
-/// whose delivery lease lapsed (a crash) left pending.
-async fn resume_pending_deliveries(state: AppState) {
-    let mut generations = state.index.subscribe();
-    while !state.index.is_loaded() {
-        tokio::select! {
-            () = state.shutdown.cancelled() => return,
-            changed = generations.changed() => if changed.is_err() { return },
-        }
-    }
-    loop {
-        match state.batches.triggers().resume_pending().await {
-            Ok(0) => {}
-            Ok(resumed) => {
-                tracing::info!(component = "trigger", resumed, "pending deliveries resumed")
-            }
-            Err(error) => {
-                tracing::warn!(component = "trigger", %error, "resuming pending deliveries failed")
-            }
-        }
-        tokio::select! {
-            () = state.shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(10)) => {}
-        }
+/// The periodic jobs besides strategy buckets (which follow the index) and the health
+/// cycle (registered with its other tasks).
+async fn register_monitors(state: &AppState) {
+    let monitors = &state.monitors;
+    monitors
+        .register(Arc::new(crate::monitors::ExpiryMonitor {
+            loader: state.loader.clone(),
+        }))
+        .await;
+    monitors
+        .register(Arc::new(crate::monitors::RetentionMonitor {
+            alerts: state.ops_alerts.clone(),
+            alert_settings: state.config.alerts.clone(),
+            engine_settings: state.config.engine.clone(),
+        }))
+        .await;
+    monitors
+        .register(Arc::new(crate::monitors::OpsRulesMonitor {
+            applier: state.engine.applier.clone(),
+            settings: state.config.engine.clone(),
+        }))
+        .await;
+    if state.config.server.enable_scheduler {
+        monitors
+            .register(Arc::new(crate::monitors::DeliveryResumeMonitor {
+                runner: state.batches.clone(),
+                index: state.index.clone(),
+            }))
+            .await;
     }
 }

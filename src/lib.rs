@@ -19,6 +19,7 @@ pub mod http;
 pub mod indicators;
 pub mod market;
 pub mod metrics;
+pub mod monitors;
 pub mod notify;
 pub mod ops_rules;
 pub mod platform_health;

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod engine;
 pub mod error;
 pub mod middleware;
+pub mod monitors;
 pub mod notify_test;
 pub mod openapi;
 pub mod platform_health;
@@ -60,6 +61,9 @@ fn api_routes(keys: Arc<ApiKeys>) -> OpenApiRouter<AppState> {
         .routes(routes!(engine::engine_history))
         .routes(routes!(platform_health::health_system))
         .routes(routes!(platform_health::health_metrics))
+        .routes(routes!(monitors::list_monitors))
+        .routes(routes!(monitors::run_monitor))
+        .routes(routes!(monitors::patch_monitor))
         .routes(routes!(openapi::openapi_json))
         // An unknown /internal path is refused like a known one, so the key guards the
         // whole namespace and a caller without it learns nothing about what exists.

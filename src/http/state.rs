@@ -50,6 +50,8 @@ pub struct AppState {
     pub replica: String,
     /// The latest platform health snapshot, which the health routes answer from.
     pub health: crate::platform_health::LatestSnapshot,
+    /// The periodic jobs, by name.
+    pub monitors: Arc<crate::monitors::Registry>,
 }
 
 impl AppState {
@@ -138,6 +140,7 @@ impl AppState {
                 &config.engine.expected_engines,
             )),
         };
+        let (db_for_monitors, replica_for_monitors) = (db.clone(), replica.clone());
         Self {
             engine,
             replica,
@@ -157,6 +160,10 @@ impl AppState {
             started_at: Instant::now(),
             live_reload: Arc::default(),
             health: Default::default(),
+            monitors: Arc::new(crate::monitors::Registry::new(
+                db_for_monitors,
+                replica_for_monitors,
+            )),
         }
     }
 }

@@ -1,49 +1,14 @@
-//! The heartbeat timer: every few seconds, on the one replica holding the `ops_rules`
-//! lease, engines not heard from (server clock of receipt) for their threshold — and
-//! engines of `OPS_EXPECTED_ENGINES` never heard from at all — raise
+//! The heartbeat check, run every few seconds by the `ops_rules` monitor on one replica
+//! per cycle: engines not heard from (server clock of receipt) for their threshold —
+//! and engines of `OPS_EXPECTED_ENGINES` never heard from at all — raise
 //! `heartbeat_lapsed`. The engine's next tick resolves it.
 
-use std::time::Duration;
-
 use chrono::Utc;
-use tokio_util::sync::CancellationToken;
 
 use super::apply::{Applier, Change, engine_labels, held, set_held};
 use super::rules::{HEARTBEAT_LAPSED, RULES, lapsed};
 use super::thresholds::{Setting, setting};
-use crate::storage::{alert_thresholds, engine_state, leases};
-
-/// How often lapses are looked for.
-const EVERY: Duration = Duration::from_secs(5);
-/// The lease's name and how long it is held without renewal.
-const LEASE: &str = "ops_rules";
-const LEASE_TTL: Duration = Duration::from_secs(15);
-
-/// Runs the timer until shutdown, as `replica`.
-pub async fn run(
-    applier: Applier,
-    expected: Vec<String>,
-    replica: String,
-    shutdown: CancellationToken,
-) {
-    loop {
-        match leases::acquire(applier.db(), LEASE, &replica, LEASE_TTL).await {
-            Ok(Some(_)) => {
-                if let Err(error) = judge(&applier, &expected).await {
-                    tracing::warn!(component = "monitoring", %error, "heartbeat check failed");
-                }
-            }
-            Ok(None) => {}
-            Err(error) => {
-                tracing::warn!(component = "monitoring", %error, "ops_rules lease unavailable");
-            }
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(EVERY) => {}
-        }
-    }
-}
+use crate::storage::{alert_thresholds, engine_state};
 
 /// One pass: raises `heartbeat_lapsed` for every engine lapsed now; answers how many.
 pub async fn judge(applier: &Applier, expected: &[String]) -> Result<usize, sqlx::Error> {

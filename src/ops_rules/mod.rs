@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use apply::{Applier, Received};
-pub use heartbeat_timer::judge as judge_heartbeats;
 pub use intake::{Intake, IntakeError, MAX_BATCH};
 pub use labels::EngineLabels;
 pub use rules::Defaults;
@@ -84,49 +83,45 @@ impl std::fmt::Debug for EngineTicks {
     }
 }
 
-/// Runs the heartbeat timer (under the `ops_rules` lease) until shutdown.
-pub async fn run_heartbeats(
-    applier: Applier,
-    settings: EngineSettings,
-    replica: String,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    heartbeat_timer::run(applier, settings.expected_engines, replica, shutdown).await;
+/// Looks for engines whose heartbeat lapsed (the `ops_rules` monitor, on one replica
+/// per cycle); answers how many lapsed now.
+pub async fn judge_heartbeats(
+    applier: &Applier,
+    expected: &[String],
+) -> Result<usize, sqlx::Error> {
+    heartbeat_timer::judge(applier, expected).await
 }
 
-/// Every `METRICS_SNAPSHOT_INTERVAL`: a snapshot file; daily: ticks and snapshot files
-/// past `METRICS_RETENTION_DAYS` removed.
-pub async fn run_snapshots_and_retention(
+/// Removes ticks and snapshot files past `METRICS_RETENTION_DAYS` (part of the
+/// `retention` monitor); answers the rows removed.
+pub async fn remove_old_ticks(
+    db: &sqlx::PgPool,
+    settings: &EngineSettings,
+) -> Result<u64, sqlx::Error> {
+    let now = chrono::Utc::now();
+    let before = now - chrono::Duration::days(i64::from(settings.retention_days));
+    let rows = crate::storage::engine_metrics::remove_before(db, before).await?;
+    if let Some(dir) = &settings.snapshot_dir {
+        snapshot::remove_older_than(dir, settings.retention_days, now);
+    }
+    Ok(rows)
+}
+
+/// Every `METRICS_SNAPSHOT_INTERVAL`: the latest metrics of each engine to a file.
+pub async fn run_snapshots(
     db: sqlx::PgPool,
     settings: EngineSettings,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    let mut last_retention: Option<tokio::time::Instant> = None;
+    let Some(dir) = settings.snapshot_dir.clone() else {
+        return;
+    };
     loop {
-        let now = chrono::Utc::now();
-        if last_retention.is_none_or(|at| at.elapsed() >= Duration::from_secs(86_400)) {
-            last_retention = Some(tokio::time::Instant::now());
-            let before = now - chrono::Duration::days(i64::from(settings.retention_days));
-            match crate::storage::engine_metrics::remove_before(&db, before).await {
-                Ok(rows) if rows > 0 => {
-                    tracing::info!(component = "monitoring", rows, "old engine ticks removed");
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(component = "monitoring", %error, "removing old engine ticks failed");
-                }
-            }
-            if let Some(dir) = &settings.snapshot_dir {
-                snapshot::remove_older_than(dir, settings.retention_days, now);
-            }
-        }
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(settings.snapshot_interval) => {}
         }
-        if let Some(dir) = &settings.snapshot_dir
-            && let Err(error) = snapshot::write(&db, dir, chrono::Utc::now()).await
-        {
+        if let Err(error) = snapshot::write(&db, &dir, chrono::Utc::now()).await {
             tracing::warn!(component = "monitoring", %error, "metrics snapshot not written");
         }
     }

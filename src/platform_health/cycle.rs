@@ -5,14 +5,12 @@
 //! `HEALTH_ALERT_AFTER` bad cycles in a row, resolved after as many good ones, and
 //! `system_status` following the system status. The holder renews its lease each
 //! cycle for 1.5 intervals (or an interval plus the check timeout, if longer); if it
-//! dies, another replica takes over within half an interval of the lapse — two
-//! intervals of the last renewal with the default timeout.
+//! dies, another replica takes over at its first turn after the lapse.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio_util::sync::CancellationToken;
 
 use super::collectors::Collectors;
 use super::snapshot::{AlertCounts, Snapshot, Streaks, TargetState};
@@ -60,40 +58,25 @@ impl Cycle {
             .max(Duration::from_secs(2))
     }
 
-    /// Runs until shutdown as `replica`. The lease holder runs a cycle every interval
-    /// (renewing the lease as it starts); the others try for the lease every half
-    /// interval, so one takes over within the lease's lifetime plus half an interval of
-    /// the holder's last renewal, and meanwhile show the stored snapshot. While the
-    /// lease cannot be asked for (Postgres unreachable), every replica checks for
-    /// itself and serves what it saw.
-    pub async fn run(self, replica: String, shutdown: CancellationToken) {
-        let ttl = self.lease_ttl();
-        let mut next = tokio::time::Instant::now();
-        loop {
-            let cadence = match leases::acquire(self.alerts.pool(), LEASE, &replica, ttl).await {
-                Ok(Some(_)) => {
-                    self.once(true).await;
-                    self.interval
+    /// One turn on `replica`, run every interval by the `platform_health` monitor. The
+    /// lease holder runs the cycle (renewing the lease as it starts); another replica
+    /// shows the stored snapshot and answers `None`, and takes the lease over at its
+    /// first turn after the lease lapsed. While the lease cannot be asked for
+    /// (Postgres unreachable), every replica checks for itself and serves what it saw.
+    /// Answers the snapshot taken and whether it was the shared cycle.
+    pub async fn turn(&self, replica: &str) -> Option<(Snapshot, bool)> {
+        match leases::acquire(self.alerts.pool(), LEASE, replica, self.lease_ttl()).await {
+            Ok(Some(_)) => Some((self.once(true).await, true)),
+            Ok(None) => {
+                if let Ok(Some(snapshot)) = latest(self.alerts.pool()).await {
+                    self.hold(snapshot);
                 }
-                Ok(None) => {
-                    if let Ok(Some(snapshot)) = latest(self.alerts.pool()).await {
-                        self.hold(snapshot);
-                    }
-                    self.interval / 2
-                }
-                Err(error) => {
-                    tracing::warn!(component = "health", %error,
-                        "platform_health lease unavailable; checking on this replica alone");
-                    self.once(false).await;
-                    self.interval
-                }
-            };
-            next += cadence;
-            // After a pause longer than the cadence, start again from now.
-            next = next.max(tokio::time::Instant::now());
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep_until(next) => {}
+                None
+            }
+            Err(error) => {
+                tracing::warn!(component = "health", %error,
+                    "platform_health lease unavailable; checking on this replica alone");
+                Some((self.once(false).await, false))
             }
         }
     }

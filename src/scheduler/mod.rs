@@ -5,8 +5,9 @@
 //! evaluates every strategy ([`evaluate`], the one path simulate shares), claims the
 //! triggers, writes their runtime state in one statement, and records one
 //! `monitor_ledger` row. Batches of one frequency never overlap: a tick that finds
-//! the previous batch still running is skipped and counted. [`run_scheduler`] follows
-//! the index, so buckets appear and disappear with reloads.
+//! the previous batch still running is skipped and counted. The `batch:<frequency>`
+//! monitors fire them; they follow the index, so buckets appear and disappear with
+//! reloads.
 
 mod batch;
 mod evaluation;
@@ -21,7 +22,7 @@ pub use evaluation::{Moment, Outcome, evaluate, fires_on_close};
 pub use follow::follow_index;
 pub use last_run::LastRun;
 pub use simulation::{Simulation, simulate};
-pub use ticker::{next_run, run_candle_closes, run_scheduler};
+pub use ticker::{next_run, run_candle_closes};
 
 /// The bounded metric label of a frequency: cron expressions are user input.
 pub fn frequency_label(frequency: &crate::strategy::Frequency) -> String {

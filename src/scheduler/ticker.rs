@@ -1,16 +1,14 @@
-//! The scheduler loop: sleeps until the next boundary of any frequency in the index,
-//! then starts those batches. It re-reads the index whenever it changes, so buckets
-//! follow reloads without a restart.
+//! Batch timing: the next boundary among the index's frequencies, and the candle-close
+//! consumer. The batches themselves are fired by the monitors' schedule
+//! (`batch:<frequency>` jobs on tokio-cron-scheduler).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use super::{BatchError, BatchRunner};
-use crate::strategy::{Frequency, IndexSnapshot, StrategyIndex};
+use super::BatchRunner;
+use crate::strategy::{Frequency, IndexSnapshot};
 
 /// The earliest run after `now` among the index's frequencies, with every frequency
 /// due then.
@@ -30,48 +28,6 @@ pub fn next_run(
         }
     }
     best
-}
-
-/// Runs batches on time until `shutdown`. Each batch is its own task in `tasks`, so a
-/// slow batch delays no other, and shutdown waits for the running ones.
-pub async fn run_scheduler(
-    runner: Arc<BatchRunner>,
-    index: Arc<StrategyIndex>,
-    tasks: TaskTracker,
-    shutdown: CancellationToken,
-) {
-    let mut generations = index.subscribe();
-    loop {
-        let snapshot = index.snapshot();
-        runner.follow_buckets(&snapshot);
-        let now = Utc::now();
-        let next = next_run(&snapshot, now);
-        let wait = next.as_ref().map_or(Duration::from_secs(3600), |(at, _)| {
-            (*at - now).to_std().unwrap_or_default()
-        });
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            changed = generations.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                continue;
-            }
-            () = tokio::time::sleep(wait) => {}
-        }
-        let Some((scheduled, due)) = next else {
-            continue;
-        };
-        for frequency in due {
-            let runner = runner.clone();
-            tasks.spawn(async move {
-                match runner.run_at(&frequency, Some(scheduled)).await {
-                    Ok(_) | Err(BatchError::AlreadyRunning(_)) => {}
-                    Err(error) => tracing::error!(frequency = %frequency, %error, "batch failed"),
-                }
-            });
-        }
-    }
 }
 
 /// Evaluates `candle_close` and `once_per_bar_close` strategies as their candles close.

@@ -22,6 +22,23 @@ pub struct LedgerEntry {
     pub details: Value,
 }
 
+impl LedgerEntry {
+    /// The row of a run that did not happen, and why.
+    pub fn skipped(name: String, reason: &str) -> Self {
+        Self {
+            name,
+            started_at: Utc::now(),
+            duration_ms: 0.0,
+            evaluated: 0,
+            triggered: 0,
+            errors: 0,
+            skipped: 1,
+            status: "skipped",
+            details: serde_json::json!({"reason": reason}),
+        }
+    }
+}
+
 /// Appends one row.
 pub async fn record(db: &PgPool, entry: &LedgerEntry) -> Result<(), sqlx::Error> {
     let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
@@ -42,4 +59,31 @@ pub async fn record(db: &PgPool, entry: &LedgerEntry) -> Result<(), sqlx::Error>
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// The newest row of `name` that started at or after `since`, as JSON (the row's
+/// columns), for answering a run asked for by name.
+pub async fn latest_since(
+    db: &PgPool,
+    name: &str,
+    since: DateTime<Utc>,
+) -> Result<Option<Value>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT to_jsonb(l) FROM monitor_ledger l
+          WHERE name = $1 AND started_at >= $2 - interval '1 millisecond'
+          ORDER BY id DESC LIMIT 1",
+    )
+    .bind(name)
+    .bind(since)
+    .fetch_optional(db)
+    .await
+}
+
+/// Deletes rows that started before `before`; answers how many.
+pub async fn remove_before(db: &PgPool, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let removed = sqlx::query("DELETE FROM monitor_ledger WHERE started_at < $1")
+        .bind(before)
+        .execute(db)
+        .await?;
+    Ok(removed.rows_affected())
 }

@@ -14,6 +14,7 @@ pub mod engine_state;
 pub mod health_snapshots;
 pub mod leases;
 pub mod ledger;
+pub mod monitor_heartbeat;
 pub mod ops_alert_events;
 pub mod ops_alert_notifications;
 pub mod ops_alerts;

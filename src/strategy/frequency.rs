@@ -90,6 +90,24 @@ impl Frequency {
         DateTime::from_timestamp_millis(at.timestamp_millis().div_euclid(step) * step).unwrap_or(at)
     }
 
+    /// The latest boundary at or before `at`: the start of its period (fixed), the last
+    /// cron time; `None` for `candle_close`.
+    pub fn latest_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Frequency::Every(_) => Some(self.due_at_or_before(at)),
+            Frequency::CandleClose => None,
+            Frequency::Cron(expression) => CronParser::builder()
+                .seconds(Seconds::Required)
+                .year(Year::Disallowed)
+                .build()
+                .parse(expression)
+                .ok()?
+                // Cron times are whole seconds: so is the boundary found.
+                .find_previous_occurrence(&chrono::SubsecRound::trunc_subsecs(at, 0), true)
+                .ok(),
+        }
+    }
+
     /// The period in seconds, for fixed frequencies.
     pub fn period_seconds(&self) -> Option<u32> {
         match self {

@@ -17,6 +17,7 @@ mod live_reload;
 mod loader;
 mod market_data;
 mod market_feed;
+mod monitors;
 mod notifications;
 mod notify_test;
 mod ops_alert_notifications;

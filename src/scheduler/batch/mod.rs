@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -186,17 +185,8 @@ impl BatchRunner {
                 .batches_skipped
                 .with_label_values(&[&label])
                 .inc();
-            let entry = LedgerEntry {
-                name: format!("batch:{frequency}"),
-                started_at: Utc::now(),
-                duration_ms: 0.0,
-                evaluated: 0,
-                triggered: 0,
-                errors: 0,
-                skipped: 1,
-                status: "skipped",
-                details: json!({"reason": "previous batch still running"}),
-            };
+            let entry =
+                LedgerEntry::skipped(format!("batch:{frequency}"), "previous batch still running");
             self.write_ledger(entry).await;
             return Err(BatchError::AlreadyRunning(frequency.to_string()));
         };
