@@ -4,8 +4,8 @@
 //! and moves the alerts: `dependency_down` / `dependency_degraded` per target after
 //! `HEALTH_ALERT_AFTER` bad cycles in a row, resolved after as many good ones, and
 //! `system_status` following the system status. The holder renews its lease each
-//! cycle for 1.5 intervals (or an interval plus the check timeout, if longer); if it
-//! dies, another replica takes over at its first turn after the lapse.
+//! turn for an interval and two seconds; if it dies, another replica takes over at its
+//! first turn after the lapse.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -49,13 +49,14 @@ impl std::fmt::Debug for Cycle {
 }
 
 impl Cycle {
-    /// How long the lease is held per renewal: one and a half intervals, and at least
-    /// an interval plus one check's timeout (so a slow cycle does not lose it).
+    /// How long the lease is held per renewal: an interval and two seconds. The holder
+    /// renews it as each turn starts, an interval apart (the scheduler fires within
+    /// half a second), so it keeps it however long its checks take; if it dies, the
+    /// lease lapses two seconds after its next turn was due, and another replica's
+    /// turn, at most an interval later, takes it: within two intervals and two seconds
+    /// of the holder's last cycle.
     fn lease_ttl(&self) -> Duration {
-        self.interval
-            .mul_f64(1.5)
-            .max(self.interval + self.collectors.timeout())
-            .max(Duration::from_secs(2))
+        self.interval + Duration::from_secs(2)
     }
 
     /// One turn on `replica`, run every interval by the `platform_health` monitor. The
