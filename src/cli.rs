@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `migrate` and `check-config`.
+//! The command line: `serve` (the default), `migrate` and `check-config` for the
+//! service, and the operator subcommands of [`crate::client`] for a running one.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +8,7 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use crate::app;
+use crate::client::{ClientArgs, ClientCommand};
 use crate::config::Config;
 use crate::telemetry;
 
@@ -24,6 +26,9 @@ pub struct Cli {
     #[arg(long, global = true, env = "MONITORING_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub client: ClientArgs,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -37,40 +42,45 @@ pub enum Command {
     Migrate,
     /// Print the effective configuration with secrets redacted and exit.
     CheckConfig,
+    #[command(flatten)]
+    Client(ClientCommand),
 }
 
 /// Parses the command line and runs the command; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
     // Fault tests stop a debug build at a named place to kill it there.
     if cfg!(debug_assertions)
         && let Ok(point) = std::env::var("MONITORING_FAIL_POINT")
     {
         crate::failpoint::arm(&point);
     }
-    let config = match Config::load(cli.config.as_deref()) {
-        Ok(config) => config,
-        Err(err) => {
+    // Operator subcommands load no server setting: they only talk to a service.
+    let load = || {
+        Config::load(cli.config.as_deref()).map_err(|err| {
             eprintln!("configuration error: {err}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+            ExitCode::from(EXIT_CONFIG)
+        })
     };
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::CheckConfig => {
+    let outcome = match command {
+        Command::Client(command) => Ok(crate::client::run(cli.client.clone(), command)),
+        Command::CheckConfig => load().map(|config| {
             for (key, value) in config.redacted() {
                 println!("{key}={value}");
             }
             ExitCode::SUCCESS
-        }
-        Command::Migrate => {
+        }),
+        Command::Migrate => load().map(|config| {
             telemetry::init(config.log.format, &config.log.filter);
             runtime().block_on(migrate(config))
-        }
-        Command::Serve => {
+        }),
+        Command::Serve => load().map(|config| {
             telemetry::init(config.log.format, &config.log.filter);
             runtime().block_on(serve(config))
-        }
-    }
+        }),
+    };
+    outcome.unwrap_or_else(|code| code)
 }
 
 fn runtime() -> tokio::runtime::Runtime {

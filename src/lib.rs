@@ -3,13 +3,15 @@
 //!
 //! The layout follows the data flow of DESIGN.md §2: [`config`] and [`telemetry`] set
 //! the process up, [`storage`] owns Postgres and Redis, [`http`] is the interface
-//! (probes, metrics, `/internal/*`), and [`app`] ties the lifecycle together.
+//! (probes, metrics, `/internal/*`), and [`app`] ties the lifecycle together;
+//! [`client`] is the operator CLI that talks to a running service.
 
 #![forbid(unsafe_code)]
 
 pub mod alerts;
 pub mod app;
 pub mod cli;
+pub mod client;
 pub mod conditions;
 pub mod config;
 pub mod digest;

@@ -51,6 +51,11 @@ impl EventStream {
         self.local.subscribe()
     }
 
+    /// Stream clients connected to this replica now.
+    pub fn clients(&self) -> usize {
+        self.local.receiver_count()
+    }
+
     /// Hands an event to this replica's clients.
     pub fn deliver_here(&self, event: StreamEvent) {
         // No client listening is not an error.

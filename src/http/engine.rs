@@ -1,7 +1,8 @@
 //! Trading-engine routes (DESIGN §12): `POST /internal/engine/ticks` takes one tick
 //! (strictly parsed: a bad field is a 400 naming its JSON path) and answers once it is
 //! committed, with the alerts it raised; `GET /internal/engine/metrics` answers an
-//! engine's history, min / max / avg / last of every numeric field per step.
+//! engine's history, min / max / avg / last of every numeric field per step;
+//! `GET /internal/engines` answers each engine at a glance.
 
 use std::collections::BTreeMap;
 
@@ -15,8 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::ops_rules::{IntakeError, NUMERIC_FIELDS, Received, tick};
-use crate::storage::engine_metrics;
+use crate::ops_rules::{EngineOverview, IntakeError, NUMERIC_FIELDS, Received, tick};
+use crate::storage::{engine_metrics, engine_state};
 
 /// The answer to a tick.
 #[derive(Debug, Serialize, ToSchema)]
@@ -190,6 +191,30 @@ pub async fn engine_history(
         until,
         step_seconds,
         steps,
+    }))
+}
+
+/// Every engine known, each at a glance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EngineList {
+    pub engines: Vec<EngineOverview>,
+}
+
+/// Each engine (those that ticked and those expected): its last tick's time, heartbeat,
+/// circuit breaker, connectivity and models' freshness, and the rules holding for it.
+#[utoipa::path(get, path = "/engines", tag = "engine",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The engines, by id", body = EngineList),
+        (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
+        (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
+        (status = 503, description = "The database is unreachable", body = crate::http::error::ErrorBody)))]
+pub async fn list_engines(State(state): State<AppState>) -> Result<Json<EngineList>, ApiError> {
+    let rows = engine_state::all(&state.db)
+        .await
+        .map_err(|e| ApiError::unavailable("the database", e))?;
+    Ok(Json(EngineList {
+        engines: rows.iter().map(EngineOverview::of).collect(),
     }))
 }
 

@@ -59,6 +59,7 @@ fn api_routes(keys: Arc<ApiKeys>) -> OpenApiRouter<AppState> {
         .routes(routes!(notify_test::notify_test))
         .routes(routes!(engine::post_tick))
         .routes(routes!(engine::engine_history))
+        .routes(routes!(engine::list_engines))
         .routes(routes!(platform_health::health_system))
         .routes(routes!(platform_health::health_metrics))
         .routes(routes!(monitors::list_monitors))
@@ -67,7 +68,7 @@ fn api_routes(keys: Arc<ApiKeys>) -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::openapi_json))
         // An unknown /internal path is refused like a known one, so the key guards the
         // whole namespace and a caller without it learns nothing about what exists.
-        .fallback(not_found)
+        .fallback(unknown_route)
         .layer(axum::middleware::from_fn_with_state(keys, require_api_key));
     OpenApiRouter::with_openapi(openapi::base_document())
         .routes(routes!(probes::health))
@@ -100,34 +101,45 @@ pub fn router(state: AppState) -> Router {
         ]);
     let request_id = HeaderName::from_static(middleware::REQUEST_ID_HEADER);
 
-    routes.fallback(not_found).with_state(state.clone()).layer(
-        ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(middleware::request_span)
-                    .on_request(())
-                    .on_response(DefaultOnResponse::new().level(Level::INFO))
-                    .on_failure(DefaultOnFailure::new().level(Level::WARN)),
-            )
-            .layer(PropagateRequestIdLayer::new(request_id))
-            .layer(CatchPanicLayer::custom(middleware::panic_response))
-            .layer(axum::middleware::from_fn_with_state(
-                state.metrics.clone(),
-                middleware::record_metrics,
-            ))
-            .layer(axum::middleware::from_fn(middleware::json_errors))
-            .layer(cors)
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::REQUEST_TIMEOUT,
-                config.server.http_request_timeout,
-            ))
-            .layer(RequestBodyLimitLayer::new(
-                config.server.http_body_limit_bytes,
-            )),
-    )
+    routes
+        .fallback(unknown_route)
+        .with_state(state.clone())
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(middleware::request_span)
+                        .on_request(())
+                        .on_response(DefaultOnResponse::new().level(Level::INFO))
+                        .on_failure(DefaultOnFailure::new().level(Level::WARN)),
+                )
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(CatchPanicLayer::custom(middleware::panic_response))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.metrics.clone(),
+                    middleware::record_metrics,
+                ))
+                .layer(axum::middleware::from_fn(middleware::json_errors))
+                .layer(cors)
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    config.server.http_request_timeout,
+                ))
+                .layer(RequestBodyLimitLayer::new(
+                    config.server.http_body_limit_bytes,
+                )),
+        )
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such route")
+/// A path no route serves: 404 with the code `unknown_route` (unknown ids of known
+/// routes answer `not_found`), so a client can tell "this server does not offer that"
+/// from "that thing does not exist".
+async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
+    let path: String = uri.path().chars().take(200).collect();
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_route",
+        format!("this server has no route {method} {path}"),
+    )
 }

@@ -53,7 +53,7 @@ pub async fn list_monitors(State(state): State<AppState>) -> Result<Json<Monitor
     security(("api_key" = [])),
     params(("name" = String, Path, description = "A monitor's name, or `all`")),
     responses(
-        (status = 200, description = "The run's ledger row (`all`: {\"runs\": [{\"name\", \"ledger\", \"error\"}]})", body = Object),
+        (status = 200, description = "The run's ledger row (`all`: {\"runs\": [{\"name\", \"ledger\", \"code\", \"error\"}]}, code `running` or `unavailable` when it did not run)", body = Object),
         (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
         (status = 404, description = "No monitor has that name", body = crate::http::error::ErrorBody),
         (status = 409, description = "It is running", body = crate::http::error::ErrorBody),
@@ -66,11 +66,19 @@ pub async fn run_monitor(
     if name == "all" {
         let mut runs = Vec::new();
         for name in state.monitors.names() {
-            let (ledger, error) = match state.monitors.run(&name, Trigger::Manual).await {
-                Ok(ledger) => (ledger, None),
-                Err(error) => (None, Some(error.to_string())),
+            let (ledger, code, error) = match state.monitors.run(&name, Trigger::Manual).await {
+                Ok(ledger) => (ledger, None, None),
+                Err(RunError::Storage(cause)) => {
+                    tracing::warn!(component = "monitor", monitor = %name, error = %cause, "run not started");
+                    (
+                        None,
+                        Some("unavailable"),
+                        Some("the database is unavailable".to_owned()),
+                    )
+                }
+                Err(error) => (None, Some("running"), Some(error.to_string())),
             };
-            runs.push(json!({"name": name, "ledger": ledger, "error": error}));
+            runs.push(json!({"name": name, "ledger": ledger, "code": code, "error": error}));
         }
         return Ok(Json(json!({"runs": runs})));
     }

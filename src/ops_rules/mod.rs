@@ -8,6 +8,7 @@ mod apply;
 mod heartbeat_timer;
 mod intake;
 mod labels;
+mod overview;
 pub mod rules;
 mod snapshot;
 pub mod thresholds;
@@ -20,6 +21,7 @@ use std::time::Duration;
 pub use apply::{Applier, Received};
 pub use intake::{Intake, IntakeError, MAX_BATCH};
 pub use labels::EngineLabels;
+pub use overview::{Connectivity, EngineOverview, ModelFreshness};
 pub use rules::Defaults;
 pub use tick::{Tick, TickError};
 

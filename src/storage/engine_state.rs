@@ -97,3 +97,9 @@ pub async fn latest(db: &PgPool) -> Result<Vec<EngineStateRow>, sqlx::Error> {
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(db).await
 }
+
+/// Every engine known: those that ticked and those expected that never did.
+pub async fn all(db: &PgPool) -> Result<Vec<EngineStateRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM engine_state ORDER BY engine_id");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(db).await
+}

@@ -375,7 +375,19 @@ async fn bad_requests_get_json_errors(pool: PgPool) {
 
     let unknown = app.get("/nope").await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-    assert_eq!(unknown.json::<Value>().await.unwrap()["error"], "not_found");
+    let body = unknown.json::<Value>().await.unwrap();
+    assert_eq!(body["error"], "unknown_route");
+    assert_eq!(body["message"], "this server has no route GET /nope");
+    // Under /internal, with the key: the same code, apart from an unknown id's.
+    let (status, body) = app.internal(reqwest::Method::GET, "/internal/nope").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("unknown_route"))
+    );
+    let (status, body) = app
+        .internal(reqwest::Method::POST, "/internal/alerts/no-such-alert/ack")
+        .await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
     app.stop().await.unwrap();
 }
 

@@ -4,6 +4,7 @@
 mod acceptance;
 mod batches;
 mod binary;
+mod cli;
 mod delivery_leases;
 mod email;
 mod engine_ticks;

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::support::process::{Service, base_vars, migrate};
 use crate::support::recorder::Recorder;
-use crate::support::{ScratchDatabase, TEST_KEY, eventually, redis_url};
+use crate::support::{ScratchDatabase, TEST_KEY, alert_event_followers, eventually, redis_url};
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -448,25 +448,7 @@ async fn the_stream_carries_another_replicas_events_and_replays_after_last_event
     other.wait_ready().await;
 
     // Both replicas follow the database's event channel before anything happens.
-    let channel = format!("monitoring:ops_alert_events:{}", database.name);
-    let redis = redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(30), "both replicas subscribed", || {
-        let (mut redis, channel) = (redis.clone(), channel.clone());
-        async move {
-            let (_, subscribers): (String, i64) = redis::cmd("PUBSUB")
-                .arg("NUMSUB")
-                .arg(&channel)
-                .query_async(&mut redis)
-                .await
-                .unwrap();
-            (subscribers == 2).then_some(())
-        }
-    })
-    .await;
+    alert_event_followers(&database.name, 2).await;
     let stream = open_stream(&watched, None).await;
     // Events from the other replica: an alert cleared there after another one was raised
     // and acknowledged there.

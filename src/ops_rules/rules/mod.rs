@@ -2,13 +2,13 @@
 //! function of the tick, the time it was received and its levels, in a module of its
 //! own, registered in [`RULES`]: adding a rule is one module and one line here.
 
-mod circuit_breaker;
-mod connectivity;
+pub(super) mod circuit_breaker;
+pub(super) mod connectivity;
 mod daily_loss;
 mod heartbeat;
 mod position_limit;
 mod sentiment_failures;
-mod stale_models;
+pub(super) mod stale_models;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

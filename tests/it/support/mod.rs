@@ -218,6 +218,34 @@ impl TestApp {
     }
 }
 
+/// Waits until `n` replicas follow the alert events of the database `database` on the
+/// test Redis.
+pub async fn alert_event_followers(database: &str, n: i64) {
+    let channel = format!("monitoring:ops_alert_events:{database}");
+    let redis = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "replicas following alert events",
+        || {
+            let (mut redis, channel) = (redis.clone(), channel.clone());
+            async move {
+                let (_, subscribers): (String, i64) = redis::cmd("PUBSUB")
+                    .arg("NUMSUB")
+                    .arg(&channel)
+                    .query_async(&mut redis)
+                    .await
+                    .unwrap();
+                (subscribers == n).then_some(())
+            }
+        },
+    )
+    .await;
+}
+
 /// Polls `probe` every 50 ms until it returns `Some`, or panics after `deadline`.
 pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut probe: F) -> T
 where
