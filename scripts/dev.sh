@@ -23,10 +23,22 @@ cargo build --locked -p market-sim --bin market-sim
 binance_port=$(free_port "${SIM_BINANCE_PORT:-59101}")
 coingecko_port=$(free_port $((binance_port + 1)))
 ethereum_port=$(free_port $((coingecko_port + 1)))
+llm_port=$(free_port $((ethereum_port + 1)))
 # Real time, so the service's clock and the simulated market agree.
 target/debug/market-sim --binance-port "$binance_port" --coingecko-port "$coingecko_port" \
-  --ethereum-port "$ethereum_port" ${SIM_SCRIPT:+--script "$SIM_SCRIPT"} &
+  --ethereum-port "$ethereum_port" --llm-port "$llm_port" ${SIM_SCRIPT:+--script "$SIM_SCRIPT"} &
 sim_pid=$!
+# The demo signal (scripts/seed.sql) is re-analysed at each 1m close: the simulated
+# llm-proxy says continue, continue, then enter.
+for _ in $(seq 1 50); do
+  curl -fsS -o /dev/null -X POST "http://127.0.0.1:$llm_port/__sim/llm/script" \
+    -H 'content-type: application/json' \
+    -d '{"00000000-0000-4000-8000-0000000005a1": [{"decision": "continue", "confidence": 0.55, "reasoning": "no breakout yet"}, {"decision": "continue", "confidence": 0.6, "reasoning": "volume building"}, {"decision": "enter", "confidence": 0.82, "reasoning": "breakout confirmed"}]}' \
+    && break
+  sleep 0.2
+done
+export ANALYSIS_URL=${ANALYSIS_URL:-http://127.0.0.1:$llm_port/v1/analyze}
+export ANALYSIS_API_KEY=${ANALYSIS_API_KEY:-demo-llm-proxy-key}
 export BINANCE_BASE_URL=${BINANCE_BASE_URL:-http://127.0.0.1:$binance_port}
 export BINANCE_WS_URL=${BINANCE_WS_URL:-ws://127.0.0.1:$binance_port}
 export COINGECKO_BASE_URL=${COINGECKO_BASE_URL:-http://127.0.0.1:$coingecko_port}
@@ -55,6 +67,8 @@ cat >&2 <<INFO
     curl -H 'X-MONITORING-KEY: $MONITORING_API_KEY' http://$MONITORING_HOST:${MONITORING_PORT:-9000}/internal/health/system
   Postgres: $POSTGRES_URL   Redis: ${REDIS_URL:-none (in-process)}
   Market simulator: Binance $BINANCE_BASE_URL, CoinGecko $COINGECKO_BASE_URL, RPC $ETH_RPC_URL
+  Simulated llm-proxy: $ANALYSIS_URL (the demo signal is analysed at each 1m close)
+    curl -H 'X-MONITORING-KEY: $MONITORING_API_KEY' http://$MONITORING_HOST:${MONITORING_PORT:-9000}/internal/workflows/00000000-0000-4000-8000-0000000005c1
     curl '$BINANCE_BASE_URL/api/v3/ticker/price?symbol=BTCUSDT'
     curl -X POST $BINANCE_BASE_URL/__sim/faults -d '{"provider":"binance","kind":"status","status":503}' -H 'content-type: application/json'
     curl $BINANCE_BASE_URL/__sim/requests

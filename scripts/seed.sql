@@ -40,3 +40,12 @@ VALUES
   ('00000000-0000-4000-8000-000000000401', '00000000-0000-4000-8000-000000000004', 'technical_indicator',
    '{"source": "binance", "symbol": "SOLUSDT", "interval": "1m", "indicator": "rsi", "period": 14, "operator": "above", "value": 50}')
 ON CONFLICT (id) DO NOTHING;
+
+-- A monitored signal (DESIGN §14): re-analysed by the (simulated) llm-proxy at every
+-- close of ETHUSDT 1m until it is entered; the run command scripts continue,
+-- continue, enter. In the cycle already (last_candle_time set), so the latest close is
+-- analysed as soon as the service starts.
+INSERT INTO workflow_schedules (id, entity_id, trader_id, interval, symbol, last_candle_time, max_reanalyses)
+VALUES ('00000000-0000-4000-8000-0000000005c1', '00000000-0000-4000-8000-0000000005a1',
+        '00000000-0000-4000-8000-0000000000aa', '1m', 'ETHUSDT', 0, 5)
+ON CONFLICT (id) DO NOTHING;

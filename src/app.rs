@@ -292,6 +292,18 @@ async fn register_monitors(state: &AppState) {
             settings: state.config.engine.clone(),
         }))
         .await;
+    if state.analysis.is_enabled() {
+        let registry = state.monitors.clone();
+        state
+            .analysis
+            .set_pause_check(move || registry.is_paused(crate::monitors::AnalysisMonitor::NAME));
+        monitors
+            .register(Arc::new(crate::monitors::AnalysisMonitor {
+                analysis: state.analysis.clone(),
+            }))
+            .await;
+        state.analysis.start(&state.tasks, state.shutdown.clone());
+    }
     if state.config.server.enable_scheduler {
         monitors
             .register(Arc::new(crate::monitors::DeliveryResumeMonitor {

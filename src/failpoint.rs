@@ -4,7 +4,8 @@
 //!
 //! Points: `after_claim` (triggers claimed and committed, nothing sent yet) and
 //! `after_accept` (a channel accepted an alert, its outcome not yet written),
-//! `ops_alert_after_claim` (an operational alert message claimed, not yet sent).
+//! `ops_alert_after_claim` (an operational alert message claimed, not yet sent),
+//! `analysis_after_claim` (candle closes claimed for analysis, no call made).
 
 use std::sync::OnceLock;
 

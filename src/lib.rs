@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+pub mod analysis;
 pub mod app;
 pub mod cli;
 pub mod client;

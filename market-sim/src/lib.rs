@@ -6,7 +6,8 @@
 //! and `/stream?streams=`, kline events, server pings, `SUBSCRIBE`), CoinGecko
 //! (`/api/v3/simple/price`, `/api/v3/coins/{id}/market_chart/range`) and an Ethereum
 //! JSON-RPC node answering `eth_call` for Uniswap v3 pools (`slot0()`, `token0()`,
-//! `token1()`, `decimals()`).
+//! `token1()`, `decimals()`); beside them, a simulated llm-proxy ([`LlmProxy`]) for
+//! candle-close analysis.
 //!
 //! Prices are deterministic per instrument, or scripted from a file; time can be
 //! shifted, sped up or frozen and stepped; faults (latency, 429/418 with
@@ -24,6 +25,7 @@ pub mod coingecko;
 pub mod control;
 pub mod ethereum;
 pub mod faults;
+pub mod llm_proxy;
 pub mod market;
 pub mod paths;
 pub mod requests;
@@ -41,6 +43,7 @@ use tokio::sync::broadcast;
 
 pub use clock::{ClockAnchor, SimClock};
 pub use faults::{Fault, FaultKind, Provider};
+pub use llm_proxy::{LlmAnswer, LlmProxy, LlmRequest};
 pub use market::{Market, USDC_WETH_POOL};
 pub use paths::{PricePath, Script, ScriptedPath};
 pub use requests::RequestRecord;

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! market-sim --binance-port 9101 --coingecko-port 9102 --ethereum-port 9103 \
-//!            --speed 1 --script paths.json --symbols SYM1USDT,SYM2USDT
+//!            --speed 1 --script paths.json --symbols SYM1USDT,SYM2USDT --llm-port 9104
 //! ```
 
 use std::net::SocketAddr;
@@ -34,6 +34,9 @@ struct Args {
     /// Extra Binance symbols, comma-separated.
     #[arg(long, value_delimiter = ',')]
     symbols: Vec<String>,
+    /// The simulated llm-proxy's port (0: not started).
+    #[arg(long, default_value_t = 0)]
+    llm_port: u16,
     /// Seconds between WebSocket pings.
     #[arg(long, default_value_t = 20)]
     ping_seconds: u64,
@@ -72,6 +75,10 @@ async fn main() -> Result<(), String> {
     );
     println!("coingecko {}", sim.coingecko_url());
     println!("ethereum  {}", sim.ethereum_url());
+    if args.llm_port != 0 {
+        let proxy = market_sim::LlmProxy::start(addr(args.llm_port)).await?;
+        println!("llm-proxy {}", proxy.url());
+    }
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     Ok(())
 }

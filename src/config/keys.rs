@@ -117,6 +117,14 @@ pub const KEYS: &[Key] = &[
     key("HEALTH_LATENCY_DEGRADED_MS", Some("1000"), Plain),
     key("HEALTH_LATENCY_CRITICAL_MS", Some("5000"), Plain),
     key("HEALTH_ALERT_AFTER", Some("2"), Plain),
+    key("ANALYSIS_URL", None, Url),
+    key("ANALYSIS_API_KEY", None, Secret),
+    key("ANALYSIS_TIMEOUT_MS", Some("30000"), Plain),
+    key("ANALYSIS_CANDLES", Some("100"), Plain),
+    key("ANALYSIS_TRADERS", Some(""), Plain),
+    key("ANALYSIS_MAX_CONSECUTIVE_ERRORS", Some("3"), Plain),
+    key("ANALYSIS_MAX_CONCURRENCY", Some("8"), Plain),
+    key("ANALYSIS_RATE_PER_MINUTE", Some("600"), Plain),
 ];
 
 /// The setting named `name` (an environment variable name), if there is one.

@@ -73,6 +73,7 @@ pub struct Config {
     pub alerts: crate::alerts::AlertSettings,
     pub engine: crate::ops_rules::EngineSettings,
     pub health: crate::platform_health::HealthSettings,
+    pub analysis: crate::analysis::AnalysisSettings,
     /// Every key as `check-config` shows it (secrets redacted).
     shown: Vec<(&'static str, String)>,
 }
@@ -123,7 +124,9 @@ impl Config {
         let alerts = sections::alerts(&mut r)?;
         let engine = sections::engine(&mut r)?;
         let health = sections::health(&mut r)?;
+        let analysis = sections::analysis(&mut r)?;
         Ok(Self {
+            analysis,
             alerts,
             engine,
             health,

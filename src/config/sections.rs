@@ -414,3 +414,50 @@ pub fn health(r: &mut Reader) -> Result<crate::platform_health::HealthSettings, 
         alert_after: r.number("HEALTH_ALERT_AFTER", 1..=100, "must be between 1 and 100")?,
     })
 }
+
+/// Candle-close analysis: the llm-proxy endpoint, its key, the budget.
+pub fn analysis(r: &mut Reader) -> Result<crate::analysis::AnalysisSettings, ConfigError> {
+    let url = r.secret_url("ANALYSIS_URL", &["http", "https"])?;
+    let api_key = r.secret("ANALYSIS_API_KEY");
+    let timeout_ms: u64 = r.number(
+        "ANALYSIS_TIMEOUT_MS",
+        100..=600_000,
+        "must be between 100 and 600000 ms",
+    )?;
+    let traders = r
+        .plain("ANALYSIS_TRADERS")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            uuid::Uuid::parse_str(t).map_err(|_| {
+                ConfigError::new(
+                    "ANALYSIS_TRADERS",
+                    "expected trader ids (UUIDs), comma-separated",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(crate::analysis::AnalysisSettings {
+        url,
+        api_key,
+        timeout: Duration::from_millis(timeout_ms),
+        candles: r.number("ANALYSIS_CANDLES", 1..=1000, "must be between 1 and 1000")?,
+        traders,
+        max_consecutive_errors: r.number(
+            "ANALYSIS_MAX_CONSECUTIVE_ERRORS",
+            1..=1000,
+            "must be between 1 and 1000",
+        )?,
+        max_concurrency: r.number(
+            "ANALYSIS_MAX_CONCURRENCY",
+            1..=1000,
+            "must be between 1 and 1000",
+        )?,
+        rate_per_minute: r.number(
+            "ANALYSIS_RATE_PER_MINUTE",
+            1..=1_000_000,
+            "must be between 1 and 1000000",
+        )?,
+    })
+}

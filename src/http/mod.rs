@@ -20,6 +20,7 @@ pub mod simulate;
 mod state;
 pub mod status;
 pub mod strategy;
+pub mod workflows;
 
 use std::sync::Arc;
 
@@ -65,6 +66,7 @@ fn api_routes(keys: Arc<ApiKeys>) -> OpenApiRouter<AppState> {
         .routes(routes!(monitors::list_monitors))
         .routes(routes!(monitors::run_monitor))
         .routes(routes!(monitors::patch_monitor))
+        .routes(routes!(workflows::get_workflow))
         .routes(routes!(openapi::openapi_json))
         // An unknown /internal path is refused like a known one, so the key guards the
         // whole namespace and a caller without it learns nothing about what exists.

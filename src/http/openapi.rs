@@ -19,7 +19,11 @@ use super::auth::API_KEY_HEADER;
     tags(
         (name = "probes", description = "Liveness, readiness and metrics"),
         (name = "internal", description = "Operator and synapse-api routes (API key)"),
-        (name = "alerts", description = "Operational alerts and silences (API key)")
+        (name = "alerts", description = "Operational alerts and silences (API key)"),
+        (name = "engine", description = "Trading-engine ticks, history and overview (API key)"),
+        (name = "health", description = "Platform health (API key)"),
+        (name = "monitors", description = "The periodic jobs (API key)"),
+        (name = "analysis", description = "Candle-close analysis of monitored signals (API key)")
     )
 )]
 struct BaseDocument;

@@ -50,6 +50,8 @@ pub async fn reload_strategies(
             )
         })?
     };
+    // The analysis schedules are read again too (cheap: one query, in the background).
+    state.analysis.request_reload();
     let report = match request.strategy_ids {
         None => state.loader.reload_all().await,
         Some(ids) if ids.len() > MAX_RELOAD_IDS => {

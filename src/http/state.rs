@@ -52,6 +52,8 @@ pub struct AppState {
     pub health: crate::platform_health::LatestSnapshot,
     /// The periodic jobs, by name.
     pub monitors: Arc<crate::monitors::Registry>,
+    /// Candle-close analysis of monitored signals (off without `ANALYSIS_URL`).
+    pub analysis: crate::analysis::Analysis,
 }
 
 impl AppState {
@@ -141,7 +143,18 @@ impl AppState {
             )),
         };
         let (db_for_monitors, replica_for_monitors) = (db.clone(), replica.clone());
+        let analysis = crate::analysis::Analysis::new(crate::analysis::AnalysisParts {
+            db: db.clone(),
+            redis: redis.clone(),
+            redis_url: config.database.redis_url.clone(),
+            market: market.clone(),
+            settings: config.analysis.clone(),
+            metrics: metrics.analysis.clone(),
+            alerts: ops_alerts.clone(),
+            replica: replica.clone(),
+        });
         Self {
+            analysis,
             engine,
             replica,
             batches,

@@ -36,6 +36,18 @@ pub struct StatusBody {
     pub sources: BTreeMap<&'static str, SourceHealthRecord>,
     pub websocket: WebsocketStatus,
     pub live_reload: LiveReloadStatus,
+    pub analysis: AnalysisStatus,
+}
+
+/// Candle-close analysis on this replica.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnalysisStatus {
+    /// `ANALYSIS_URL` is set.
+    pub enabled: bool,
+    /// Schedules being monitored, as this replica last read them.
+    pub schedules: usize,
+    /// The (symbol, interval) series they follow.
+    pub series: usize,
 }
 
 /// One batch: its strategies, when it runs next and what its last run did.
@@ -214,6 +226,14 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
             },
             following: state.live_reload.is_following(),
             polling_postgres: state.live_reload.is_polling(),
+        },
+        analysis: {
+            let book = state.analysis.book();
+            AnalysisStatus {
+                enabled: state.analysis.is_enabled(),
+                schedules: book.len(),
+                series: book.by_series.len(),
+            }
         },
     })
 }

@@ -59,8 +59,10 @@ pub struct MarketConfig {
 pub struct MarketData {
     prefetcher: Prefetcher,
     closes: broadcast::Sender<CandleClosed>,
-    /// The (symbol, interval) series the loaded strategies use.
+    /// The (symbol, interval) series to follow: the union of what each follower
+    /// (the strategies, the analysis schedules) asked for.
     streams: Arc<watch::Sender<BTreeSet<SeriesKey>>>,
+    wanted: Arc<std::sync::Mutex<std::collections::BTreeMap<&'static str, BTreeSet<SeriesKey>>>>,
     config: Arc<MarketConfig>,
     metrics: Arc<MarketMetrics>,
 }
@@ -86,6 +88,7 @@ impl MarketData {
             prefetcher,
             closes: broadcast::channel(65_536).0,
             streams: Arc::new(watch::channel(BTreeSet::new()).0),
+            wanted: Arc::default(),
             config: Arc::new(config),
             metrics,
         }
@@ -135,8 +138,19 @@ impl MarketData {
         self.closes.subscribe()
     }
 
-    /// Replaces the set of series to follow (the feed resubscribes).
+    /// Replaces the series the strategies need followed (the feed resubscribes).
     pub fn set_streams(&self, streams: BTreeSet<SeriesKey>) {
+        self.set_streams_of("strategies", streams);
+    }
+
+    /// Replaces the series `follower` needs followed; the feed follows the union of
+    /// every follower's.
+    pub fn set_streams_of(&self, follower: &'static str, streams: BTreeSet<SeriesKey>) {
+        let streams = {
+            let mut wanted = self.wanted.lock().expect("wanted streams lock");
+            wanted.insert(follower, streams);
+            wanted.values().flatten().cloned().collect::<BTreeSet<_>>()
+        };
         self.streams.send_if_modified(|current| {
             let changed = *current != streams;
             *current = streams;

@@ -2,10 +2,12 @@
 //! a route template, never a raw path; a status code, never an error text.
 
 mod alerts;
+mod analysis;
 mod engine;
 mod health;
 
 pub use alerts::AlertMetrics;
+pub use analysis::AnalysisMetrics;
 pub use engine::EngineMetrics;
 pub use health::HealthMetrics;
 
@@ -38,6 +40,8 @@ pub struct Metrics {
     pub engine: EngineMetrics,
     /// Platform health: the system's status and each dependency's.
     pub health: HealthMetrics,
+    /// Candle-close analysis: llm-proxy calls, decisions, skips.
+    pub analysis: AnalysisMetrics,
 }
 
 /// The strategy index: what is loaded, and reloads. `kind` is `full` or `ids`,
@@ -452,6 +456,8 @@ impl Metrics {
         collectors.extend(engine.collectors());
         let health = HealthMetrics::new();
         collectors.extend(health.collectors());
+        let analysis = AnalysisMetrics::new();
+        collectors.extend(analysis.collectors());
         for collector in collectors {
             registry
                 .register(collector)
@@ -476,6 +482,7 @@ impl Metrics {
             alerts,
             engine,
             health,
+            analysis,
         }
     }
 
@@ -526,6 +533,7 @@ mod tests {
             include_str!("alerts.rs"),
             include_str!("engine.rs"),
             include_str!("health.rs"),
+            include_str!("analysis.rs"),
         ]
         .concat();
         let exported: BTreeSet<String> = referenced(&sources)

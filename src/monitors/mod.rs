@@ -21,8 +21,8 @@ use crate::strategy::Frequency;
 
 pub use buckets::follow_buckets;
 pub use builtin::{
-    BatchMonitor, DeliveryResumeMonitor, ExpiryMonitor, OpsRulesMonitor, PlatformHealthMonitor,
-    RetentionMonitor,
+    AnalysisMonitor, BatchMonitor, DeliveryResumeMonitor, ExpiryMonitor, OpsRulesMonitor,
+    PlatformHealthMonitor, RetentionMonitor,
 };
 pub use registry::{MonitorView, Registry, RunError, Trigger};
 pub use schedule::{Schedule, cron_of};

@@ -175,6 +175,17 @@ impl Registry {
         Ok(rows)
     }
 
+    /// Whether `name` is disabled or snoozed now (what an event-driven monitor checks
+    /// before acting on an event).
+    pub fn is_paused(&self, name: &str) -> bool {
+        self.setting(name).is_some_and(|row| {
+            !row.enabled
+                || row
+                    .snoozed_until
+                    .is_some_and(|until| until > chrono::Utc::now())
+        })
+    }
+
     fn setting(&self, name: &str) -> Option<HeartbeatRow> {
         self.settings.read().ok()?.get(name).cloned()
     }

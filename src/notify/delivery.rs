@@ -87,7 +87,7 @@ pub struct Delivery {
 }
 
 /// A `Retry-After` value in seconds: delay-seconds, or an HTTP date (RFC 9110) from now.
-fn retry_after_seconds(value: &str) -> Option<f64> {
+pub fn retry_after_seconds(value: &str) -> Option<f64> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<f64>() {
         return Some(seconds);

@@ -16,7 +16,9 @@ mod outgoing;
 
 pub use address_guard::{AddressGuard, GuardError};
 pub use channel::{Channel, ChannelError, parse_channels};
-pub use delivery::{Delivery, DeliveryStatus, INTERRUPTED, Notifier, NotifierSettings, sign};
+pub use delivery::{
+    Delivery, DeliveryStatus, INTERRUPTED, Notifier, NotifierSettings, retry_after_seconds, sign,
+};
 pub use email::{EmailSender, SendFailure, SmtpConfig, SmtpTls, subject};
 pub use flood::{FloodControl, FloodRates, Rate};
 pub use message::{AlertFacts, ConditionFacts, Rendered, render};

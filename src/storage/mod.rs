@@ -15,6 +15,7 @@ pub mod health_snapshots;
 pub mod leases;
 pub mod ledger;
 pub mod monitor_heartbeat;
+pub mod monitoring_decisions;
 pub mod ops_alert_events;
 pub mod ops_alert_notifications;
 pub mod ops_alerts;
@@ -24,6 +25,7 @@ pub mod redis;
 mod startup_retry;
 pub mod strategy_state;
 pub mod trigger_logs;
+pub mod workflow_schedules;
 
 pub use startup_retry::StartupError;
 

@@ -2,6 +2,7 @@
 //! that `scripts/test.sh` provisions. One binary keeps link time down.
 
 mod acceptance;
+mod analysis;
 mod batches;
 mod binary;
 mod cli;

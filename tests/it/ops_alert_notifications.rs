@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::support::process::{Service, base_vars, migrate};
+use crate::support::process::{Service, base_vars};
 use crate::support::recorder::Recorder;
 use crate::support::{ScratchDatabase, TEST_KEY, alert_event_followers, eventually, redis_url};
 
@@ -68,10 +68,7 @@ fn texts(recorder: &Recorder, path: &str) -> Vec<String> {
 }
 
 async fn scratch() -> (ScratchDatabase, PgPool) {
-    let database = ScratchDatabase::create().await;
-    migrate(&database.url);
-    let pool = PgPool::connect(&database.url).await.unwrap();
-    (database, pool)
+    ScratchDatabase::migrated().await
 }
 
 #[tokio::test]

@@ -62,6 +62,17 @@ impl ScratchDatabase {
         }
     }
 
+    /// A migrated scratch database and a pool on it.
+    pub async fn migrated() -> (Self, PgPool) {
+        let database = Self::create().await;
+        let pool = PgPool::connect(&database.url).await.unwrap();
+        monitoring_service::storage::postgres::MIGRATOR
+            .run(&pool)
+            .await
+            .unwrap();
+        (database, pool)
+    }
+
     /// Drops the database, closing whatever is connected to it.
     pub async fn drop_now(&self) {
         let mut admin = PgConnection::connect(&postgres_url()).await.unwrap();
