@@ -43,6 +43,21 @@ fn symbols() -> Vec<String> {
     (0..SERIES).map(|i| format!("BENCH{i:03}USDT")).collect()
 }
 
+/// Every series' close of the candle opened at `open_time`.
+fn closes(open_time: i64) -> Vec<(SeriesKey, i64)> {
+    symbols()
+        .into_iter()
+        .map(|symbol| {
+            let series = SeriesKey {
+                source: Source::Binance,
+                symbol: Arc::from(symbol.as_str()),
+                interval: Interval::M1,
+            };
+            (series, open_time)
+        })
+        .collect()
+}
+
 async fn seed(pool: &PgPool) {
     sqlx::query("DELETE FROM workflow_schedules")
         .execute(pool)
@@ -143,15 +158,8 @@ async fn scenario(
 
     let candle = start_ms / MINUTE * MINUTE - MINUTE;
     let began = Instant::now();
-    let mut claimed = 0;
-    for symbol in symbols() {
-        let series = SeriesKey {
-            source: Source::Binance,
-            symbol: Arc::from(symbol.as_str()),
-            interval: Interval::M1,
-        };
-        claimed += analysis.on_close(&series, candle).await.unwrap();
-    }
+    // The 100 closes of one boundary arrive together.
+    let claimed = analysis.on_closes(&closes(candle)).await.unwrap();
     let claim_time = began.elapsed();
     assert_eq!(claimed, SERIES * PER_SERIES);
 
@@ -170,14 +178,7 @@ async fn scenario(
         let next = candle + MINUTE;
         sim.state.clock.set(next + MINUTE + 1_000);
         clock.set(next + MINUTE + 1_000);
-        for symbol in symbols() {
-            let series = SeriesKey {
-                source: Source::Binance,
-                symbol: Arc::from(symbol.as_str()),
-                interval: Interval::M1,
-            };
-            analysis.on_close(&series, next).await.unwrap();
-        }
+        analysis.on_closes(&closes(next)).await.unwrap();
         // Let the queue drain its skips.
         let drained = Instant::now();
         while count(pool, "pending", candle).await > concurrency as i64

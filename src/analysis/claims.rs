@@ -3,6 +3,7 @@
 //! for the worker. Also keeps the schedule book current, catches up the latest close
 //! after downtime, and takes over claims a crashed replica left pending.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,22 +28,34 @@ pub(super) async fn follow_closes(
     mut closes: broadcast::Receiver<CandleClosed>,
     shutdown: CancellationToken,
 ) {
+    use tokio::sync::broadcast::error::TryRecvError;
     loop {
-        let close = tokio::select! {
+        let first = tokio::select! {
             () = shutdown.cancelled() => return,
             close = closes.recv() => close,
         };
-        match close {
-            Ok(close) => {
-                if let Err(error) = inner.on_close(&close.series, close.open_time_ms).await {
-                    tracing::warn!(component = "analysis", %error, "close not claimed");
-                }
-            }
+        let mut batch = Vec::new();
+        match first {
+            Ok(close) => batch.push((close.series, close.open_time_ms)),
             // The dropped closes are older than what follows: only the latest counts.
             Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(component = "analysis", missed, "close events dropped")
             }
             Err(RecvError::Closed) => return,
+        }
+        // Closes that arrive together (a boundary closes every series of an interval
+        // at once) are claimed in one statement.
+        loop {
+            match closes.try_recv() {
+                Ok(close) => batch.push((close.series, close.open_time_ms)),
+                Err(TryRecvError::Lagged(missed)) => {
+                    tracing::warn!(component = "analysis", missed, "close events dropped")
+                }
+                Err(_) => break,
+            }
+        }
+        if let Err(error) = inner.on_closes(&batch).await {
+            tracing::warn!(component = "analysis", %error, "closes not claimed");
         }
     }
 }
@@ -100,36 +113,48 @@ impl Inner {
         Ok(held)
     }
 
-    /// One close of `series`: claims it for its schedules, unless it is older than the
+    /// Closes of series (each the candle opened at its time): claims them for their
+    /// schedules — one statement per candle time — unless a close is older than its
     /// series' latest closed candle (a backfill after downtime) or analysis is paused.
-    pub(super) async fn on_close(
+    pub(super) async fn on_closes(
         &self,
-        series: &SeriesKey,
-        open_time: i64,
+        closes: &[(SeriesKey, i64)],
     ) -> Result<usize, sqlx::Error> {
         let book = self.book.get();
-        let Some(schedules) = book.by_series.get(series) else {
-            return Ok(0);
-        };
-        if let Ok(mut latest) = self.latest.lock() {
-            let entry = latest.entry(series.clone()).or_insert(open_time);
-            *entry = (*entry).max(open_time);
-        }
-        let skip = |reason: &str| {
-            self.metrics
-                .skipped
-                .with_label_values(&[reason])
-                .inc_by(schedules.len() as u64);
-            Ok(0)
-        };
-        if self.is_paused() {
-            return skip("paused");
-        }
         let now_ms = self.market.clock().now_ms();
-        if open_time < series.interval.last_closed_open(now_ms) {
-            return skip("stale");
+        let mut by_candle: BTreeMap<i64, Vec<(SeriesKey, ScheduleRow)>> = BTreeMap::new();
+        for (series, open_time) in closes {
+            let Some(schedules) = book.by_series.get(series) else {
+                continue;
+            };
+            if let Ok(mut latest) = self.latest.lock() {
+                let entry = latest.entry(series.clone()).or_insert(*open_time);
+                *entry = (*entry).max(*open_time);
+            }
+            let skipped = |reason: &str| {
+                self.metrics
+                    .skipped
+                    .with_label_values(&[reason])
+                    .inc_by(schedules.len() as u64);
+            };
+            if self.is_paused() {
+                skipped("paused");
+                continue;
+            }
+            if *open_time < series.interval.last_closed_open(now_ms) {
+                skipped("stale");
+                continue;
+            }
+            by_candle
+                .entry(*open_time)
+                .or_default()
+                .extend(schedules.iter().map(|s| (series.clone(), s.clone())));
         }
-        self.claim(series, open_time, schedules).await
+        let mut claimed = 0;
+        for (open_time, schedules) in by_candle {
+            claimed += self.claim(open_time, &schedules).await?;
+        }
+        Ok(claimed)
     }
 
     /// After a start: the latest closed candle of each series, for the schedules
@@ -142,32 +167,34 @@ impl Inner {
         }
         let now_ms = self.market.clock().now_ms();
         let book = self.book.get();
-        let mut claimed = 0;
+        let mut by_candle: BTreeMap<i64, Vec<(SeriesKey, ScheduleRow)>> = BTreeMap::new();
         for (series, schedules) in &book.by_series {
             let latest = series.interval.last_closed_open(now_ms);
-            let behind: Vec<ScheduleRow> = schedules
-                .iter()
-                .filter(|s| s.last_candle_time.is_some_and(|t| t < latest))
-                .cloned()
-                .collect();
-            if !behind.is_empty() {
-                claimed += self.claim(series, latest, &behind).await?;
-            }
+            by_candle.entry(latest).or_default().extend(
+                schedules
+                    .iter()
+                    .filter(|s| s.last_candle_time.is_some_and(|t| t < latest))
+                    .map(|s| (series.clone(), s.clone())),
+            );
+        }
+        let mut claimed = 0;
+        for (open_time, schedules) in by_candle {
+            claimed += self.claim(open_time, &schedules).await?;
         }
         Ok(claimed)
     }
 
-    /// Claims `open_time` for the eligible `schedules` and queues what this replica
-    /// claimed.
+    /// Claims `open_time` for the eligible `schedules` (each with its series) in one
+    /// statement and queues what this replica claimed.
     async fn claim(
         &self,
-        series: &SeriesKey,
         open_time: i64,
-        schedules: &[ScheduleRow],
+        schedules: &[(SeriesKey, ScheduleRow)],
     ) -> Result<usize, sqlx::Error> {
         let mut requests = Vec::with_capacity(schedules.len());
+        let mut series_of = HashMap::with_capacity(schedules.len());
         let mut other_traders = 0;
-        for schedule in schedules {
+        for (series, schedule) in schedules {
             if !self.settings.allows(schedule.trader_id) {
                 other_traders += 1;
                 continue;
@@ -180,6 +207,7 @@ impl Inner {
                 entity_id: schedule.entity_id,
                 trader_id: schedule.trader_id,
             });
+            series_of.insert(schedule.id, series);
         }
         if other_traders > 0 {
             self.metrics
@@ -196,20 +224,21 @@ impl Inner {
             crate::failpoint::reached("analysis_after_claim").await;
         }
         for (schedule_id, decision_id) in &claimed {
+            let Some(series) = series_of.get(schedule_id) else {
+                continue;
+            };
             self.enqueue(Job {
                 decision_id: *decision_id,
                 schedule_id: *schedule_id,
-                series: series.clone(),
+                series: (*series).clone(),
                 candle_open_time: open_time,
             });
         }
         tracing::debug!(
             component = "analysis",
-            symbol = %series.symbol,
-            interval = %series.interval,
             open_time_ms = open_time,
             claimed = claimed.len(),
-            "close claimed"
+            "closes claimed"
         );
         Ok(claimed.len())
     }

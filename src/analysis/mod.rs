@@ -4,7 +4,7 @@
 //!
 //! On a close of a series with active schedules ([`claims`]), each schedule whose
 //! trader passes `ANALYSIS_TRADERS` is claimed for that candle as a `pending` row of
-//! `monitoring_decisions` — one statement for the whole series; the unique
+//! `monitoring_decisions` — one statement for the series closing together; the unique
 //! (schedule, candle) key makes the same close from the stream, a backfill or another
 //! replica claimed once. Claimed closes queue for the [`worker`], which starts at most
 //! `ANALYSIS_RATE_PER_MINUTE` calls a minute and `ANALYSIS_MAX_CONCURRENCY` at once; a
@@ -196,11 +196,12 @@ impl Analysis {
         self.inner.reload.notify_one();
     }
 
-    /// One close of `series` (the candle opened at `open_time`): claims it for the
-    /// series' schedules and queues the calls; answers how many this replica claimed.
-    /// The candle feed's closes come here; benchmarks call it directly.
-    pub async fn on_close(&self, series: &SeriesKey, open_time: i64) -> Result<usize, sqlx::Error> {
-        self.inner.on_close(series, open_time).await
+    /// Closes of series (each the candle opened at its time): claims them for their
+    /// schedules, one statement per candle time, and queues the calls; answers how many
+    /// this replica claimed. The candle feed's closes come here; benchmarks call it
+    /// directly.
+    pub async fn on_closes(&self, closes: &[(SeriesKey, i64)]) -> Result<usize, sqlx::Error> {
+        self.inner.on_closes(closes).await
     }
 
     /// Takes over claims left pending past the timeout and queues them; answers how

@@ -47,6 +47,16 @@ async fn proxy() -> LlmProxy {
 
 /// A schedule being monitored; answers (schedule id, signal id).
 async fn schedule(pool: &PgPool, interval: &str, max_reanalyses: i32) -> (Uuid, Uuid) {
+    schedule_of(pool, interval, max_reanalyses, Uuid::new_v4()).await
+}
+
+/// A schedule of `trader`'s.
+async fn schedule_of(
+    pool: &PgPool,
+    interval: &str,
+    max_reanalyses: i32,
+    trader: Uuid,
+) -> (Uuid, Uuid) {
     let (id, signal) = (Uuid::new_v4(), Uuid::new_v4());
     sqlx::query(
         "INSERT INTO workflow_schedules (id, entity_id, trader_id, interval, symbol, max_reanalyses)
@@ -54,7 +64,7 @@ async fn schedule(pool: &PgPool, interval: &str, max_reanalyses: i32) -> (Uuid, 
     )
     .bind(id)
     .bind(signal)
-    .bind(Uuid::new_v4())
+    .bind(trader)
     .bind(interval)
     .bind(SYMBOL)
     .bind(max_reanalyses)
@@ -205,6 +215,16 @@ async fn each_decision_moves_its_schedule_with_the_last_closed_candles() {
             assert!((sent["high"].as_f64().unwrap() - expected.high).abs() < 1e-8);
         }
     }
+    // The candles came from the kline cache the stream keeps: the six analyses made no
+    // REST call of their own (the feed's first fill is the one).
+    let rest_fills = sim
+        .state
+        .requests
+        .records()
+        .iter()
+        .filter(|r| r.endpoint == "/api/v3/klines" && r.query.contains(SYMBOL))
+        .count();
+    assert!(rest_fills <= 2, "{rest_fills} REST fetches of {SYMBOL}");
     assert_eq!(sent[0]["reanalysis"], 1);
     assert_eq!(sent[1]["reanalysis"], 2);
     let authorization = proxy.requests()[0].authorization.clone();
@@ -672,6 +692,40 @@ async fn a_schedule_added_later_is_followed_on_workflow_updated_and_shown() {
         "{metrics}"
     );
     assert!(metrics.contains("monitoring_analysis_decisions_total{decision=\"enter\"} 1"));
+    app.stop().await.unwrap();
+    pool.close().await;
+    database.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_traders_of_analysis_traders_are_analysed() {
+    let (database, pool) = ScratchDatabase::migrated().await;
+    let sim = fast_sim().await;
+    let proxy = proxy().await;
+    let (canary, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let (in_canary, canary_signal) = schedule_of(&pool, "1m", 2, canary).await;
+    let (left_out, _) = schedule_of(&pool, "1m", 2, other).await;
+    let traders = canary.to_string();
+    let app = start(&pool, &sim, &proxy, &[("ANALYSIS_TRADERS", &traders)]).await;
+    wait_status(&pool, in_canary, "expired").await;
+    assert!(decisions(&pool, left_out).await.is_empty());
+    assert_eq!(
+        status_of(&pool, left_out).await,
+        ("monitoring".to_owned(), 0, 0, true)
+    );
+    let signals: BTreeSet<String> = proxy
+        .requests()
+        .iter()
+        .map(|r| r.body["signal_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(signals, BTreeSet::from([canary_signal.to_string()]));
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let skipped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("monitoring_analysis_skipped_total{reason=\"trader\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(skipped >= 2, "one per close analysed: {skipped}");
     app.stop().await.unwrap();
     pool.close().await;
     database.drop_now().await;
