@@ -6,7 +6,13 @@
 #   scripts/test.sh                 format check, clippy, every test, the alerting
 #                                   rules' tests and a schemathesis run of the API
 #   scripts/test.sh -- <filter>     extra arguments go to `cargo test`
+#   scripts/test.sh --long [...]    also the long rolling-deploy test: the scaling and
+#                                   rolling replacement repeated 5 times (ROLLING_ROUNDS)
 set -euo pipefail
+if [ "${1:-}" = "--long" ]; then
+  shift
+  export ROLLING_ROUNDS=${ROLLING_ROUNDS:-5}
+fi
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
@@ -40,6 +46,8 @@ if [ $# -eq 0 ]; then
   cargo fmt --all -- --check
   echo "==> cargo clippy --workspace --all-targets -- -D warnings"
   cargo clippy --workspace --all-targets --locked -- -D warnings
+  echo "==> deploy: Dockerfile replay, manifests validated and linted"
+  scripts/check_deploy.sh
 fi
 echo "==> cargo test"
 cargo test --workspace --locked -- "$@"

@@ -48,6 +48,7 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
         address = %listener.local_addr()?,
         "serving"
     );
+    spawn_sharding(&state).await;
     spawn_initial_load(&state);
     // synapse-api's announcements: Redis pub/sub, or Postgres LISTEN without Redis.
     match state.config.database.redis_url.clone() {
@@ -162,6 +163,30 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
 
 /// Loads the strategies once, retrying with backoff until it succeeds or the service
 /// shuts down; `/ready` answers 503 until then.
+/// `SHARD_COUNT=auto`: takes this replica's share of the shards once before the first
+/// load (the loader then reads only them), keeps it current, and follows its changes.
+async fn spawn_sharding(state: &AppState) {
+    let (Some(ownership), Some(settings)) = (&state.ownership, state.config.auto_shard) else {
+        return;
+    };
+    let coordinator = crate::sharding::Coordinator::new(
+        state.db.clone(),
+        ownership.clone(),
+        settings,
+        state.metrics.shards.clone(),
+    );
+    if let Err(error) = coordinator.step().await {
+        tracing::warn!(component = "sharding", %error, "first shard step failed; retrying");
+    }
+    state.tasks.spawn(crate::scheduler::follow_shards(
+        ownership.clone(),
+        state.loader.clone(),
+        state.batches.clone(),
+        state.shutdown.clone(),
+    ));
+    state.tasks.spawn(coordinator.run(state.shutdown.clone()));
+}
+
 fn spawn_initial_load(state: &AppState) {
     let loader = state.loader.clone();
     let shutdown = state.shutdown.clone();

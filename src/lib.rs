@@ -27,6 +27,7 @@ pub mod notify;
 pub mod ops_rules;
 pub mod platform_health;
 pub mod scheduler;
+pub mod sharding;
 pub mod storage;
 pub mod strategy;
 pub mod telemetry;

@@ -35,12 +35,23 @@ fn summary(out: &Output, status: &Value) {
     let uptime = status["uptime_seconds"]
         .as_i64()
         .map_or("-".to_owned(), super::output::span);
+    let shard = &status["shard"];
+    let share = if shard["mode"] == "auto" {
+        format!(
+            "shards auto: {} of {} held, {} replicas live",
+            shard["held"].as_array().map_or(0, Vec::len),
+            cell(&shard["virtual_shards"]),
+            shard["live_replicas"]
+                .as_array()
+                .map_or("?".to_owned(), |live| live.len().to_string()),
+        )
+    } else {
+        format!("shard {}/{}", cell(&shard["index"]), cell(&shard["count"]))
+    };
     println!(
-        "{} {}, up {uptime}, shard {}/{}",
+        "{} {}, up {uptime}, {share}",
         cell(&status["service"]),
         cell(&status["version"]),
-        cell(&status["shard"]["index"]),
-        cell(&status["shard"]["count"]),
     );
     let postgres = &status["postgres"];
     println!(

@@ -68,6 +68,7 @@ pub const KEYS: &[Key] = &[
     key("NOTIFY_ALLOW_PRIVATE_NETWORKS", Some("false"), Plain),
     key("SHARD_INDEX", Some("0"), Plain),
     key("SHARD_COUNT", Some("1"), Plain),
+    key("SHARD_LEASE_SECONDS", Some("15"), Plain),
     key("LOG_FORMAT", Some("json"), Plain),
     key("RUST_LOG", Some("info,sqlx=warn"), Plain),
     key("DB_MAX_CONNECTIONS", Some("16"), Plain),

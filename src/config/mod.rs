@@ -69,6 +69,8 @@ pub struct Config {
     pub market: MarketConfig,
     pub notify: NotifierSettings,
     pub shard: Shard,
+    /// `SHARD_COUNT=auto`: shards follow the live replicas by lease.
+    pub auto_shard: Option<crate::sharding::AutoSharding>,
     pub log: LogSettings,
     pub alerts: crate::alerts::AlertSettings,
     pub engine: crate::ops_rules::EngineSettings,
@@ -119,7 +121,7 @@ impl Config {
         let server = sections::server(&mut r)?;
         let market = sections::market(&mut r)?;
         let notify = sections::notify(&mut r)?;
-        let shard = sections::shard(&mut r)?;
+        let (shard, auto_shard) = sections::shard(&mut r)?;
         let log = sections::logging(&mut r)?;
         let alerts = sections::alerts(&mut r)?;
         let engine = sections::engine(&mut r)?;
@@ -135,6 +137,7 @@ impl Config {
             market,
             notify,
             shard,
+            auto_shard,
             log,
             shown: r.into_shown(),
         })

@@ -14,6 +14,7 @@ use crate::market::{
     MarketConfig, PrefetchSettings, SharedCacheSettings, Source, SourcesConfig, WebsocketSettings,
 };
 use crate::notify::{NotifierSettings, SmtpConfig, SmtpTls};
+use crate::sharding::AutoSharding;
 use crate::storage::DatabaseSettings;
 use crate::strategy::Shard;
 use crate::telemetry::{LogFormat, LogSettings};
@@ -234,17 +235,40 @@ fn smtp(r: &mut Reader, host: String) -> Result<SmtpConfig, ConfigError> {
     })
 }
 
-/// Which strategies this replica keeps.
-pub fn shard(r: &mut Reader) -> Result<Shard, ConfigError> {
+/// Which strategies this replica keeps: a static shard, or with `SHARD_COUNT=auto` a
+/// share of the virtual shards by lease (then the static shard is the whole).
+pub fn shard(r: &mut Reader) -> Result<(Shard, Option<AutoSharding>), ConfigError> {
+    let written = r.text("SHARD_COUNT").unwrap_or_default();
+    let auto = written.trim().eq_ignore_ascii_case("auto");
+    if !auto && written.trim().parse::<u32>().is_err() {
+        return Err(ConfigError::new(
+            "SHARD_COUNT",
+            "expected a whole number of at least 1, or `auto`",
+        ));
+    }
+    let lease = r.number(
+        "SHARD_LEASE_SECONDS",
+        2..=600u64,
+        "must be between 2 and 600 seconds",
+    )?;
+    if auto {
+        r.show("SHARD_COUNT", "auto".into());
+        return Ok((
+            Shard { index: 0, count: 1 },
+            Some(AutoSharding {
+                lease_ttl: std::time::Duration::from_secs(lease),
+            }),
+        ));
+    }
     let index = r.number("SHARD_INDEX", 0..=u32::MAX, "")?;
-    let count = r.number("SHARD_COUNT", 1..=u32::MAX, "must be at least 1")?;
+    let count = r.number("SHARD_COUNT", 1..=u32::MAX, "must be at least 1, or `auto`")?;
     if index >= count {
         return Err(ConfigError::new(
             "SHARD_INDEX",
             format!("must be less than SHARD_COUNT ({count})"),
         ));
     }
-    Ok(Shard { index, count })
+    Ok((Shard { index, count }, None))
 }
 
 /// Log lines.

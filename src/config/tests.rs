@@ -104,6 +104,32 @@ fn shard_index_must_be_below_shard_count() {
 }
 
 #[test]
+fn shard_count_auto_shares_virtual_shards_by_lease() {
+    let config = load(&[("POSTGRES_URL", PG), ("SHARD_COUNT", "auto")]).unwrap();
+    let auto = config.auto_shard.expect("auto sharding");
+    assert_eq!(auto.lease_ttl, std::time::Duration::from_secs(15));
+    assert_eq!((config.shard.index, config.shard.count), (0, 1));
+    let config = load(&[
+        ("POSTGRES_URL", PG),
+        ("SHARD_COUNT", "AUTO"),
+        ("SHARD_LEASE_SECONDS", "6"),
+    ])
+    .unwrap();
+    assert_eq!(config.auto_shard.unwrap().lease_ttl.as_secs(), 6);
+    let err = load(&[
+        ("POSTGRES_URL", PG),
+        ("SHARD_COUNT", "auto"),
+        ("SHARD_LEASE_SECONDS", "1"),
+    ])
+    .unwrap_err();
+    assert_eq!(err.key, "SHARD_LEASE_SECONDS");
+    let err = load(&[("POSTGRES_URL", PG), ("SHARD_COUNT", "many")]).unwrap_err();
+    assert_eq!(err.key, "SHARD_COUNT");
+    assert!(err.to_string().contains("auto"), "{err}");
+    assert!(load(&[("POSTGRES_URL", PG)]).unwrap().auto_shard.is_none());
+}
+
+#[test]
 fn log_format_and_filter_are_checked() {
     assert_eq!(
         load(&[("POSTGRES_URL", PG), ("LOG_FORMAT", "xml")])

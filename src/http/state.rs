@@ -48,6 +48,8 @@ pub struct AppState {
     pub engine: crate::ops_rules::EngineTicks,
     /// This process's identity among replicas (the holder of its leases).
     pub replica: String,
+    /// `SHARD_COUNT=auto`: the virtual shards this replica holds.
+    pub ownership: Option<Arc<crate::sharding::Ownership>>,
     /// The latest platform health snapshot, which the health routes answer from.
     pub health: crate::platform_health::LatestSnapshot,
     /// The periodic jobs, by name.
@@ -83,20 +85,27 @@ impl AppState {
             config.server.internal_rate_limit_burst,
         )
         .with_ticks_limit(config.engine.ticks_rate_limit_per_minute);
+        // This process's identity among replicas: its leases are held under it.
+        let replica = format!(
+            "replica-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let ownership = config
+            .auto_shard
+            .map(|_| Arc::new(crate::sharding::Ownership::new(&replica)));
+        let shard_filter = match &ownership {
+            Some(ownership) => crate::strategy::ShardFilter::Leased(ownership.clone()),
+            None => config.shard.into(),
+        };
         let index = Arc::new(StrategyIndex::new());
         let loader = Arc::new(
-            StrategyLoader::new(db.clone(), redis.clone(), config.shard, index.clone())
+            StrategyLoader::new(db.clone(), redis.clone(), shard_filter, index.clone())
                 .with_metrics(metrics.strategies.clone()),
         );
         let shutdown = CancellationToken::new();
         let notifier =
             crate::notify::Notifier::new(config.notify.clone()).with_shutdown(shutdown.clone());
         let tasks = TaskTracker::new();
-        // This process's identity among replicas: its leases are held under it.
-        let replica = format!(
-            "replica-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        );
         let lease = Arc::new(crate::trigger::DeliveryLease::new(
             db.clone(),
             &replica,
@@ -109,13 +118,17 @@ impl AppState {
             tasks.clone(),
             lease,
         );
-        let batches = Arc::new(BatchRunner::new(
+        let mut batches = BatchRunner::new(
             index.clone(),
             market.clone(),
             db.clone(),
             metrics.clone(),
             triggers,
-        ));
+        );
+        if let Some(ownership) = &ownership {
+            batches = batches.with_ownership(ownership.clone());
+        }
+        let batches = Arc::new(batches);
         let ops_alerts = crate::alerts::OpsAlerts::new(db.clone()).with_sinks(
             crate::alerts::Journal::start(
                 config.alerts.log_dir.clone(),
@@ -157,6 +170,7 @@ impl AppState {
             analysis,
             engine,
             replica,
+            ownership,
             batches,
             config: Arc::new(config),
             ops_alerts,

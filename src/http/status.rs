@@ -119,8 +119,46 @@ pub struct StrategiesStatus {
 /// Which slice of the strategies this replica owns.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ShardStatus {
+    /// `static` (`SHARD_INDEX`/`SHARD_COUNT`) or `auto` (leased virtual shards).
+    pub mode: &'static str,
+    /// The static shard (`0`/`1` in auto mode).
     pub index: u32,
     pub count: u32,
+    /// This replica's identity (the holder of its leases).
+    pub replica: String,
+    /// Auto mode: the number of virtual shards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub virtual_shards: Option<u16>,
+    /// Auto mode: the virtual shards this replica holds now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<Vec<u16>>,
+    /// Auto mode: the live replicas it divides them with (null when Postgres could not
+    /// be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_replicas: Option<Vec<String>>,
+}
+
+async fn shard_status(state: &AppState) -> ShardStatus {
+    let mut status = ShardStatus {
+        mode: "static",
+        index: state.config.shard.index,
+        count: state.config.shard.count,
+        replica: state.replica.clone(),
+        virtual_shards: None,
+        held: None,
+        live_replicas: None,
+    };
+    if let (Some(ownership), Some(settings)) = (&state.ownership, state.config.auto_shard) {
+        status.mode = "auto";
+        status.virtual_shards = Some(crate::sharding::VIRTUAL_SHARDS);
+        status.held = Some(ownership.held());
+        status.live_replicas = crate::storage::replicas::live(&state.db, settings.lease_ttl)
+            .await
+            .inspect_err(|error| tracing::warn!(%error, "replica registry unavailable"))
+            .ok()
+            .map(|live| live.into_iter().map(|r| r.id).collect());
+    }
+    status
 }
 
 /// The Postgres pool's occupancy.
@@ -176,10 +214,7 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
         service: env!("CARGO_PKG_NAME"),
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.started_at.elapsed().as_secs(),
-        shard: ShardStatus {
-            index: state.config.shard.index,
-            count: state.config.shard.count,
-        },
+        shard: shard_status(&state).await,
         postgres: PoolStatus {
             connections: state.db.size(),
             idle: u32::try_from(state.db.num_idle()).unwrap_or(u32::MAX),

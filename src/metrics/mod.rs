@@ -5,11 +5,13 @@ mod alerts;
 mod analysis;
 mod engine;
 mod health;
+mod shards;
 
 pub use alerts::AlertMetrics;
 pub use analysis::AnalysisMetrics;
 pub use engine::EngineMetrics;
 pub use health::HealthMetrics;
+pub use shards::ShardMetrics;
 
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -42,6 +44,8 @@ pub struct Metrics {
     pub health: HealthMetrics,
     /// Candle-close analysis: llm-proxy calls, decisions, skips.
     pub analysis: AnalysisMetrics,
+    /// Automatic sharding: shards held, hand-overs, fenced writes.
+    pub shards: ShardMetrics,
 }
 
 /// The strategy index: what is loaded, and reloads. `kind` is `full` or `ids`,
@@ -458,6 +462,8 @@ impl Metrics {
         collectors.extend(health.collectors());
         let analysis = AnalysisMetrics::new();
         collectors.extend(analysis.collectors());
+        let shards = ShardMetrics::new();
+        collectors.extend(shards.collectors());
         for collector in collectors {
             registry
                 .register(collector)
@@ -483,6 +489,7 @@ impl Metrics {
             engine,
             health,
             analysis,
+            shards,
         }
     }
 
@@ -534,6 +541,7 @@ mod tests {
             include_str!("engine.rs"),
             include_str!("health.rs"),
             include_str!("analysis.rs"),
+            include_str!("shards.rs"),
         ]
         .concat();
         let exported: BTreeSet<String> = referenced(&sources)

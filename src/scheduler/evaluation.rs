@@ -171,6 +171,7 @@ pub fn evaluate(
                 .then_some(moment.bar_open_ms)
                 .flatten()
                 .and_then(DateTime::from_timestamp_millis),
+            period: None,
         },
         evaluations,
     }

@@ -14,6 +14,7 @@ mod evaluation;
 mod follow;
 mod last_run;
 mod ledger_queue;
+mod shards;
 mod simulation;
 mod ticker;
 
@@ -21,6 +22,7 @@ pub use batch::{BatchError, BatchReport, BatchRunner};
 pub use evaluation::{Moment, Outcome, evaluate, fires_on_close};
 pub use follow::follow_index;
 pub use last_run::LastRun;
+pub use shards::{catch_up, follow_shards};
 pub use simulation::{Simulation, simulate};
 pub use ticker::{next_run, run_candle_closes};
 

@@ -2,7 +2,7 @@
 //! connection, and one module per table holding all of that table's SQL
 //! ([`strategy_state`], [`trigger_logs`], [`ledger`], [`leases`], [`ops_alerts`],
 //! [`ops_alert_notifications`], [`ops_alert_events`], [`ops_silences`], [`engine_metrics`],
-//! [`engine_state`], [`alert_thresholds`], [`health_snapshots`]; the `strategies` and
+//! [`engine_state`], [`alert_thresholds`], [`health_snapshots`], [`replicas`]; the `strategies` and
 //! `strategy_conditions` tables live with their rows' types in `strategy::store`).
 //! Postgres and Redis are connected with a bounded retry at startup so that the
 //! service can start before its dependencies in an orchestrator, and give up with a
@@ -22,6 +22,7 @@ pub mod ops_alerts;
 pub mod ops_silences;
 pub mod postgres;
 pub mod redis;
+pub mod replicas;
 mod startup_retry;
 pub mod strategy_state;
 pub mod trigger_logs;

@@ -26,6 +26,8 @@ pub struct StoredState {
     pub last_triggered_at: Option<DateTime<Utc>>,
     /// The last candle (open time) evaluated on its close.
     pub last_candle_open_time: Option<DateTime<Utc>>,
+    /// The last timer period evaluated.
+    pub last_period_at: Option<DateTime<Utc>>,
 }
 
 /// One strategy's state after an evaluation.
@@ -38,6 +40,8 @@ pub struct StateUpdate {
     pub consecutive_errors: i32,
     /// For candle-close runs: the candle just evaluated.
     pub candle_open_time: Option<DateTime<Utc>>,
+    /// For timer runs: the period just evaluated.
+    pub period: Option<DateTime<Utc>>,
 }
 
 /// Reads the stored state of `ids` (strategies never evaluated are absent).
@@ -49,10 +53,11 @@ pub async fn load(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredState
         Option<bool>,
         Option<DateTime<Utc>>,
         Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
     );
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT strategy_id, previous_values, consecutive_errors, last_result, last_triggered_at,
-                last_candle_open_time
+                last_candle_open_time, last_period_at
            FROM strategy_state WHERE strategy_id = ANY($1)",
     )
     .bind(ids)
@@ -61,7 +66,15 @@ pub async fn load(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredState
     Ok(rows
         .into_iter()
         .map(
-            |(id, values, consecutive_errors, last_result, last_triggered_at, last_candle)| {
+            |(
+                id,
+                values,
+                consecutive_errors,
+                last_result,
+                last_triggered_at,
+                last_candle,
+                period,
+            )| {
                 let previous = values
                     .0
                     .as_object()
@@ -79,6 +92,7 @@ pub async fn load(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredState
                         last_result,
                         last_triggered_at,
                         last_candle_open_time: last_candle,
+                        last_period_at: period,
                     },
                 )
             },
@@ -87,8 +101,8 @@ pub async fn load(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredState
 }
 
 /// Writes every update in one statement. Strategies deleted meanwhile are skipped.
-pub async fn save(
-    db: &PgPool,
+pub async fn save<'e>(
+    db: impl sqlx::PgExecutor<'e>,
     evaluated_at: DateTime<Utc>,
     updates: &[StateUpdate],
 ) -> Result<(), sqlx::Error> {
@@ -108,13 +122,15 @@ pub async fn save(
         .collect();
     let errors: Vec<i32> = updates.iter().map(|u| u.consecutive_errors).collect();
     let candles: Vec<Option<DateTime<Utc>>> = updates.iter().map(|u| u.candle_open_time).collect();
+    let periods: Vec<Option<DateTime<Utc>>> = updates.iter().map(|u| u.period).collect();
     sqlx::query(
         "INSERT INTO strategy_state
              (strategy_id, last_evaluated_at, last_result, previous_values, consecutive_errors,
-              last_candle_open_time, updated_at)
-         SELECT u.id, $2, u.result, u.previous, u.errors, u.candle, now()
-           FROM UNNEST($1::uuid[], $3::boolean[], $4::jsonb[], $5::integer[], $6::timestamptz[])
-                AS u(id, result, previous, errors, candle)
+              last_candle_open_time, last_period_at, updated_at)
+         SELECT u.id, $2, u.result, u.previous, u.errors, u.candle, u.period, now()
+           FROM UNNEST($1::uuid[], $3::boolean[], $4::jsonb[], $5::integer[], $6::timestamptz[],
+                       $7::timestamptz[])
+                AS u(id, result, previous, errors, candle, period)
            JOIN strategies s ON s.id = u.id
           ORDER BY u.id
          ON CONFLICT (strategy_id) DO UPDATE SET
@@ -124,6 +140,7 @@ pub async fn save(
              consecutive_errors = EXCLUDED.consecutive_errors,
              last_candle_open_time = COALESCE(EXCLUDED.last_candle_open_time,
                                               strategy_state.last_candle_open_time),
+             last_period_at     = COALESCE(EXCLUDED.last_period_at, strategy_state.last_period_at),
              updated_at         = now()",
     )
     .bind(&ids)
@@ -132,6 +149,7 @@ pub async fn save(
     .bind(&previous)
     .bind(&errors)
     .bind(&candles)
+    .bind(&periods)
     .execute(db)
     .await?;
     Ok(())
@@ -175,14 +193,15 @@ pub async fn record_claimed(
     let candles: Vec<Option<DateTime<Utc>>> =
         sorted.iter().map(|(u, _)| u.candle_open_time).collect();
     let at: Vec<DateTime<Utc>> = sorted.iter().map(|(_, at)| *at).collect();
+    let periods: Vec<Option<DateTime<Utc>>> = sorted.iter().map(|(u, _)| u.period).collect();
     sqlx::query(
         "INSERT INTO strategy_state
              (strategy_id, last_evaluated_at, last_result, previous_values, consecutive_errors,
-              last_candle_open_time, last_triggered_at, trigger_count, updated_at)
-         SELECT u.id, $2, u.result, u.previous, u.errors, u.candle, u.at, 1, now()
+              last_candle_open_time, last_triggered_at, trigger_count, last_period_at, updated_at)
+         SELECT u.id, $2, u.result, u.previous, u.errors, u.candle, u.at, 1, u.period, now()
            FROM UNNEST($1::uuid[], $3::boolean[], $4::jsonb[], $5::integer[],
-                       $6::timestamptz[], $7::timestamptz[])
-                AS u(id, result, previous, errors, candle, at)
+                       $6::timestamptz[], $7::timestamptz[], $8::timestamptz[])
+                AS u(id, result, previous, errors, candle, at, period)
           ORDER BY u.id
          ON CONFLICT (strategy_id) DO UPDATE SET
              last_evaluated_at  = EXCLUDED.last_evaluated_at,
@@ -193,6 +212,7 @@ pub async fn record_claimed(
                                               strategy_state.last_candle_open_time),
              last_triggered_at  = EXCLUDED.last_triggered_at,
              trigger_count      = strategy_state.trigger_count + 1,
+             last_period_at     = COALESCE(EXCLUDED.last_period_at, strategy_state.last_period_at),
              updated_at         = now()",
     )
     .bind(&ids)
@@ -202,6 +222,7 @@ pub async fn record_claimed(
     .bind(&errors)
     .bind(&candles)
     .bind(&at)
+    .bind(&periods)
     .execute(tx)
     .await?;
     Ok(())

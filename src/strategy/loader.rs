@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::cache;
 use super::index::{StrategyError, StrategyIndex};
-use super::store::{self, Shard, StatusChange};
+use super::store::{self, ShardFilter, StatusChange};
 use super::{CompiledStrategy, ResolvedStrategy};
 use crate::conditions::SymbolInterner;
 use crate::metrics::StrategyMetrics;
@@ -59,7 +59,7 @@ struct NextIndex {
 pub struct StrategyLoader {
     db: PgPool,
     redis: Option<ConnectionManager>,
-    shard: Shard,
+    shard: ShardFilter,
     index: Arc<StrategyIndex>,
     /// Serialises reloads; also keeps the symbol interner shared across them.
     reloading: Mutex<SymbolInterner>,
@@ -80,13 +80,13 @@ impl StrategyLoader {
     pub fn new(
         db: PgPool,
         redis: Option<ConnectionManager>,
-        shard: Shard,
+        shard: impl Into<ShardFilter>,
         index: Arc<StrategyIndex>,
     ) -> Self {
         Self {
             db,
             redis,
-            shard,
+            shard: shard.into(),
             index,
             reloading: Mutex::new(SymbolInterner::default()),
             legacy_purged: std::sync::atomic::AtomicBool::new(false),
@@ -135,7 +135,7 @@ impl StrategyLoader {
 
     async fn reload_everything(&self, started: Instant) -> Result<ReloadReport, sqlx::Error> {
         let mut interner = self.reloading.lock().await;
-        store::expire(&self.db, self.shard).await?;
+        store::expire(&self.db, &self.shard).await?;
         let current = self.index.snapshot();
         if let Some(redis) = &self.redis
             && !self
@@ -149,7 +149,7 @@ impl StrategyLoader {
             // rather than ids first.
             return self.cold_load(&mut interner, started).await;
         }
-        let versions = store::versions(&self.db, self.shard).await?;
+        let versions = store::versions(&self.db, &self.shard).await?;
 
         let mut strategies = HashMap::with_capacity(versions.len());
         let mut errors = HashMap::new();
@@ -190,7 +190,7 @@ impl StrategyLoader {
         interner: &mut SymbolInterner,
         started: Instant,
     ) -> Result<ReloadReport, sqlx::Error> {
-        let resolved = store::fetch_loadable(&self.db, self.shard).await?;
+        let resolved = store::fetch_loadable(&self.db, &self.shard).await?;
         let strategies = HashMap::with_capacity(resolved.len());
         let next = NextIndex {
             strategies,
@@ -205,7 +205,7 @@ impl StrategyLoader {
     /// of the index; returns how many. Run every 30 s, so a strategy's status says
     /// `expired` within a minute of its expiry (evaluation never fires past it anyway).
     pub async fn expire_due(&self) -> Result<usize, sqlx::Error> {
-        let expired = store::expire(&self.db, self.shard).await?;
+        let expired = store::expire(&self.db, &self.shard).await?;
         if !expired.is_empty() {
             tracing::info!(
                 component = "strategy",
@@ -240,7 +240,7 @@ impl StrategyLoader {
             .filter(|r| {
                 matches!(r.row.status.as_str(), "active" | "error")
                     && r.row.expires_at.is_none_or(|at| at > now)
-                    && store::in_shard(r.row.user_id, self.shard)
+                    && self.shard.owns(r.row.user_id)
             })
             .collect();
         let staying: HashSet<Uuid> = loadable.iter().map(|r| r.row.id).collect();

@@ -8,7 +8,7 @@ mod index;
 pub mod live_reload;
 mod loader;
 mod resolved;
-pub mod shard;
+pub use crate::sharding::hash as shard;
 pub mod store;
 mod trigger_mode;
 
@@ -18,7 +18,7 @@ pub use frequency::Frequency;
 pub use index::{IndexSnapshot, StrategyError, StrategyIndex};
 pub use loader::{ReloadError, ReloadReport, StrategyLoader};
 pub use resolved::{ConditionRow, ResolvedStrategy, StrategyRow};
-pub use store::Shard;
+pub use store::{Shard, ShardFilter};
 pub use trigger_mode::TriggerMode;
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! size bound, so an oversized document never leaves Postgres.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -17,6 +18,7 @@ use super::resolved::{
     ResolvedStrategy, StrategyRow,
 };
 use super::shard::SHARD_HASH_SQL;
+use crate::sharding::Ownership;
 
 /// The statuses the loader compiles: `active` to run, `error` to notice a fix.
 const LOADABLE: &str =
@@ -39,15 +41,47 @@ impl Shard {
     }
 }
 
+/// Which strategies this replica loads: a static shard, or the virtual shards it holds
+/// now (`SHARD_COUNT=auto`).
+#[derive(Debug, Clone)]
+pub enum ShardFilter {
+    Static(Shard),
+    Leased(Arc<Ownership>),
+}
+
+impl From<Shard> for ShardFilter {
+    fn from(shard: Shard) -> Self {
+        Self::Static(shard)
+    }
+}
+
+impl ShardFilter {
+    /// The SQL condition on a `user_id` column, built from integers only.
+    fn sql(&self) -> String {
+        match self {
+            Self::Static(shard) => shard.sql(),
+            Self::Leased(ownership) => ownership.sql(),
+        }
+    }
+
+    /// Whether `user_id`'s strategies are this replica's.
+    pub fn owns(&self, user_id: Uuid) -> bool {
+        match self {
+            Self::Static(shard) => super::shard::owns(user_id, shard.index, shard.count),
+            Self::Leased(ownership) => ownership.owns(user_id),
+        }
+    }
+}
+
 /// Marks strategies past `expires_at` as `expired`; returns their ids.
-pub async fn expire(pool: &PgPool, shard: Shard) -> Result<Vec<Uuid>, sqlx::Error> {
+pub async fn expire(pool: &PgPool, shard: &ShardFilter) -> Result<Vec<Uuid>, sqlx::Error> {
     let sql = format!(
         "UPDATE strategies SET status = 'expired', error = NULL
          WHERE status IN ('active', 'error') AND expires_at <= now() AND {}
          RETURNING id",
         shard.sql()
     );
-    // The shard clause is built from two integers, never from input text.
+    // The shard clause is built from integers, never from input text.
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .fetch_all(pool)
         .await
@@ -56,7 +90,7 @@ pub async fn expire(pool: &PgPool, shard: Shard) -> Result<Vec<Uuid>, sqlx::Erro
 /// The id and version of every loadable strategy of the shard.
 pub async fn versions(
     pool: &PgPool,
-    shard: Shard,
+    shard: &ShardFilter,
 ) -> Result<HashMap<Uuid, DateTime<Utc>>, sqlx::Error> {
     let sql = format!(
         "SELECT id, updated_at FROM strategies WHERE {LOADABLE} AND {}",
@@ -134,7 +168,7 @@ pub async fn fetch(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<ResolvedStrategy>,
 /// no id list to send. Two queries.
 pub async fn fetch_loadable(
     pool: &PgPool,
-    shard: Shard,
+    shard: &ShardFilter,
 ) -> Result<Vec<ResolvedStrategy>, sqlx::Error> {
     // Unqualified columns resolve to `strategies`: the lateral part only has the texts.
     let strategies = format!("{LOADABLE} AND {}", shard.sql());
@@ -239,12 +273,6 @@ pub async fn record_statuses(pool: &PgPool, changes: &[StatusChange]) -> Result<
         .rows_affected();
     }
     Ok(written)
-}
-
-/// Whether `user_id` belongs to `shard` — for rows read by id, which the shard clause
-/// did not filter.
-pub fn in_shard(user_id: Uuid, shard: Shard) -> bool {
-    super::shard::owns(user_id, shard.index, shard.count)
 }
 
 /// Completes `once` strategies that just fired (inside the claim's transaction).

@@ -18,7 +18,7 @@ use super::delivery::Job;
 use super::lease::DeliveryLease;
 use crate::metrics::Metrics;
 use crate::notify::{AlertFacts, Delivery, DeliveryStatus, Notifier, render};
-use crate::storage::leases::Lease;
+use crate::storage::leases::{self, Fence, Lease};
 use crate::storage::strategy_state::{self, StateUpdate};
 use crate::storage::trigger_logs::{self, NewTriggerLog};
 use crate::strategy::{CompiledStrategy, TriggerMode, store};
@@ -44,6 +44,9 @@ pub struct TriggerRequest {
     pub context: TriggerContext,
     /// The evaluation's state, written in the claim's transaction.
     pub update: StateUpdate,
+    /// The lease of the strategy's shard (`SHARD_COUNT=auto`): claimed only while it is
+    /// still held under this token.
+    pub fence: Option<Fence>,
 }
 
 /// A trigger ready to claim: its message, pending deliveries and sanitized snapshot.
@@ -194,10 +197,12 @@ impl TriggerHandler {
         lease: &Lease,
     ) -> Result<HashMap<String, i64>, sqlx::Error> {
         let mut tx = self.db.begin().await?;
+        let prepared = self.fenced(&mut tx, prepared).await?;
         let ids: Vec<Uuid> = prepared.iter().map(|p| p.request.strategy.id).collect();
         let committed = strategy_state::lock_last_triggered(&mut tx, &ids).await?;
         let still_firing: Vec<&Prepared> = prepared
             .iter()
+            .copied()
             .filter(|p| {
                 let context = TriggerContext {
                     last_triggered_at: committed.get(&p.request.strategy.id).copied().flatten(),
@@ -253,6 +258,35 @@ impl TriggerHandler {
             .into_iter()
             .map(|c| (c.dedup_key, c.log_id))
             .collect())
+    }
+}
+
+impl TriggerHandler {
+    /// The triggers whose shard lease is still held under their token (all of them
+    /// outside automatic sharding), those leases locked until the transaction ends; the
+    /// others are counted and dropped.
+    async fn fenced<'p>(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        prepared: &'p [Prepared],
+    ) -> Result<Vec<&'p Prepared>, sqlx::Error> {
+        let fences: Vec<Fence> = prepared
+            .iter()
+            .filter_map(|p| p.request.fence.clone())
+            .collect();
+        let live = leases::lock_live(tx, &fences).await?;
+        let (kept, dropped): (Vec<&Prepared>, Vec<&Prepared>) = prepared
+            .iter()
+            .partition(|p| p.request.fence.as_ref().is_none_or(|f| live.contains(f)));
+        if !dropped.is_empty() {
+            self.metrics.shards.fenced.inc_by(dropped.len() as u64);
+            tracing::info!(
+                component = "trigger",
+                fenced = dropped.len(),
+                "triggers not claimed: their shard's lease is no longer held here"
+            );
+        }
+        Ok(kept)
     }
 }
 

@@ -235,7 +235,24 @@ async fn status_reports_shard_and_dependencies(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(body["service"], "monitoring-service");
-    assert_eq!(body["shard"], json!({"index": 0, "count": 1}));
+    assert_eq!(body["shard"]["mode"], "static");
+    assert_eq!(
+        (
+            body["shard"]["index"].clone(),
+            body["shard"]["count"].clone()
+        ),
+        (json!(0), json!(1))
+    );
+    assert!(
+        body["shard"]["replica"]
+            .as_str()
+            .unwrap()
+            .starts_with("replica-")
+    );
+    assert!(
+        body["shard"].get("held").is_none(),
+        "no virtual shards in static mode"
+    );
     assert_eq!(body["redis"], "connected");
     assert_eq!(
         body["live_reload"],

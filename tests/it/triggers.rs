@@ -288,7 +288,9 @@ async fn replicas_claiming_the_same_triggers_in_opposite_orders_do_not_deadlock(
                     previous: Default::default(),
                     consecutive_errors: 0,
                     candle_open_time: None,
+                    period: None,
                 },
+                fence: None,
             })
             .collect();
         let mut reversed = requests.clone();

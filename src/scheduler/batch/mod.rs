@@ -1,5 +1,6 @@
 //! One batch: every strategy of one frequency, evaluated on one market snapshot.
 
+mod fencing;
 mod record;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -21,6 +22,7 @@ use crate::market::{
 };
 use crate::metrics::Metrics;
 use crate::notify::{AlertFacts, ConditionFacts};
+use crate::sharding::Ownership;
 use crate::storage::ledger::LedgerEntry;
 use crate::storage::strategy_state::{self, StateUpdate, StoredState};
 use crate::strategy::{CompiledStrategy, Frequency, StrategyIndex};
@@ -79,6 +81,9 @@ pub struct BatchRunner {
     exported: Mutex<BTreeSet<String>>,
     /// Test-only fail point: the next batch's state write fails (after its claims).
     fail_state_save: AtomicBool,
+    /// `SHARD_COUNT=auto`: the shards held; batches evaluate only their strategies and
+    /// fence their writes on their leases.
+    ownership: Option<Arc<Ownership>>,
 }
 
 /// What evaluating a plan's strategies produced.
@@ -103,6 +108,9 @@ struct Plan {
     due: DateTime<Utc>,
     /// For candle-close runs: the open time and interval of the bar that closed.
     closed_bar: Option<(i64, Interval)>,
+    /// Leaves out strategies already evaluated for this period (scheduled runs and
+    /// catch-ups; an operator's run evaluates everything again).
+    once_per_period: bool,
 }
 
 /// Clears the running mark when the batch ends, however it ends.
@@ -140,7 +148,15 @@ impl BatchRunner {
             db,
             exported: Mutex::new(BTreeSet::new()),
             fail_state_save: AtomicBool::new(false),
+            ownership: None,
         }
+    }
+
+    /// Evaluates only the strategies of the shards `ownership` holds, fencing each
+    /// claim and state write on its shard's lease (`SHARD_COUNT=auto`).
+    pub fn with_ownership(mut self, ownership: Arc<Ownership>) -> Self {
+        self.ownership = Some(ownership);
+        self
     }
 
     /// The last run of the batch `name` (`1m`, a cron expression, `candle_close`).
@@ -179,7 +195,7 @@ impl BatchRunner {
             return Err(BatchError::CandleClose);
         }
         let label = frequency_label(frequency);
-        let Some(_running) = self.mark_running(frequency) else {
+        let Some(running) = self.mark_running(frequency) else {
             self.metrics
                 .scheduler
                 .batches_skipped
@@ -190,6 +206,40 @@ impl BatchRunner {
             self.write_ledger(entry).await;
             return Err(BatchError::AlreadyRunning(frequency.to_string()));
         };
+        self.run_marked(running, scheduled.is_some(), scheduled)
+            .await
+    }
+
+    /// Evaluates the current period of `frequency` for the strategies not evaluated in
+    /// it yet: what a replica that just took shards over runs, so a hand-over between
+    /// two boundaries loses no period and repeats none. Waits for a batch of the
+    /// frequency under way (it may not have had the new strategies) instead of skipping.
+    pub async fn catch_up(&self, frequency: &Frequency) -> Result<BatchReport, BatchError> {
+        if *frequency == Frequency::CandleClose {
+            return Err(BatchError::CandleClose);
+        }
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        let running = loop {
+            if let Some(running) = self.mark_running(frequency) {
+                break running;
+            }
+            if Instant::now() > deadline {
+                return Err(BatchError::AlreadyRunning(frequency.to_string()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        self.run_marked(running, true, None).await
+    }
+
+    async fn run_marked(
+        &self,
+        running: Running<'_>,
+        once_per_period: bool,
+        scheduled: Option<DateTime<Utc>>,
+    ) -> Result<BatchReport, BatchError> {
+        let _running = running;
+        let frequency = &_running.frequency;
+        let label = frequency_label(frequency);
         let started_at = Utc::now();
         // The period comes from the market clock (the system clock in production; a
         // simulated one in tests and benchmarks), like the data it is evaluated on.
@@ -209,6 +259,7 @@ impl BatchRunner {
             // claims collide on the same dedup keys.
             due: frequency.due_at_or_before(period_of),
             closed_bar: None,
+            once_per_period,
         })
         .await
     }
@@ -273,6 +324,7 @@ impl BatchRunner {
                     started_at: Utc::now(),
                     due: DateTime::from_timestamp_millis(close_time).unwrap_or_else(Utc::now),
                     closed_bar: Some((open_time, interval)),
+                    once_per_period: false,
                 })
                 .await?,
             );
@@ -293,8 +345,14 @@ impl BatchRunner {
         result
     }
 
-    async fn execute_steps(&self, plan: Plan) -> Result<BatchReport, BatchError> {
+    async fn execute_steps(&self, mut plan: Plan) -> Result<BatchReport, BatchError> {
         let clock = Instant::now();
+        // The shards held stay held until this batch has written its claims and state.
+        let _working = match &self.ownership {
+            Some(ownership) => Some(ownership.working().await),
+            None => None,
+        };
+        let fences = self.fences(&mut plan);
         let (strategies, stored) = self.load_states(&plan).await?;
         let prefetched = self.prefetch(&strategies).await;
         let ctx = {
@@ -304,7 +362,10 @@ impl BatchRunner {
                 .collect();
             BatchContext::prepare(Arc::new(prefetched.snapshot), &keys)
         };
-        let evaluated = self.evaluate_all(&plan, &strategies, &stored, &ctx);
+        let mut evaluated = self.evaluate_all(&plan, &strategies, &stored, &ctx);
+        for claim in &mut evaluated.claims {
+            claim.fence = fences.get(&claim.strategy.id).cloned();
+        }
         self.observe_latency(&plan);
         // Claims first, each with its strategy's whole state in its transaction: a crash
         // after them re-evaluates the others (the claims stop duplicates, and what fired
@@ -321,7 +382,7 @@ impl BatchRunner {
                 "fail point: the state write after the claims".into(),
             )));
         }
-        strategy_state::save(&self.db, plan.started_at, &evaluated.updates).await?;
+        self.save_states(&plan, &evaluated.updates, &fences).await?;
         let report = BatchReport {
             frequency: plan.name.clone(),
             started_at: plan.started_at,
@@ -350,6 +411,10 @@ impl BatchRunner {
             .strategies
             .iter()
             .filter(|s| match plan.closed_bar {
+                None if plan.once_per_period => stored
+                    .get(&s.id)
+                    .and_then(|st| st.last_period_at)
+                    .is_none_or(|done| done < plan.due),
                 None => true,
                 Some((bar, _)) => stored
                     .get(&s.id)
@@ -389,7 +454,10 @@ impl BatchRunner {
                 Some((open_time, interval)) => Moment::close(open_time, interval),
                 None => Moment::period(strategy, plan.due),
             };
-            let outcome = evaluate(strategy, ctx, stored.get(&strategy.id), &moment);
+            let mut outcome = evaluate(strategy, ctx, stored.get(&strategy.id), &moment);
+            if plan.closed_bar.is_none() {
+                outcome.update.period = Some(plan.due);
+            }
             match outcome.result {
                 Tri::True => evaluated.fired.push(strategy.id),
                 Tri::Unknown => evaluated.errors += 1,
@@ -431,6 +499,7 @@ impl BatchRunner {
                     },
                     context: outcome.context.clone(),
                     update: outcome.update.clone(),
+                    fence: None,
                 });
             }
             evaluated.updates.push(outcome.update);

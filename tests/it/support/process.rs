@@ -58,6 +58,26 @@ impl Service {
     pub fn kill(self) {
         drop(self);
     }
+
+    /// SIGTERM, as Kubernetes stops a pod, then waits (up to a minute) for the graceful
+    /// shutdown to end; answers whether it exited successfully.
+    pub async fn terminate(mut self) -> bool {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM sent");
+        let status = super::eventually(
+            std::time::Duration::from_secs(60),
+            "the replica exited after SIGTERM",
+            || {
+                let exited = self.child.try_wait().ok().flatten();
+                async move { exited }
+            },
+        )
+        .await;
+        status.success()
+    }
 }
 
 /// The settings every real-process test starts from: Postgres, Redis, a free port, the

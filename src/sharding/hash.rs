@@ -1,4 +1,5 @@
-//! Which replica owns a strategy: `hash(user_id) mod SHARD_COUNT`.
+//! The shard hash of a user id: static sharding keeps `hash(user_id) mod SHARD_COUNT`,
+//! automatic sharding places a user in virtual shard `hash(user_id) mod 256`.
 //!
 //! The hash is the first four bytes of the MD5 of the user id's hyphenated text, read
 //! big-endian — computable in SQL (`md5(user_id::text)`) so the loader filters in
