@@ -73,5 +73,6 @@ for _ in $(seq 1 $((DURATION / 5))); do
 done
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$svc_pid/status")
 echo "average cpu_cores=$(echo "scale=3; ($(cpu) - $start_cpu) / $ticks / ($(date +%s.%N) - $start)" | bc) peak_rss_mib=$((hwm / 1024))"
+"$psql" "$POSTGRES_URL" -At -c "SELECT 'batches ' || count(*) || ', evaluated per batch ' || coalesce(max(evaluated), 0) || ', median ' || coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms)::numeric, 1), 0) || ' ms' FROM monitor_ledger WHERE name = 'batch:1m'"
 curl -fsS -H "X-MONITORING-KEY: resources-key-0123456789" "http://127.0.0.1:$port/internal/status" \
   | python3 -c 'import json,sys; s=json.load(sys.stdin); print("loaded", s["strategies"]["loaded"], "shards held", len(s["shard"].get("held", [])))'
