@@ -175,15 +175,16 @@ async fn spawn_sharding(state: &AppState) {
         settings,
         state.metrics.shards.clone(),
     );
-    if let Err(error) = coordinator.step().await {
-        tracing::warn!(component = "sharding", %error, "first shard step failed; retrying");
-    }
+    // Subscribed before the first step: the first shards are caught up like any later.
     state.tasks.spawn(crate::scheduler::follow_shards(
-        ownership.clone(),
+        ownership.subscribe(),
         state.loader.clone(),
         state.batches.clone(),
         state.shutdown.clone(),
     ));
+    if let Err(error) = coordinator.step().await {
+        tracing::warn!(component = "sharding", %error, "first shard step failed; retrying");
+    }
     state.tasks.spawn(coordinator.run(state.shutdown.clone()));
 }
 

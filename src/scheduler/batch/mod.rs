@@ -1,5 +1,6 @@
 //! One batch: every strategy of one frequency, evaluated on one market snapshot.
 
+mod catch_up;
 mod fencing;
 mod record;
 
@@ -170,6 +171,11 @@ impl BatchRunner {
         self.fail_state_save.store(true, Ordering::SeqCst);
     }
 
+    /// The market data batches evaluate on (its clock tells the next boundary).
+    pub fn market(&self) -> &MarketData {
+        &self.market
+    }
+
     /// The trigger handler (for resuming pending deliveries).
     pub fn triggers(&self) -> &TriggerHandler {
         &self.triggers
@@ -208,27 +214,6 @@ impl BatchRunner {
         };
         self.run_marked(running, scheduled.is_some(), scheduled)
             .await
-    }
-
-    /// Evaluates the current period of `frequency` for the strategies not evaluated in
-    /// it yet: what a replica that just took shards over runs, so a hand-over between
-    /// two boundaries loses no period and repeats none. Waits for a batch of the
-    /// frequency under way (it may not have had the new strategies) instead of skipping.
-    pub async fn catch_up(&self, frequency: &Frequency) -> Result<BatchReport, BatchError> {
-        if *frequency == Frequency::CandleClose {
-            return Err(BatchError::CandleClose);
-        }
-        let deadline = Instant::now() + std::time::Duration::from_secs(60);
-        let running = loop {
-            if let Some(running) = self.mark_running(frequency) {
-                break running;
-            }
-            if Instant::now() > deadline {
-                return Err(BatchError::AlreadyRunning(frequency.to_string()));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        };
-        self.run_marked(running, true, None).await
     }
 
     async fn run_marked(
@@ -464,7 +449,8 @@ impl BatchRunner {
                 Tri::False => {}
             }
             let streak = outcome.update.consecutive_errors;
-            self.log_unknown_streak(plan, strategy, streak);
+            let awaits_previous = outcome.awaits_previous(strategy);
+            self.log_unknown_streak(plan, strategy, streak, awaits_previous);
             if streak >= self.unknown_streak {
                 evaluated.lacking_data += 1;
             }
@@ -508,9 +494,23 @@ impl BatchRunner {
     }
 
     /// The first unknown of a run of them is logged, and the run reaching the streak;
-    /// the rest are counted, not logged.
-    fn log_unknown_streak(&self, plan: &Plan, strategy: &CompiledStrategy, streak: i32) {
-        if streak == 1 {
+    /// the rest are counted, not logged. A first evaluation whose only unknowns are
+    /// crosses waiting for a previous value is logged as that, not as missing data.
+    fn log_unknown_streak(
+        &self,
+        plan: &Plan,
+        strategy: &CompiledStrategy,
+        streak: i32,
+        awaits_previous: bool,
+    ) {
+        if streak == 1 && awaits_previous {
+            tracing::info!(
+                component = "evaluation",
+                strategy_id = %strategy.id,
+                frequency = %plan.name,
+                "strategy evaluated unknown: a cross needs a previous value, which the next evaluation has"
+            );
+        } else if streak == 1 {
             tracing::warn!(
                 component = "evaluation",
                 strategy_id = %strategy.id,
