@@ -50,7 +50,7 @@ export ALERT_STREAM_MAX_SECONDS=1 ALERT_STREAM_KEEPALIVE_SECONDS=1
 export METRICS_SNAPSHOT_DIR= ALERT_LOG_DIR=
 
 target/debug/monitoring-service migrate
-"$psql" "$url" -q -v ON_ERROR_STOP=1 -f scripts/seed.sql
+"$psql" "$url" -q -v ON_ERROR_STOP=1 -v inbox=http://127.0.0.1:9 -f scripts/seed.sql
 serve_until_ready target/debug/monitoring-service "$log"
 curl -fsS -H "X-MONITORING-KEY: $key" "http://127.0.0.1:$port/internal/openapi.json" \
   -o "$out/openapi.json"

@@ -24,9 +24,13 @@ binance_port=$(free_port "${SIM_BINANCE_PORT:-59101}")
 coingecko_port=$(free_port $((binance_port + 1)))
 ethereum_port=$(free_port $((coingecko_port + 1)))
 llm_port=$(free_port $((ethereum_port + 1)))
-# Real time, so the service's clock and the simulated market agree.
+inbox_port=$(free_port $((llm_port + 1)))
+# Real time, so the service's clock and the simulated market agree. The inbox prints
+# every alert it receives ("inbox: telegram 123456 ← …"): the demo's Telegram API and
+# its webhooks.
 target/debug/market-sim --binance-port "$binance_port" --coingecko-port "$coingecko_port" \
-  --ethereum-port "$ethereum_port" --llm-port "$llm_port" ${SIM_SCRIPT:+--script "$SIM_SCRIPT"} &
+  --ethereum-port "$ethereum_port" --llm-port "$llm_port" --inbox-port "$inbox_port" \
+  ${SIM_SCRIPT:+--script "$SIM_SCRIPT"} &
 sim_pid=$!
 # The demo signal (scripts/seed.sql) is re-analysed at each 1m close: the simulated
 # llm-proxy says continue, continue, then enter.
@@ -43,6 +47,15 @@ export BINANCE_BASE_URL=${BINANCE_BASE_URL:-http://127.0.0.1:$binance_port}
 export BINANCE_WS_URL=${BINANCE_WS_URL:-ws://127.0.0.1:$binance_port}
 export COINGECKO_BASE_URL=${COINGECKO_BASE_URL:-http://127.0.0.1:$coingecko_port}
 export ETH_RPC_URL=${ETH_RPC_URL:-http://127.0.0.1:$ethereum_port}
+inbox=http://127.0.0.1:$inbox_port
+export TELEGRAM_API_URL=${TELEGRAM_API_URL:-$inbox}
+export TELEGRAM_BOT_TOKEN=${TELEGRAM_BOT_TOKEN:-demo-bot-token}
+# The demo's webhooks go to the inbox on loopback, which the SSRF guard refuses unless
+# private networks are allowed (an operator's choice, made here for the demo only).
+export NOTIFY_ALLOW_PRIVATE_NETWORKS=${NOTIFY_ALLOW_PRIVATE_NETWORKS:-true}
+# Operational alerts go to a Telegram chat of the inbox too.
+export OPS_ALERT_ROUTES=${OPS_ALERT_ROUTES:-'{"WARNING": [{"type": "telegram", "chat_id": "-100777"}], "CRITICAL": [{"type": "telegram", "chat_id": "-100777"}]}'}
+export OPS_ALERT_GROUP_WAIT_SECONDS=${OPS_ALERT_GROUP_WAIT_SECONDS:-5}
 
 export POSTGRES_URL=$SERVICES_POSTGRES_URL
 export REDIS_URL=$SERVICES_REDIS_URL
@@ -57,7 +70,7 @@ export LOG_FORMAT=${LOG_FORMAT:-pretty}
 export RUST_LOG=${RUST_LOG:-info,sqlx=warn,monitoring_service::market::candle_feed=debug}
 
 target/debug/monitoring-service migrate
-"$SERVICES_PG_BINDIR/psql" "$POSTGRES_URL" -v ON_ERROR_STOP=1 -q -f scripts/seed.sql
+"$SERVICES_PG_BINDIR/psql" "$POSTGRES_URL" -v ON_ERROR_STOP=1 -v inbox="$inbox" -q -f scripts/seed.sql
 
 cat >&2 <<INFO
 
@@ -68,6 +81,8 @@ cat >&2 <<INFO
   Postgres: $POSTGRES_URL   Redis: ${REDIS_URL:-none (in-process)}
   Market simulator: Binance $BINANCE_BASE_URL, CoinGecko $COINGECKO_BASE_URL, RPC $ETH_RPC_URL
   Simulated llm-proxy: $ANALYSIS_URL (the demo signal is analysed at each 1m close)
+  Inbox: $inbox — Telegram (TELEGRAM_API_URL) and webhooks; every alert it receives is
+    printed here as "inbox: …". One of the SOL strategies fires at each 1m close.
     curl -H 'X-MONITORING-KEY: $MONITORING_API_KEY' http://$MONITORING_HOST:${MONITORING_PORT:-9000}/internal/workflows/00000000-0000-4000-8000-0000000005c1
     curl '$BINANCE_BASE_URL/api/v3/ticker/price?symbol=BTCUSDT'
     curl -X POST $BINANCE_BASE_URL/__sim/faults -d '{"provider":"binance","kind":"status","status":503}' -H 'content-type: application/json'
@@ -75,4 +90,17 @@ cat >&2 <<INFO
   Ctrl-C to stop.
 
 INFO
+# Once the service is ready, a trading engine's tick trips its circuit breaker: an
+# operational alert (CRITICAL) raised, and its message in the inbox seconds later.
+base=http://$MONITORING_HOST:${MONITORING_PORT:-9000}
+(
+  for _ in $(seq 1 600); do
+    curl -fsS -o /dev/null "$base/ready" 2>/dev/null && break
+    sleep 0.2
+  done
+  curl -fsS -o /dev/null -X POST "$base/internal/engine/ticks" \
+    -H "X-MONITORING-KEY: ${MONITORING_API_KEY%%,*}" -H 'content-type: application/json' \
+    -d "{\"engine_id\": \"demo-1\", \"timestamp\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",
+         \"risk\": {\"circuit_breaker_active\": true, \"daily_loss_pct\": -0.25}}" || true
+) &
 target/debug/monitoring-service serve

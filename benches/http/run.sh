@@ -24,7 +24,7 @@ export LOG_FORMAT=json RUST_LOG=warn ENABLE_WEBSOCKETS=false ENABLE_SCHEDULER=fa
 export BINANCE_BASE_URL=http://127.0.0.1:9 COINGECKO_BASE_URL=http://127.0.0.1:9
 export UPSTREAM_MAX_RETRIES=0
 target/release/monitoring-service migrate
-"$psql" "$POSTGRES_URL" -q -v ON_ERROR_STOP=1 -f scripts/seed.sql
+"$psql" "$POSTGRES_URL" -q -v ON_ERROR_STOP=1 -v inbox=http://127.0.0.1:9 -f scripts/seed.sql
 serve_until_ready target/release/monitoring-service target/bench-http-service.log
 for frequency in 1m 5m 1m 5m; do
   curl -fsS -X POST -H "X-MONITORING-KEY: $key" "http://127.0.0.1:$port/internal/run/$frequency" >/dev/null

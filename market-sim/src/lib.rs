@@ -25,6 +25,7 @@ pub mod coingecko;
 pub mod control;
 pub mod ethereum;
 pub mod faults;
+pub mod inbox;
 pub mod llm_proxy;
 pub mod market;
 pub mod paths;
@@ -43,6 +44,7 @@ use tokio::sync::broadcast;
 
 pub use clock::{ClockAnchor, SimClock};
 pub use faults::{Fault, FaultKind, Provider};
+pub use inbox::{Inbox, InboxMessage};
 pub use llm_proxy::{LlmAnswer, LlmProxy, LlmRequest};
 pub use market::{Market, USDC_WETH_POOL};
 pub use paths::{PricePath, Script, ScriptedPath};

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! market-sim --binance-port 9101 --coingecko-port 9102 --ethereum-port 9103 \
-//!            --speed 1 --script paths.json --symbols SYM1USDT,SYM2USDT --llm-port 9104
+//!            --speed 1 --script paths.json --symbols SYM1USDT,SYM2USDT --llm-port 9104 \
+//!            --inbox-port 9105
 //! ```
 
 use std::net::SocketAddr;
@@ -37,6 +38,10 @@ struct Args {
     /// The simulated llm-proxy's port (0: not started).
     #[arg(long, default_value_t = 0)]
     llm_port: u16,
+    /// The demo inbox's port — Telegram's sendMessage and webhooks, each message
+    /// printed (0: not started).
+    #[arg(long, default_value_t = 0)]
+    inbox_port: u16,
     /// Seconds between WebSocket pings.
     #[arg(long, default_value_t = 20)]
     ping_seconds: u64,
@@ -78,6 +83,10 @@ async fn main() -> Result<(), String> {
     if args.llm_port != 0 {
         let proxy = market_sim::LlmProxy::start(addr(args.llm_port)).await?;
         println!("llm-proxy {}", proxy.url());
+    }
+    if args.inbox_port != 0 {
+        let inbox = market_sim::Inbox::start(addr(args.inbox_port), true).await?;
+        println!("inbox     {} (Telegram API and webhooks)", inbox.url());
     }
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     Ok(())

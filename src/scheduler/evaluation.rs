@@ -113,6 +113,22 @@ impl Outcome {
             .map(|((condition, id), evaluation)| condition.report(*id, evaluation))
             .collect()
     }
+
+    /// Whether the tree is unknown only because a cross has no previous value to
+    /// compare with yet (its first evaluation): every unknown condition is a cross whose
+    /// data arrived. The next evaluation has one.
+    pub fn awaits_previous(&self, strategy: &CompiledStrategy) -> bool {
+        self.result == Tri::Unknown
+            && self
+                .report(strategy)
+                .iter()
+                .filter(|r| r.result.is_none())
+                .all(|r| {
+                    r.relation.starts_with("crossed")
+                        && r.observed.value.is_some()
+                        && r.observed.previous.is_none()
+                })
+    }
 }
 
 /// Evaluates `strategy` in `ctx` at `moment` over its stored `state`: every condition
@@ -192,5 +208,69 @@ fn trigger_context(state: Option<&StoredState>, result: Tri, moment: &Moment) ->
         last_triggered_at: state.and_then(|s| s.last_triggered_at),
         scheduled_at: moment.due,
         bar_open_ms: moment.bar_open_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conditions::{Observed, SymbolInterner};
+    use crate::strategy::ResolvedStrategy;
+    use crate::trigger::Suppression;
+    use uuid::Uuid;
+
+    fn strategy(operator: &str) -> CompiledStrategy {
+        let resolved = ResolvedStrategy::with_one_condition(
+            Uuid::from_u128(1),
+            Uuid::from_u128(2),
+            "price_alert",
+            json!({"source": "binance", "symbol": "BTCUSDT", "operator": operator, "value": 65000}),
+        );
+        CompiledStrategy::compile(&resolved, &mut SymbolInterner::default()).unwrap()
+    }
+
+    fn unknown(value: Option<f64>, previous: Option<f64>) -> Outcome {
+        Outcome {
+            result: Tri::Unknown,
+            decision: Decision::Suppressed(Suppression::NotTrue),
+            context: TriggerContext {
+                result: Tri::Unknown,
+                previous_result: None,
+                last_triggered_at: None,
+                scheduled_at: Utc::now(),
+                bar_open_ms: None,
+            },
+            update: StateUpdate {
+                strategy_id: Uuid::from_u128(1),
+                result: None,
+                previous: Map::new(),
+                consecutive_errors: 1,
+                candle_open_time: None,
+                period: None,
+            },
+            evaluations: vec![Evaluation {
+                result: Tri::Unknown,
+                observed: Observed {
+                    value,
+                    previous,
+                    ..Observed::default()
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn only_a_cross_with_data_and_no_previous_value_awaits_one() {
+        let cross = strategy("crosses_above");
+        assert!(unknown(Some(64000.0), None).awaits_previous(&cross));
+        // No price at all: the data is missing, whatever the operator.
+        assert!(!unknown(None, None).awaits_previous(&cross));
+        assert!(!unknown(None, None).awaits_previous(&strategy("above")));
+        let mut known = unknown(Some(64000.0), None);
+        known.result = Tri::False;
+        assert!(
+            !known.awaits_previous(&cross),
+            "a known tree awaits nothing"
+        );
     }
 }

@@ -7,6 +7,7 @@ mod batches;
 mod binary;
 mod cli;
 mod delivery_leases;
+mod demo;
 mod email;
 mod engine_ticks;
 mod evaluation_paths;
