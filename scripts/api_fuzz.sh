@@ -49,9 +49,13 @@ export INTERNAL_RATE_LIMIT_PER_MINUTE=0
 export ALERT_STREAM_MAX_SECONDS=1 ALERT_STREAM_KEEPALIVE_SECONDS=1
 export METRICS_SNAPSHOT_DIR= ALERT_LOG_DIR=
 
-target/debug/monitoring-service migrate
+# The debug binary, or the one named by MONITORING_BIN (scripts/test.sh: the
+# instrumented build of its coverage run, whose profile goes under $out).
+bin=${MONITORING_BIN:-target/debug/monitoring-service}
+export LLVM_PROFILE_FILE=$PWD/$out/profile-%p.profraw
+"$bin" migrate
 "$psql" "$url" -q -v ON_ERROR_STOP=1 -v inbox=http://127.0.0.1:9 -f scripts/seed.sql
-serve_until_ready target/debug/monitoring-service "$log"
+serve_until_ready "$bin" "$log"
 curl -fsS -H "X-MONITORING-KEY: $key" "http://127.0.0.1:$port/internal/openapi.json" \
   -o "$out/openapi.json"
 

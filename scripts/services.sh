@@ -7,6 +7,10 @@
 #                          SERVICES_REDIS_URL (empty when Redis is unavailable and
 #                          REQUIRE_REDIS is not set).
 #   services_stop          stops both and removes <dir>. Safe to call twice.
+#   test_services_start <dir>
+#                          services_start with Redis required, plus what the tests
+#                          need (the SMTP server's Python, promtool), and exports the
+#                          variables the tests read (DATABASE_URL, TEST_*).
 
 set -euo pipefail
 
@@ -133,6 +137,24 @@ services_stop() {
   fi
   SERVICES_PGDATA=""
   SERVICES_DIR=""
+}
+
+test_services_start() {
+  REQUIRE_REDIS=1 services_start "$1"
+  # sqlx::test creates one database per test through DATABASE_URL.
+  export DATABASE_URL=$SERVICES_POSTGRES_URL
+  export TEST_POSTGRES_URL=$SERVICES_POSTGRES_URL
+  export TEST_PG_BINDIR=$SERVICES_PG_BINDIR
+  export TEST_REDIS_URL=$SERVICES_REDIS_URL
+  # The email tests talk to a real SMTP server: aiosmtpd, run by Debian's Python.
+  if ! /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then
+    apt_install python3-aiosmtpd
+  fi
+  export TEST_SMTP_PYTHON=/usr/bin/python3
+  # The metrics tests check a scrape with promtool, from Debian's prometheus package.
+  if ! command -v promtool >/dev/null 2>&1; then
+    apt_install prometheus
+  fi
 }
 
 # serve_until_ready <binary> <log>: starts `<binary> serve` in the background (its

@@ -3,8 +3,10 @@
 # email tests start (installing them with apt-get when missing and running as root),
 # runs the whole test suite against them, and tears everything down, even on failure.
 #
-#   scripts/test.sh                 format check, clippy, every test, the alerting
-#                                   rules' tests and a schemathesis run of the API
+#   scripts/test.sh                 format check, clippy, the deploy checks, every test
+#                                   under line coverage with its floor
+#                                   (scripts/coverage.sh), the alerting rules' tests
+#                                   and a schemathesis run of the API
 #   scripts/test.sh -- <filter>     extra arguments go to `cargo test`
 #   scripts/test.sh --long [...]    also the long rolling-deploy test: the scaling and
 #                                   rolling replacement repeated 5 times (ROLLING_ROUNDS)
@@ -18,24 +20,7 @@ cd "$(dirname "$0")/.."
 source scripts/services.sh
 
 trap services_stop EXIT INT TERM
-REQUIRE_REDIS=1 services_start "$PWD/target/test-services"
-
-# sqlx::test creates one database per test through DATABASE_URL.
-export DATABASE_URL=$SERVICES_POSTGRES_URL
-export TEST_POSTGRES_URL=$SERVICES_POSTGRES_URL
-export TEST_PG_BINDIR=$SERVICES_PG_BINDIR
-export TEST_REDIS_URL=$SERVICES_REDIS_URL
-
-# The email tests talk to a real SMTP server: aiosmtpd, run by Debian's Python.
-if ! /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then
-  apt_install python3-aiosmtpd
-fi
-export TEST_SMTP_PYTHON=/usr/bin/python3
-
-# The metrics tests check a scrape with promtool, from Debian's prometheus package.
-if ! command -v promtool >/dev/null 2>&1; then
-  apt_install prometheus
-fi
+test_services_start "$PWD/target/test-services"
 
 if [ "${1:-}" = "--" ]; then shift; fi
 
@@ -49,8 +34,20 @@ if [ $# -eq 0 ]; then
   echo "==> deploy: Dockerfile replay, manifests validated and linted"
   scripts/check_deploy.sh
 fi
-echo "==> cargo test"
-cargo test --workspace --locked -- "$@"
+if [ $# -eq 0 ] && scripts/coverage.sh --install-only; then
+  # Every test once, instrumented: the suite and its coverage floor in one run.
+  echo "==> cargo llvm-cov: every test, line coverage per module, the floor"
+  scripts/coverage.sh
+  # The schemathesis run below uses the binary that run built.
+  export MONITORING_BIN=target/llvm-cov-target/debug/monitoring-service
+else
+  if [ $# -eq 0 ]; then
+    echo "warning: the coverage tools (rustup's llvm-tools, cargo-llvm-cov) could not be" \
+      "installed: the tests run without coverage, and its floor is not checked" >&2
+  fi
+  echo "==> cargo test"
+  cargo test --workspace --locked -- "$@"
+fi
 
 if [ $# -eq 0 ]; then
   echo "==> promtool: the alerting rules and their unit tests"

@@ -4,6 +4,7 @@
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use crate::support::process::profile_env;
 use crate::support::{ScratchDatabase, eventually, redis_url};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_monitoring-service");
@@ -14,6 +15,7 @@ fn service(args: &[&str], vars: &[(&str, &str)]) -> Command {
     command
         .args(args)
         .env_clear()
+        .envs(profile_env())
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         // No monitoring.toml from the working directory.

@@ -16,6 +16,7 @@ impl Service {
         let mut command = Command::new(env!("CARGO_BIN_EXE_monitoring-service"));
         command
             .env_clear()
+            .envs(profile_env())
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .current_dir(std::env::temp_dir())
@@ -55,8 +56,9 @@ impl Service {
     }
 
     /// SIGKILL: no shutdown, no lease released, nothing flushed.
-    pub fn kill(self) {
-        drop(self);
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, as Kubernetes stops a pod, then waits (up to a minute) for the graceful
@@ -78,6 +80,14 @@ impl Service {
         .await;
         status.success()
     }
+}
+
+/// The coverage tool's `LLVM_PROFILE_FILE` (set by `cargo llvm-cov`, unset otherwise),
+/// which a cleared environment would drop: with it, a child's lines count too.
+pub fn profile_env() -> Vec<(&'static str, String)> {
+    std::env::var("LLVM_PROFILE_FILE")
+        .map(|path| vec![("LLVM_PROFILE_FILE", path)])
+        .unwrap_or_default()
 }
 
 /// The settings every real-process test starts from: Postgres, Redis, a free port, the
@@ -105,6 +115,7 @@ pub fn migrate(url: &str) {
     let migrated = Command::new(env!("CARGO_BIN_EXE_monitoring-service"))
         .arg("migrate")
         .env_clear()
+        .envs(profile_env())
         .env("POSTGRES_URL", url)
         .current_dir(std::env::temp_dir())
         .output()
@@ -155,8 +166,23 @@ impl Service {
     }
 }
 
+/// How long a dropped service has to end after SIGTERM before it is killed.
+const DROP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Drop for Service {
+    /// Ends the process as Kubernetes ends a pod: SIGTERM, then SIGKILL after a grace
+    /// period. A graceful end also writes its coverage profile, so what the process ran
+    /// counts under `scripts/coverage.sh`; a test that needs a crash calls `kill`.
     fn drop(&mut self) {
+        if self.is_running() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + DROP_GRACE;
+            while self.is_running() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
