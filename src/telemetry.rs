@@ -240,6 +240,33 @@ mod tests {
         assert!(out.contains(" telemetry: fired strategy_id=s1"), "{out}");
     }
 
+    /// An error whose cause is another error.
+    #[derive(Debug, thiserror::Error)]
+    #[error("the delivery failed")]
+    struct DeliveryFailed(#[source] std::io::Error);
+
+    #[test]
+    fn errors_are_logged_with_their_whole_cause_chain_in_both_formats() {
+        let emit = || {
+            let error = DeliveryFailed(std::io::Error::other("connection refused"));
+            tracing::warn!(
+                attempts = 3,
+                error = &error as &dyn std::error::Error,
+                "gave up"
+            );
+        };
+        let line: Value = serde_json::from_str(capture(LogFormat::Json, emit).trim()).unwrap();
+        assert_eq!(line["error"], "the delivery failed: connection refused");
+        assert_eq!(line["attempts"], 3);
+        let pretty = capture(LogFormat::Pretty, emit);
+        assert!(
+            pretty.contains(
+                " WARN telemetry: gave up attempts=3 error=the delivery failed: connection refused"
+            ),
+            "{pretty}"
+        );
+    }
+
     #[test]
     fn components_come_from_the_module_path() {
         assert_eq!(

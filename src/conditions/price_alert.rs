@@ -252,6 +252,85 @@ fn parse_window(text: &str) -> Result<u32, ValidationError> {
 mod tests {
     use super::*;
 
+    fn parse(params: serde_json::Value) -> Result<PriceAlert, ValidationError> {
+        let serde_json::Value::Object(map) = params else {
+            panic!("params must be an object")
+        };
+        PriceAlert::parse(&map, &mut SymbolInterner::default())
+    }
+
+    #[test]
+    fn each_invalid_price_alert_names_its_field() {
+        use serde_json::json;
+        let cases = [
+            (
+                json!({"source": "binance", "symbol": "BTCUSDT", "operator": "pct_change_above", "value": 5}),
+                "window",
+                "is required for percent-change operators",
+            ),
+            (
+                json!({"source": "binance", "symbol": "BTCUSDT", "operator": "above", "value": 5, "window": "1h"}),
+                "window",
+                "applies only to pct_change_above and pct_change_below",
+            ),
+            (
+                json!({"source": "binance", "symbol": "BTCUSDT", "operator": "above", "value": 0}),
+                "value",
+                "a price threshold must be greater than 0",
+            ),
+            (
+                json!({"source": "binance", "symbol": "BTCUSDT", "operator": "near", "value": 5}),
+                "operator",
+                "unknown operator `near`",
+            ),
+            (
+                json!({"source": "binance", "symbol": "BTCUSDT", "operator": "near", "value": 5, "window": "1h"}),
+                "operator",
+                "unknown operator `near`",
+            ),
+            (
+                json!({"source": "binance", "symbol": "BTCUSDT", "operator": "pct_change_below", "value": -101, "window": "1h"}),
+                "value",
+                "a percent change must be between -100 and 10000",
+            ),
+            (
+                json!({"source": "binance", "symbol": "BTCUSDT", "operator": "above"}),
+                "value",
+                "is required",
+            ),
+            (
+                json!({"source": "binance", "symbol": "BTCUSDT", "operator": "above", "value": 5, "colour": "red"}),
+                "colour",
+                "unknown field",
+            ),
+        ];
+        for (params, path, message) in cases {
+            let err = parse(params.clone()).expect_err(&params.to_string());
+            assert_eq!(err.path, path, "{params}: {err}");
+            assert!(err.message.contains(message), "{params}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_percent_change_is_worded_with_its_window() {
+        use serde_json::json;
+        for (window, text) in [("90m", "90m"), ("2h", "2h"), ("7d", "7d"), ("60m", "1h")] {
+            let alert = parse(json!({"source": "binance", "symbol": "BTCUSDT",
+                "operator": "pct_change_below", "value": -5, "window": window}))
+            .unwrap();
+            let wording = alert.wording();
+            assert_eq!(wording.subject, format!("BTCUSDT change over {text}"));
+            assert_eq!((wording.relation, wording.percent), ("below", true));
+        }
+        let level = parse(
+            json!({"source": "binance", "symbol": "BTCUSDT", "operator": "crosses_above", "value": 65000}),
+        )
+        .unwrap();
+        assert_eq!(level.wording().subject, "BTCUSDT");
+        assert!(!level.wording().percent);
+        assert_eq!(window_text(45), "45s");
+    }
+
     #[test]
     fn windows_parse_within_bounds() {
         assert_eq!(parse_window("1h").unwrap(), 3600);

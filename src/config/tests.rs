@@ -308,3 +308,145 @@ fn ops_alert_routes_are_parsed_and_their_errors_name_the_place_not_the_value() {
         "none by default"
     );
 }
+
+#[test]
+fn each_out_of_range_or_malformed_value_names_its_key_and_not_its_value() {
+    // (settings besides POSTGRES_URL, the key named, part of the message)
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        &'static str,
+        &'static str,
+    );
+    let cases: &[Case] = &[
+        (
+            &[("MONITORING_HOST", "localhost")],
+            "MONITORING_HOST",
+            "must be an IP address",
+        ),
+        (
+            &[("HTTP_BODY_LIMIT_BYTES", "1000")],
+            "HTTP_BODY_LIMIT_BYTES",
+            "between 1024",
+        ),
+        (
+            &[("PRICE_TTL_MS", "9001")],
+            "PRICE_TTL_MS",
+            "between 100 and 9000",
+        ),
+        (
+            &[("UPSTREAM_TIMEOUT_MS", "99")],
+            "UPSTREAM_TIMEOUT_MS",
+            "between 100",
+        ),
+        (
+            &[("UPSTREAM_MAX_RETRIES", "11")],
+            "UPSTREAM_MAX_RETRIES",
+            "between 0 and 10",
+        ),
+        (
+            &[("BINANCE_WEIGHT_BUDGET", "6001")],
+            "BINANCE_WEIGHT_BUDGET",
+            "between 10 and 6000",
+        ),
+        (
+            &[("PRICE_FALLBACK_COINGECKO_IDS", "BTCUSDT:bitcoin")],
+            "PRICE_FALLBACK_COINGECKO_IDS",
+            "SYMBOL=coin-id",
+        ),
+        (
+            &[("ALERT_RETENTION_DAYS", "0")],
+            "ALERT_RETENTION_DAYS",
+            "between 1 and 3650",
+        ),
+        (
+            &[("OPS_MAX_TOTAL_EXPOSURE", "-1")],
+            "OPS_MAX_TOTAL_EXPOSURE",
+            "or empty (off)",
+        ),
+        (
+            &[("OPS_DAILY_LOSS_PCT", "-5")],
+            "OPS_DAILY_LOSS_PCT",
+            "a number from 0",
+        ),
+        (
+            &[("OPS_EXPECTED_ENGINES", "live-1,live 2")],
+            "OPS_EXPECTED_ENGINES",
+            "an engine id",
+        ),
+        (
+            &[("METRICS_RETENTION_DAYS", "3651")],
+            "METRICS_RETENTION_DAYS",
+            "between 1 and 3650",
+        ),
+        (
+            &[("ENGINE_TICKS_RATE_LIMIT_PER_MINUTE", "10000001")],
+            "ENGINE_TICKS_RATE_LIMIT_PER_MINUTE",
+            "between 0 (unlimited)",
+        ),
+        (
+            &[("HEALTH_LATENCY_DEGRADED_MS", "0")],
+            "HEALTH_LATENCY_DEGRADED_MS",
+            "between 1",
+        ),
+        (
+            &[
+                ("HEALTH_LATENCY_DEGRADED_MS", "2000"),
+                ("HEALTH_LATENCY_CRITICAL_MS", "1500"),
+            ],
+            "HEALTH_LATENCY_CRITICAL_MS",
+            "must not be below HEALTH_LATENCY_DEGRADED_MS",
+        ),
+        (
+            &[("HEALTH_CHECK_TIMEOUT_MS", "600001")],
+            "HEALTH_CHECK_TIMEOUT_MS",
+            "between 1",
+        ),
+        (
+            &[("HEALTH_ALERT_AFTER", "101")],
+            "HEALTH_ALERT_AFTER",
+            "between 1 and 100",
+        ),
+        (
+            &[("ANALYSIS_TIMEOUT_MS", "99")],
+            "ANALYSIS_TIMEOUT_MS",
+            "between 100",
+        ),
+        (
+            &[("ANALYSIS_TRADERS", "trader-7")],
+            "ANALYSIS_TRADERS",
+            "UUIDs",
+        ),
+        (
+            &[("ANALYSIS_CANDLES", "1001")],
+            "ANALYSIS_CANDLES",
+            "between 1 and 1000",
+        ),
+        (
+            &[("ANALYSIS_MAX_CONSECUTIVE_ERRORS", "0")],
+            "ANALYSIS_MAX_CONSECUTIVE_ERRORS",
+            "between 1 and 1000",
+        ),
+        (
+            &[("ANALYSIS_MAX_CONCURRENCY", "1001")],
+            "ANALYSIS_MAX_CONCURRENCY",
+            "between 1 and 1000",
+        ),
+        (
+            &[("ANALYSIS_RATE_PER_MINUTE", "0")],
+            "ANALYSIS_RATE_PER_MINUTE",
+            "between 1",
+        ),
+    ];
+    for (vars, key, message) in cases {
+        let mut all = vec![("POSTGRES_URL", PG)];
+        all.extend_from_slice(vars);
+        let err = load(&all).expect_err(key);
+        assert_eq!(err.key, *key, "{vars:?}: {err}");
+        assert!(err.message.contains(message), "{vars:?}: {err}");
+        // A number may appear in the allowed range; words must not be echoed.
+        let (_, bad) = vars.last().unwrap();
+        if bad.parse::<f64>().is_err() {
+            assert!(!err.to_string().contains(bad), "{err} echoes {bad}");
+        }
+    }
+}

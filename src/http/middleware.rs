@@ -197,4 +197,24 @@ mod tests {
         assert_eq!(code_for(StatusCode::PAYLOAD_TOO_LARGE), "payload_too_large");
         assert_eq!(code_for(StatusCode::BAD_GATEWAY), "internal");
     }
+
+    #[tokio::test]
+    async fn a_panic_answers_a_json_500_without_its_text() {
+        for panic in [
+            Box::new("token=hunter2 leaked") as Box<dyn Any + Send>,
+            Box::new(String::from("token=hunter2 leaked")),
+            Box::new(42_u8),
+        ] {
+            let response = panic_response(panic);
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+            let body = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"], "internal");
+            assert_eq!(body["message"], "internal error; it has been logged");
+            assert!(!body.to_string().contains("hunter2"));
+        }
+    }
 }

@@ -249,5 +249,41 @@ mod tests {
         );
         let long = format!(r#"[{{"type": "slack", "{}": "x"}}]"#, "k".repeat(64));
         assert!(!error(&long).contains("kkkk"), "{}", error(&long));
+        assert_eq!(error("[5]"), "channels[0]: must be an object");
+    }
+
+    #[test]
+    fn telegram_takes_numeric_ids_and_channel_names_and_at_most_twenty_channels_fit() {
+        let telegram = |chat_id: &str| {
+            parse_channels(&format!(
+                r#"[{{"type": "telegram", "chat_id": "{chat_id}"}}]"#
+            ))
+        };
+        for good in ["123456", "-1001234567890", "@trading_desk", "@abcde"] {
+            assert!(telegram(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "@abcd",
+            "@trading-desk",
+            "@",
+            "123456789012345678901",
+            "12 34",
+        ] {
+            assert_eq!(
+                telegram(bad).unwrap_err().to_string(),
+                "channels[0]: chat_id must be a numeric chat id or an @channel name",
+                "{bad}"
+            );
+        }
+        let channels = |n: usize| {
+            let one = r#"{"type": "email", "to": "trader@example.com"}"#;
+            parse_channels(&format!("[{}]", vec![one; n].join(",")))
+        };
+        assert_eq!(channels(20).unwrap().len(), 20);
+        assert_eq!(
+            channels(21).unwrap_err().to_string(),
+            "channels[20]: at most 20 channels"
+        );
     }
 }

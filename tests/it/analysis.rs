@@ -606,6 +606,22 @@ async fn a_claim_left_by_a_crashed_process_is_resumed_and_the_key_never_logged()
     let sent = requests_for(&proxy, signal);
     assert_eq!(sent.len(), 1, "analysed once, by the survivor");
     assert_eq!(sent[0]["candle_open_time"], pending);
+    // Run by name, the monitor reloads the schedules and finds no stale claim left.
+    let (status, run) = survivor
+        .post_json("/internal/monitors/analysis/run", &json!({}))
+        .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["status"], "ok", "{run}");
+    assert_eq!(
+        run["details"],
+        json!({"schedules": 1, "resumed": 0}),
+        "{run}"
+    );
+    assert_eq!(
+        requests_for(&proxy, signal).len(),
+        1,
+        "nothing analysed twice"
+    );
     survivor.kill();
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("resuming a claim left pending"), "{logged}");

@@ -425,3 +425,31 @@ async fn ticks_have_their_own_rate_limit(pool: PgPool) {
     assert_eq!(status, 200);
     app.stop().await.unwrap();
 }
+
+#[sqlx::test]
+async fn ticks_are_503s_and_never_lost_silently_while_the_database_does_not_answer(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let (status, _) = tick(&app, json!({"engine_id": "live-1", "risk": {}})).await;
+    assert_eq!(status, 202);
+    // The app's pool is this pool: closed, every statement fails at once, as with a
+    // database that went away.
+    pool.close().await;
+    // Concurrent ticks queue behind one another, so the writer also meets a failed
+    // batch of several and answers each tick on its own.
+    let answers = futures_util::future::join_all((0..16).map(|i| {
+        tick(
+            &app,
+            json!({"engine_id": format!("live-{i}"), "risk": {"circuit_breaker_active": true}}),
+        )
+    }))
+    .await;
+    for (status, answer) in answers {
+        assert_eq!(status, 503, "{answer}");
+        assert_eq!(answer["error"], "unavailable", "{answer}");
+        assert_eq!(
+            answer["message"],
+            "the tick store is unavailable, try again"
+        );
+    }
+    app.stop().await.unwrap();
+}
