@@ -1,11 +1,10 @@
 //! The operator CLI (`monitoring-service status | health | alerts | …`) as an operator
 //! runs it: the real binary as a child process with nothing in its environment but
-//! `MONITORING_URL` and `MONITORING_API_KEY`, against real servers. Output and exit
-//! codes of each subcommand, `health` in each platform state, `tail` following events
-//! raised on another replica across reconnects, an older server, unauthorized and
-//! unreachable, `--json` parsed.
+//! `MONITORING_URL` and `MONITORING_API_KEY`, against real servers. `health` in each
+//! platform state, `status`, `alerts`, `ack`, `clear` and silences, and `tail`
+//! following events raised on another replica across reconnects. The other
+//! subcommands are in `cli_operations.rs`.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
@@ -16,89 +15,9 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use uuid::Uuid;
 
-use crate::loader::insert_strategy;
-use crate::simulate::{Golden, golden_market, indicator};
-use crate::support::market::mirrored_clock;
-use crate::support::recorder::Recorder;
+use crate::support::cli_runner::{cells, closed_url, command, run, run_with, tick};
 use crate::support::{TEST_KEY, TestApp, alert_event_followers, eventually, test_config};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_monitoring-service");
-
-/// One CLI run.
-#[derive(Debug)]
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
-    }
-
-    /// The first line of stdout containing `needle`.
-    fn line_with(&self, needle: &str) -> &str {
-        self.stdout
-            .lines()
-            .find(|line| line.contains(needle))
-            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", self.stdout))
-    }
-
-    /// That line's cells (columns are two or more spaces apart).
-    fn cells(&self, needle: &str) -> Vec<String> {
-        cells(self.line_with(needle))
-    }
-}
-
-fn cells(line: &str) -> Vec<String> {
-    line.split("  ")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// The CLI with only the client's environment: no server setting at all.
-fn command(url: &str, key: Option<&str>, args: &[&str]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(BINARY);
-    command
-        .args(args)
-        .env_clear()
-        .env("MONITORING_URL", url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(key) = key {
-        command.env("MONITORING_API_KEY", key);
-    }
-    command
-}
-
-async fn run_with(url: &str, key: Option<&str>, args: &[&str]) -> Ran {
-    let output = tokio::time::timeout(Duration::from_secs(60), command(url, key, args).output())
-        .await
-        .expect("the CLI answers within a minute")
-        .unwrap();
-    Ran {
-        code: output.status.code().expect("the CLI exits, not killed"),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
-}
-
-async fn run(app: &TestApp, args: &[&str]) -> Ran {
-    run_with(&app.url(""), Some(TEST_KEY), args).await
-}
-
-async fn tick(app: &TestApp, body: Value) -> Value {
-    let (status, answer) = app.post_json("/internal/engine/ticks", &body).await;
-    assert_eq!(status, 202, "{answer}");
-    answer
-}
 
 /// A service whose answer the test switches: 0 healthy, 1 503, 2 slower than the check
 /// timeout; and Binance's ping.
@@ -232,11 +151,6 @@ async fn health_is_unknown_when_there_is_no_answer_to_judge(pool: PgPool) {
         format!("error: cannot reach the service at {closed}: Connection refused (os error 111)")
     );
     app.stop().await.unwrap();
-}
-
-fn closed_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("http://{}", listener.local_addr().unwrap())
 }
 
 #[sqlx::test]
@@ -508,349 +422,32 @@ async fn tail_prints_events_raised_on_another_replica_once_across_reconnects(poo
         .unwrap();
     assert_eq!(status.code(), Some(0));
     assert_eq!(stdout.next_line().await.unwrap(), None);
-    watched.stop().await.unwrap();
-    other.stop().await.unwrap();
-}
 
-#[sqlx::test]
-async fn monitors_run_reload_and_simulate(pool: PgPool) {
-    let golden = Golden::load();
-    let (sim, _, _) = golden_market(&golden).await;
-    let (sma, _) = golden.last_two("sma", json!({"period": 20}), "value");
-    let conditions = [
-        indicator(
-            json!({"indicator": "sma", "period": 20, "operator": "above", "value": sma - 1.0}),
-        ),
-        indicator(json!({"indicator": "rsi", "period": 14, "operator": "above", "value": 100})),
-    ];
-    let (id, _) = insert_strategy(&pool, Uuid::new_v4(), &conditions, None).await;
-    let binance = sim.binance_url();
-    let config = test_config(false, &[("BINANCE_BASE_URL", &binance)]);
-    let app = TestApp::spawn_with_clock(pool.clone(), config, mirrored_clock(&sim)).await;
-    app.wait_ready().await;
-
-    let monitors = run(&app, &["monitors"]).await;
-    assert_eq!(monitors.code, 0, "{monitors:?}");
+    // As an operator reads them: replayed from the first event, one line each.
+    let replayed = run(&watched, &["tail", "--after", "0", "--count", "3"]).await;
+    assert_eq!(replayed.code, 0, "{replayed:?}");
+    let lines: Vec<Vec<String>> = replayed.stdout.lines().map(cells).collect();
+    let events: Vec<&str> = lines.iter().map(|cells| cells[1].as_str()).collect();
     assert_eq!(
-        cells(monitors.stdout.lines().next().unwrap()),
-        [
-            "NAME",
-            "HEALTH",
-            "INTERVAL",
-            "LAST RUN",
-            "LAST STATUS",
-            "NEXT RUN",
-            "SNOOZED UNTIL"
-        ]
+        events,
+        ["raised", "acknowledged", "cleared"],
+        "{replayed:?}"
     );
-    assert_eq!(monitors.cells("expiry ")[2], "30s");
-    let listed = run(&app, &["monitors", "--json"]).await.json();
-    let names: Vec<&str> = listed["monitors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
-    assert!(
-        names.contains(&"batch:1m") && names.contains(&"retention"),
-        "{names:?}"
-    );
-
-    let ledger_rows = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM monitor_ledger WHERE name = 'batch:1m'")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-    };
-    let before = ledger_rows().await;
-    let ran = run(&app, &["run", "batch:1m"]).await;
-    assert_eq!(ran.code, 0, "{ran:?}");
-    let row = ran.cells("batch:1m");
-    assert_eq!((row[1].as_str(), row[3].as_str()), ("ok", "1"), "{ran:?}");
-    assert_eq!(ledger_rows().await, before + 1);
-    let unknown = run(&app, &["run", "nope"]).await;
-    assert_eq!(unknown.code, 1);
-    assert_eq!(
-        unknown.stderr,
-        "error: no monitor is named nope (not_found)\n"
-    );
-
-    let simulated = run(&app, &["simulate", &id.to_string()]).await;
-    assert_eq!(simulated.code, 0, "{simulated:?}");
-    let sma_row = simulated.cells("SMA(20)");
-    assert_eq!(sma_row[0], "GOLDENUSDT 1m SMA(20)");
-    let shown: f64 = sma_row[1].parse().unwrap();
-    assert!((shown - sma).abs() < 1e-4, "{shown} vs TA-Lib {sma}");
-    assert_eq!(sma_row[3], "true");
-    let rsi_row = simulated.cells("RSI(14)");
-    assert_eq!(
-        (rsi_row[2].as_str(), rsi_row[3].as_str()),
-        ("above 100", "false")
-    );
-    assert!(
-        simulated.stdout.contains(&format!(
-            "strategy {id} (active): FALSE, would trigger: no, suppressed by"
-        )),
-        "{}",
-        simulated.stdout
-    );
-    let snapshot = run(&app, &["simulate", &id.to_string(), "--json"])
-        .await
-        .json();
-    assert_eq!(snapshot["conditions"].as_array().unwrap().len(), 2);
-    let missing = Uuid::new_v4();
-    let ran = run(&app, &["simulate", &missing.to_string()]).await;
-    assert_eq!(
-        (ran.code, ran.stderr.clone()),
-        (1, format!("error: no strategy {missing} (not_found)\n"))
-    );
-    let ran = run(&app, &["simulate", "not-a-uuid"]).await;
-    assert_eq!(ran.code, 2);
-
-    // A strategy that no longer compiles: reload names it and exits 1.
-    let (broken, _) = insert_strategy(
-        &pool,
-        Uuid::new_v4(),
-        &conditions[..1],
-        Some(json!({"xor": []})),
-    )
-    .await;
-    let ran = run(&app, &["reload", &broken.to_string()]).await;
-    assert_eq!(ran.code, 1, "{ran:?}");
-    assert!(
-        ran.stdout
-            .starts_with("reloaded 0, removed 0, 1 loaded, 1 invalid"),
-        "{ran:?}"
-    );
-    assert_eq!(ran.cells(&broken.to_string())[0], broken.to_string());
-    let ran = run(&app, &["reload", &id.to_string(), "--json"]).await;
-    assert_eq!((ran.code, ran.json()["reloaded"].clone()), (0, json!(1)));
-    app.stop().await.unwrap();
-}
-
-#[sqlx::test]
-async fn metrics_and_notify_test(pool: PgPool) {
-    let (recorder, address) = Recorder::start().await;
-    recorder.script(
-        "/broken",
-        vec![(403, Vec::new(), r#"{"message": "revoked"}"#.into())],
-    );
-    let routes = json!({
-        "CRITICAL": [{"type": "slack", "webhook_url": format!("http://{address}/ops")}],
-        "WARNING": [{"type": "discord", "webhook_url": format!("http://{address}/broken")}],
-    })
-    .to_string();
-    let config = test_config(
-        false,
-        &[
-            ("NOTIFY_ALLOW_PRIVATE_NETWORKS", "true"),
-            ("OPS_ALERT_ROUTES", &routes),
-        ],
-    );
-    let app = TestApp::spawn_with(pool, config).await;
-    for (engine, daily) in [("cli-m1", 10.0), ("cli-m1", 20.5), ("cli-m2", -3.0)] {
-        tick(
-            &app,
-            json!({"engine_id": engine, "pnl": {"daily": daily}, "positions": {"count": 2}}),
-        )
-        .await;
-    }
-    let ran = run(
-        &app,
-        &[
-            "metrics",
-            "--engine",
-            "cli-m1",
-            "--step",
-            "1h",
-            "--field",
-            "pnl.daily",
-        ],
-    )
-    .await;
-    assert_eq!(ran.code, 0, "{ran:?}");
-    let lines: Vec<&str> = ran.stdout.lines().collect();
-    assert_eq!(lines[0], "cli-m1 (step 3600s, last value per step)");
-    assert_eq!(cells(lines[1]), ["TIME", "pnl.daily"]);
-    // One or two hourly steps (the ticks may straddle an hour): the last holds 20.5.
-    assert_eq!(cells(lines.last().unwrap())[1], "20.5");
-    let all = run(&app, &["metrics", "--json"]).await.json();
-    let engines: Vec<&str> = all["engines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["engine_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(engines, ["cli-m1", "cli-m2"]);
-    let ran = run(&app, &["metrics", "--engine", "cli-m1", "--step", "1w"]).await;
-    assert_eq!(ran.code, 1);
-    assert!(ran.stderr.starts_with("error: step:"), "{ran:?}");
-
-    let ran = run(&app, &["notify-test", "--route", "critical"]).await;
-    assert_eq!(ran.code, 0, "{ran:?}");
-    assert_eq!(ran.cells("slack")[..3], ["slack", "delivered", "1"]);
-    assert_eq!(recorder.received("/ops").len(), 1);
-    let ran = run(&app, &["notify-test", "--route", "WARNING"]).await;
-    assert_eq!(ran.code, 1, "a failed delivery fails the command");
-    let row = ran.cells("discord");
-    assert_eq!(row[1], "failed");
-    assert!(row[3].contains("403"), "{row:?}");
-    let ran = run(&app, &["notify-test", "--route", "INFO"]).await;
-    assert_eq!(ran.code, 1);
-    assert!(ran.stderr.ends_with("(not_found)\n"), "{ran:?}");
-    app.stop().await.unwrap();
-}
-
-#[sqlx::test]
-async fn unauthorized_unreachable_and_a_key_file(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
-    let ran = run_with(
-        &app.url(""),
-        Some("wrong-key-0123456789abcdef"),
-        &["status"],
-    )
-    .await;
-    assert_eq!(ran.code, 1);
-    assert_eq!(ran.stdout, "");
-    assert_eq!(
-        ran.stderr,
-        "error: unauthorized: the service refused the API key (set MONITORING_API_KEY or --key-file)\n"
-    );
-    let ran = run_with(&app.url(""), None, &["alerts"]).await;
-    assert_eq!(ran.code, 1);
-    assert!(ran.stderr.starts_with("error: unauthorized"));
-
-    // --key-file wins over the environment; the server accepts several keys, the
-    // client sends the first.
-    let dir = tempfile_dir();
-    let key_file = dir.join("key");
-    std::fs::write(&key_file, format!("{TEST_KEY}\n")).unwrap();
-    let key_path = key_file.to_str().unwrap();
-    let ran = run_with(
-        &app.url(""),
-        Some("wrong-key-0123456789abcdef"),
-        &["alerts", "--key-file", key_path],
-    )
-    .await;
-    assert_eq!(
-        (ran.code, ran.stdout.as_str()),
-        (0, "no active alerts\n"),
-        "{ran:?}"
-    );
-    let several = format!("{TEST_KEY},another-key-0123456789");
-    assert_eq!(
-        run_with(&app.url(""), Some(&several), &["alerts"])
-            .await
-            .code,
-        0
-    );
-
-    let closed = closed_url();
-    for args in [&["status"][..], &["tail"], &["alerts", "--json"]] {
-        let ran = run_with(&closed, Some(TEST_KEY), args).await;
-        assert_eq!(ran.code, 3, "{args:?}: {ran:?}");
+    for line in &lines {
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(&line[0], "%Y-%m-%dT%H:%M:%SZ").is_ok(),
+            "{line:?}"
+        );
         assert_eq!(
-            ran.stderr,
-            format!(
-                "error: cannot reach the service at {closed}: Connection refused (os error 111)\n"
-            )
+            line[2..4],
+            ["CRITICAL", "circuit_breaker_triggered"],
+            "{line:?}"
+        );
+        assert!(
+            line.last().unwrap().ends_with(&format!("[{alert_id}]")),
+            "{line:?}"
         );
     }
-    let ran = run_with("ftp://example.com", Some(TEST_KEY), &["status"]).await;
-    assert_eq!(ran.code, 2);
-    assert_eq!(
-        ran.stderr,
-        "error: --url ftp://example.com: must start with http:// or https://\n"
-    );
-    app.stop().await.unwrap();
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("cli-test-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// An older server: it has the health route but not the engine overview or the
-/// monitors, and answers unknown paths as this version does.
-async fn older_server() -> String {
-    let unknown = |path: &'static str| {
-        get(move || async move {
-            (
-                StatusCode::NOT_FOUND,
-                axum::Json(json!({"error": "not_found", "message": "no such route", "path": path})),
-            )
-        })
-    };
-    let app = Router::new()
-        .route(
-            "/internal/health/system",
-            get(|| async {
-                axum::Json(
-                    json!({"status": "DEGRADED", "timestamp": chrono::Utc::now(),
-                    "critical_failures": [],
-                    "checks": {"reports": {"status": "DOWN", "latency_ms": 1.0, "critical": false,
-                                           "kind": "service", "error": "refused", "since": null}}}),
-                )
-            }),
-        )
-        .route("/internal/engines", unknown("/internal/engines"))
-        .route("/internal/monitors", unknown("/internal/monitors"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{address}")
-}
-
-#[tokio::test]
-async fn an_older_server_is_named_as_such() {
-    let url = older_server().await;
-    let ran = run_with(&url, Some(TEST_KEY), &["health"]).await;
-    assert_eq!(ran.code, 1, "DEGRADED: {ran:?}");
-    assert!(
-        ran.stdout
-            .contains("engines: this server does not report them"),
-        "{ran:?}"
-    );
-    assert_eq!(ran.cells("reports")[3], "DOWN");
-    let ran = run_with(&url, Some(TEST_KEY), &["monitors"]).await;
-    assert_eq!(ran.code, 1);
-    assert_eq!(
-        ran.stderr,
-        "error: this server does not offer GET /internal/monitors (an older version?)\n"
-    );
-}
-
-#[sqlx::test]
-async fn colour_only_on_a_terminal_and_never_with_no_color(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
-    tick(
-        &app,
-        json!({"engine_id": "cli-colour", "risk": {"circuit_breaker_active": true}}),
-    )
-    .await;
-    // `script` gives the CLI a terminal (util-linux, in every Debian).
-    let on_terminal = |no_color: Option<&str>| {
-        let mut command = tokio::process::Command::new("script");
-        command
-            .args(["-qec", &format!("{BINARY} alerts"), "/dev/null"])
-            .env_clear()
-            .env("MONITORING_URL", app.url(""))
-            .env("MONITORING_API_KEY", TEST_KEY)
-            .env("TERM", "xterm");
-        if let Some(value) = no_color {
-            command.env("NO_COLOR", value);
-        }
-        command
-    };
-    let coloured = on_terminal(None).output().await.unwrap();
-    let text = String::from_utf8_lossy(&coloured.stdout);
-    assert!(text.contains("\x1b[31mCRITICAL\x1b[0m"), "{text:?}");
-    let plain = on_terminal(Some("1")).output().await.unwrap();
-    let text = String::from_utf8_lossy(&plain.stdout);
-    assert!(
-        text.contains("CRITICAL") && !text.contains('\x1b'),
-        "{text:?}"
-    );
-    app.stop().await.unwrap();
+    watched.stop().await.unwrap();
+    other.stop().await.unwrap();
 }

@@ -6,6 +6,7 @@ mod analysis;
 mod batches;
 mod binary;
 mod cli;
+mod cli_operations;
 mod delivery_leases;
 mod demo;
 mod email;
