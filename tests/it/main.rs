@@ -3,6 +3,7 @@
 
 mod acceptance;
 mod analysis;
+mod analysis_failures;
 mod batches;
 mod binary;
 mod cli;
@@ -20,6 +21,7 @@ mod indicators_golden;
 mod live_reload;
 mod loader;
 mod market_data;
+mod market_data_faults;
 mod market_feed;
 mod monitors;
 mod notifications;

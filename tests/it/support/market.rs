@@ -10,8 +10,8 @@ use market_sim::{SimConfig, SimHandle};
 use monitoring_service::conditions::SymbolInterner;
 use monitoring_service::market::sources::UpstreamSettings;
 use monitoring_service::market::{
-    Clock, DataNeeds, KlineCache, PrefetchSettings, Prefetcher, SharedCache, SharedCacheSettings,
-    Sources, SourcesConfig,
+    Clock, DataNeeds, Interval, KlineCache, PrefetchSettings, Prefetcher, PriceKey, SeriesKey,
+    SharedCache, SharedCacheSettings, Source, Sources, SourcesConfig,
 };
 use monitoring_service::metrics::{MarketMetrics, Metrics};
 use monitoring_service::strategy::{CompiledStrategy, ConditionRow, ResolvedStrategy, StrategyRow};
@@ -186,4 +186,25 @@ pub fn binance_answers_503(sim: &SimHandle) {
         },
         times: None,
     });
+}
+
+/// Binance's endpoints, as the simulator counts them.
+pub const TICKER: &str = "/api/v3/ticker/price";
+pub const KLINES: &str = "/api/v3/klines";
+
+/// A price of `symbol` on `source`.
+pub fn price_key(source: Source, symbol: &str) -> PriceKey {
+    PriceKey {
+        source,
+        symbol: Arc::from(symbol),
+    }
+}
+
+/// The Binance series of `symbol` at `interval`.
+pub fn series_key(symbol: &str, interval: Interval) -> SeriesKey {
+    SeriesKey {
+        source: Source::Binance,
+        symbol: Arc::from(symbol),
+        interval,
+    }
 }

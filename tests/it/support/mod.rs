@@ -1,6 +1,7 @@
 //! Shared test plumbing: the real server on 127.0.0.1:0 against the real Postgres and
 //! Redis that `scripts/test.sh` starts, and throwaway databases for the binary's tests.
 
+pub mod analysis_setup;
 pub mod cli_runner;
 pub mod market;
 pub mod own_services;
