@@ -80,14 +80,15 @@ async fn a_batch_evaluates_its_strategies_and_writes_state_and_the_ledger(pool: 
     let (status, first) = run(&app, "1m").await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(first["frequency"], "1m");
-    // The cross has no previous price yet: unknown, like the invalid symbol.
+    // The cross has no previous price yet: unknown, but waiting for one is no error;
+    // the invalid symbol is.
     assert_eq!(
         (
             first["evaluated"].as_u64(),
             first["triggered"].as_u64(),
             first["errors"].as_u64()
         ),
-        (Some(4), Some(1), Some(2))
+        (Some(4), Some(1), Some(1))
     );
     assert_eq!(first["data_failures"], 1);
 
@@ -134,7 +135,7 @@ async fn a_batch_evaluates_its_strategies_and_writes_state_and_the_ledger(pool: 
     assert_eq!(
         ledger,
         vec![
-            ("batch:1m".into(), 4, 1, 2, 0, "partial".into()),
+            ("batch:1m".into(), 4, 1, 1, 0, "partial".into()),
             // Still true, but within its cooldown: no second trigger.
             ("batch:1m".into(), 4, 0, 1, 0, "partial".into()),
         ]

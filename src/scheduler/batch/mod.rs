@@ -43,7 +43,8 @@ pub struct BatchReport {
     /// Triggers claimed and delivered by this batch (true trees that the trigger
     /// mode, cooldown and the exactly-once claim let through).
     pub triggered: usize,
-    /// Strategies whose tree was unknown (missing data).
+    /// Strategies whose tree was unknown for missing data (not a cross's first
+    /// evaluation, which waits for a previous value).
     pub errors: usize,
     pub duration_ms: f64,
     /// Market data that could not be fetched.
@@ -443,13 +444,16 @@ impl BatchRunner {
             if plan.closed_bar.is_none() {
                 outcome.update.period = Some(plan.due);
             }
+            let awaits_previous = outcome.awaits_previous(strategy);
             match outcome.result {
                 Tri::True => evaluated.fired.push(strategy.id),
+                // A cross's first evaluation waits for a previous value: unknown, but
+                // nothing is missing.
+                Tri::Unknown if awaits_previous => {}
                 Tri::Unknown => evaluated.errors += 1,
                 Tri::False => {}
             }
             let streak = outcome.update.consecutive_errors;
-            let awaits_previous = outcome.awaits_previous(strategy);
             self.log_unknown_streak(plan, strategy, streak, awaits_previous);
             if streak >= self.unknown_streak {
                 evaluated.lacking_data += 1;
