@@ -19,6 +19,11 @@ pub async fn connect(config: Config) -> Result<AppState, StartupError> {
         component = "storage",
         "postgres connected, migrations applied"
     );
+    let skew = chrono::Duration::from_std(config.engine.tick_max_skew)
+        .unwrap_or(chrono::Duration::days(1));
+    if let Err(error) = storage::engine_state::repair(&db, chrono::Utc::now(), skew).await {
+        tracing::warn!(component = "storage", %error, "engine states not checked for repair");
+    }
     let redis = match &config.database.redis_url {
         Some(url) => {
             let manager = storage::redis::connect(url, config.server.startup_timeout).await?;
@@ -110,11 +115,16 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
         state.config.server.enable_scheduler,
         shutdown.clone(),
     ));
-    let server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future(),
-    );
+    let limits = crate::http::listener::ListenerLimits {
+        max_connections: state.config.server.max_connections,
+        header_read_timeout: state.config.server.header_read_timeout,
+    };
+    let server = tokio::spawn(crate::http::listener::serve(
+        listener,
+        app,
+        limits,
+        shutdown.clone(),
+    ));
 
     shutdown.cancelled().await;
     let started = tokio::time::Instant::now();

@@ -11,6 +11,7 @@
 pub mod alerts;
 pub mod analysis;
 pub mod app;
+pub mod bounded_body;
 pub mod cli;
 pub mod client;
 pub mod conditions;

@@ -25,7 +25,7 @@ pub use dispatch::{DispatchTiming, Dispatcher};
 pub use journal::{EventLine, Journal, remove_older_than};
 pub use notice::NoticeKind;
 pub use rules::{PlatformStatus, RULES, rule_label};
-pub use silence::{Matcher, Silence, Subject, parse_matchers};
+pub use silence::{Matcher, Silence, Subject, check_not_everything, parse_matchers};
 pub use stream::{EVENTS_CHANNEL, EventStream, StreamEvent};
 
 use crate::metrics::AlertMetrics;
@@ -91,6 +91,10 @@ pub struct AlertSettings {
     /// `ALERT_STREAM_MAX_SECONDS`: a stream is closed after this long (the client
     /// reconnects with `Last-Event-ID` and misses nothing).
     pub stream_max: std::time::Duration,
+    /// `ALERT_STREAMS_PER_KEY`: alert streams one API key may hold open at once.
+    pub streams_per_key: usize,
+    /// `SILENCE_MAX_DAYS`: the longest a silence may last.
+    pub silence_max_days: u32,
 }
 
 /// The channels each severity's alerts go to.

@@ -81,6 +81,47 @@ impl Silence {
     }
 }
 
+/// Values every alert's `rule` or `component` could have, to find a pattern that
+/// matches all of them (`.*`, `.+`, `[a-z_]+`, …).
+const ANY_NAME_PROBES: &[&str] = &[
+    "a",
+    "z9",
+    "circuit_breaker_triggered",
+    "dependency_down",
+    "system_status",
+    "ess_tripped",
+    "engine",
+    "x-Y.z_0",
+    "Q",
+];
+/// Every severity: a `severity` matcher matching all three silences every alert.
+const SEVERITIES: &[&str] = &["INFO", "WARNING", "CRITICAL"];
+
+impl Matcher {
+    /// Whether it matches every alert: a pattern over a field every alert has that no
+    /// probe escapes. (A label matcher needs the label, which not every alert has.)
+    fn matches_every_alert(&self) -> bool {
+        let probes = match self.name.as_str() {
+            "rule" | "component" => ANY_NAME_PROBES,
+            "severity" => SEVERITIES,
+            _ => return false,
+        };
+        probes.iter().all(|probe| self.matches(Some(probe)))
+    }
+}
+
+/// Refuses a silence whose every matcher matches every alert (`rule=~.*`): it would
+/// mute every operational alert, the emergency stop included.
+pub fn check_not_everything(matchers: &[Matcher]) -> Result<(), ValidationError> {
+    if matchers.iter().all(Matcher::matches_every_alert) {
+        return Err(ValidationError::new(
+            "matchers",
+            "match every alert; a silence must leave some alerts out (name a rule, a severity, a component or a label)",
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMatcher {
@@ -190,6 +231,36 @@ mod tests {
         let missing = silence(json!([{"name": "region", "value": ".*", "is_regex": true}]));
         assert!(!missing.silences(&subject(&labels), now), "absent label");
         assert!(!exact.silences(&subject(&labels), now + chrono::Duration::minutes(2)));
+    }
+
+    #[test]
+    fn a_silence_of_every_alert_is_refused() {
+        let everything = |v: Value| check_not_everything(&parse_matchers(&v).unwrap()).is_err();
+        let regex =
+            |name: &str, value: &str| json!({"name": name, "value": value, "is_regex": true});
+        assert!(everything(json!([regex("rule", ".*")])));
+        assert!(everything(json!([
+            regex("rule", ".+"),
+            regex("component", ".*")
+        ])));
+        assert!(everything(json!([regex(
+            "severity",
+            "INFO|WARNING|CRITICAL"
+        )])));
+        assert!(everything(json!([regex("component", "(?s).*")])));
+        assert!(!everything(json!([regex("rule", "dependency_.*")])));
+        assert!(!everything(json!([regex("severity", "INFO|WARNING")])));
+        assert!(!everything(json!([
+            regex("rule", ".*"),
+            regex("severity", "INFO")
+        ])));
+        assert!(
+            !everything(json!([regex("engine_id", ".*")])),
+            "a label is not on every alert"
+        );
+        assert!(!everything(
+            json!([{"name": "rule", "value": "system_status"}])
+        ));
     }
 
     #[test]

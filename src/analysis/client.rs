@@ -14,6 +14,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::transition::Decision;
+use crate::bounded_body::BodyError;
 
 /// The first wait before a retry, doubled each time up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
@@ -231,15 +232,19 @@ impl AnalysisClient {
         if !status.is_success() {
             return Err(Attempt::Final(CallError::Status(status.as_u16())));
         }
-        let bytes = match response.bytes().await {
-            Ok(bytes) if bytes.len() <= MAX_ANSWER_BYTES => bytes,
-            Ok(_) => {
+        let bytes = match crate::bounded_body::read(response, MAX_ANSWER_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(BodyError::TooLarge { .. }) => {
                 return Err(Attempt::Final(CallError::Invalid(
                     "larger than 256 KiB".into(),
                 )));
             }
-            Err(error) if error.is_timeout() => return Err(Attempt::Final(CallError::Timeout)),
-            Err(error) => return Err(Attempt::Retry(CallError::Transport(cause(&error)), None)),
+            Err(BodyError::Transport(error)) if error.is_timeout() => {
+                return Err(Attempt::Final(CallError::Timeout));
+            }
+            Err(BodyError::Transport(error)) => {
+                return Err(Attempt::Retry(CallError::Transport(cause(&error)), None));
+            }
         };
         let raw: Value = serde_json::from_slice(&bytes)
             .map_err(|e| Attempt::Final(CallError::Invalid(format!("not JSON: {e}"))))?;

@@ -52,6 +52,11 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
     pub http_request_timeout: Duration,
     pub http_body_limit_bytes: usize,
+    /// `HTTP_HEADER_READ_TIMEOUT_SECONDS`: for a request's headers, and for an idle
+    /// connection's next request.
+    pub header_read_timeout: Duration,
+    /// `MONITORING_MAX_CONNECTIONS`: open client connections at most.
+    pub max_connections: usize,
     pub cors_allowed_origins: Vec<String>,
     /// Run batches on their schedule (off: only `POST /internal/run/{frequency}`).
     pub enable_scheduler: bool,

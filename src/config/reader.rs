@@ -97,16 +97,7 @@ impl Reader {
         if value.trim().is_empty() {
             return None;
         }
-        let shown = match keys::find(name).map_or(Shown::Secret, |k| k.shown) {
-            Shown::Plain => value.clone(),
-            Shown::Secret => "[REDACTED]".to_owned(),
-            Shown::Url => redact_url(&value),
-            Shown::KeyCount => {
-                let count = value.split(',').filter(|k| !k.trim().is_empty()).count();
-                format!("[REDACTED: {count} key(s)]")
-            }
-        };
-        self.shown.insert(name, shown);
+        self.show(name, value.clone());
         Some(value)
     }
 
@@ -194,9 +185,24 @@ impl Reader {
         Ok(chosen)
     }
 
-    /// Shows `name` as `value` (its normalised form) instead of as written.
+    /// Shows `name` as `value` (its normalised form), redacted as the key's table entry
+    /// says: a URL key's password and query are masked whichever reader read it.
     pub fn show(&mut self, name: &'static str, value: String) {
-        self.shown.insert(name, value);
+        let shown = match keys::find(name).map_or(Shown::Secret, |k| k.shown) {
+            Shown::Plain => value,
+            Shown::Secret => "[REDACTED]".to_owned(),
+            Shown::Url => redact_url(&value),
+            Shown::KeyCount => {
+                let count = value.split(',').filter(|k| !k.trim().is_empty()).count();
+                format!("[REDACTED: {count} key(s)]")
+            }
+        };
+        self.shown.insert(name, shown);
+    }
+
+    /// Shows `name` as `shown`, already redacted by the caller.
+    pub fn show_redacted(&mut self, name: &'static str, shown: String) {
+        self.shown.insert(name, shown);
     }
 
     /// Every key in table order with how it is shown; `[unset]` where nothing was read.

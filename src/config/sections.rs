@@ -53,7 +53,7 @@ pub fn server(r: &mut Reader) -> Result<ServerSettings, ConfigError> {
         .filter(|key| !key.is_empty())
         .map(|key| SecretString::from(key.to_owned()))
         .collect();
-    r.show(
+    r.show_redacted(
         "MONITORING_API_KEY",
         format!("[REDACTED: {} key(s)]", api_keys.len()),
     );
@@ -74,6 +74,12 @@ pub fn server(r: &mut Reader) -> Result<ServerSettings, ConfigError> {
     let startup_timeout = seconds(r, "STARTUP_TIMEOUT_SECONDS", 3600)?;
     let shutdown_timeout = seconds(r, "SHUTDOWN_TIMEOUT_SECONDS", 300)?;
     let http_request_timeout = seconds(r, "HTTP_REQUEST_TIMEOUT_SECONDS", 600)?;
+    let header_read_timeout = seconds(r, "HTTP_HEADER_READ_TIMEOUT_SECONDS", 600)?;
+    let max_connections = r.number(
+        "MONITORING_MAX_CONNECTIONS",
+        8..=1_000_000,
+        "must be between 8 and 1000000",
+    )?;
     let http_body_limit_bytes = r.number(
         "HTTP_BODY_LIMIT_BYTES",
         1024..=64 * 1024 * 1024,
@@ -108,6 +114,8 @@ pub fn server(r: &mut Reader) -> Result<ServerSettings, ConfigError> {
         shutdown_timeout,
         http_request_timeout,
         http_body_limit_bytes,
+        header_read_timeout,
+        max_connections,
         cors_allowed_origins,
         enable_scheduler,
         internal_rate_limit_per_minute,
@@ -331,6 +339,16 @@ pub fn alerts(r: &mut Reader) -> Result<crate::alerts::AlertSettings, ConfigErro
         timing,
         stream_keepalive,
         stream_max,
+        streams_per_key: r.number(
+            "ALERT_STREAMS_PER_KEY",
+            1..=10_000,
+            "must be between 1 and 10000",
+        )?,
+        silence_max_days: r.number(
+            "SILENCE_MAX_DAYS",
+            1..=3650,
+            "must be between 1 and 3650 days",
+        )?,
     })
 }
 
@@ -389,6 +407,7 @@ pub fn engine(r: &mut Reader) -> Result<crate::ops_rules::EngineSettings, Config
             1..=3650,
             "must be between 1 and 3650 days",
         )?,
+        tick_max_skew: seconds(r, "OPS_TICK_MAX_SKEW_SECONDS", 86_400)?,
         ticks_rate_limit_per_minute: r.number(
             "ENGINE_TICKS_RATE_LIMIT_PER_MINUTE",
             0..=10_000_000,

@@ -240,6 +240,42 @@ fn redacted_output_never_contains_secrets() {
 }
 
 #[test]
+fn every_url_key_is_shown_with_its_password_masked() {
+    let config = load(&[
+        ("POSTGRES_URL", PG),
+        (
+            "BINANCE_BASE_URL",
+            "https://user:binance-pass@binance.example",
+        ),
+        ("BINANCE_WS_URL", "wss://user:ws-pass@binance.example:9443"),
+        (
+            "COINGECKO_BASE_URL",
+            "https://cg.example/?x_cg_pro_api_key=cg-key",
+        ),
+        ("TELEGRAM_API_URL", "https://user:tg-pass@tg.example"),
+        (
+            "MONITORING_API_KEY",
+            "first-key-0123456789,second-key-0123456789",
+        ),
+    ])
+    .unwrap();
+    let redacted: std::collections::HashMap<_, _> = config.redacted().into_iter().collect();
+    let printed = format!("{redacted:?}");
+    for secret in ["binance-pass", "ws-pass", "cg-key", "tg-pass", "first-key"] {
+        assert!(!printed.contains(secret), "{secret} leaked: {printed}");
+    }
+    assert_eq!(
+        redacted["BINANCE_BASE_URL"],
+        "https://user:[REDACTED]@binance.example"
+    );
+    assert_eq!(redacted["MONITORING_API_KEY"], "[REDACTED: 2 key(s)]");
+    assert_eq!(
+        redacted["COINGECKO_BASE_URL"],
+        "https://cg.example/?[REDACTED]"
+    );
+}
+
+#[test]
 fn every_env_key_is_printed_by_redacted() {
     let config = load(&[("POSTGRES_URL", PG)]).unwrap();
     let printed: Vec<_> = config.redacted().into_iter().map(|(k, _)| k).collect();

@@ -9,14 +9,16 @@
 use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
 
+use axum::Extension;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
+use super::auth::KeyPosition;
 use super::error::ApiError;
 use crate::alerts::StreamEvent;
 use crate::storage::ops_alert_events;
@@ -34,6 +36,8 @@ struct Cursor {
     replayed: HashSet<i64>,
     pending: VecDeque<StreamEvent>,
     ends_at: tokio::time::Instant,
+    /// This stream's place among its key's open streams, given back when it ends.
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Streams alert events (and replays those after `Last-Event-ID`).
@@ -44,11 +48,22 @@ struct Cursor {
         (status = 200, description = "Server-sent events: `id` (the event's number), `event` (raised, resolved, cleared, acknowledged), `data` (the event's JSON line: timestamp, severity, rule, message, context, acknowledged, alert_id, event, component)", content_type = "text/event-stream", body = String),
         (status = 400, description = "Last-Event-ID is not an event id", body = crate::http::error::ErrorBody),
         (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
-        (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody)))]
+        (status = 429, description = "Over this API key's rate limit, or the key holds ALERT_STREAMS_PER_KEY streams open already", body = crate::http::error::ErrorBody)))]
 pub async fn alert_stream(
     State(state): State<AppState>,
+    Extension(key): Extension<KeyPosition>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let slot = state.api_keys.open_stream(key).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            format!(
+                "this key holds {} alert streams open already (ALERT_STREAMS_PER_KEY)",
+                state.config.alerts.streams_per_key
+            ),
+        )
+    })?;
     let replay_after = match headers.get("last-event-id") {
         None => None,
         Some(value) => Some(
@@ -77,6 +92,7 @@ pub async fn alert_stream(
         replayed: HashSet::new(),
         pending: VecDeque::new(),
         state,
+        _slot: slot,
     };
     let events = futures_util::stream::unfold(cursor, |mut cursor| async move {
         let event = cursor.next().await?;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::alerts::{Severity, parse_matchers};
+use crate::alerts::{Severity, check_not_everything, parse_matchers};
 use crate::storage::ops_alerts::{AlertRow, HistoryFilter, Refused};
 use crate::storage::ops_silences::SilenceRow;
 
@@ -287,7 +287,7 @@ pub struct NewSilence {
     request_body(content = NewSilence, content_type = "application/json"),
     responses(
         (status = 201, description = "Added", body = SilenceRow),
-        (status = 400, description = "Malformed body, no matcher, a bad regular expression or an end before the start — the field is named", body = crate::http::error::ErrorBody),
+        (status = 400, description = "Malformed body, no matcher, matchers that match every alert, a bad regular expression, an end before the start or more than SILENCE_MAX_DAYS after it — the field is named", body = crate::http::error::ErrorBody),
         (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
         (status = 413, description = "Body over the configured limit", body = crate::http::error::ErrorBody),
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
@@ -312,12 +312,20 @@ pub async fn add_silence(
         }
     }
     let matchers = parse_matchers(&request.matchers)
+        .and_then(|matchers| check_not_everything(&matchers).map(|()| matchers))
         .map_err(|e| ApiError::bad_request("invalid_silence", e.to_string()))?;
     let starts_at = request.starts_at.unwrap_or_else(Utc::now);
     if request.ends_at <= starts_at {
         return Err(ApiError::bad_request(
             "invalid_silence",
             "ends_at: must be after starts_at",
+        ));
+    }
+    let max_days = state.config.alerts.silence_max_days;
+    if request.ends_at - starts_at > chrono::Duration::days(i64::from(max_days)) {
+        return Err(ApiError::bad_request(
+            "invalid_silence",
+            format!("ends_at: a silence lasts at most {max_days} days (SILENCE_MAX_DAYS)"),
         ));
     }
     let silence = SilenceRow {

@@ -37,7 +37,14 @@ pub struct ApiKeys {
     limiter: Option<KeyLimiter>,
     /// Engine ticks have a budget of their own, apart from the operator routes'.
     ticks_limiter: Option<KeyLimiter>,
+    /// Alert streams each key may hold open at once, by key position.
+    streams: Vec<Arc<tokio::sync::Semaphore>>,
 }
+
+/// Which configured key a request presented (its position in the list, never the key),
+/// put in the request's extensions by [`require_api_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyPosition(pub usize);
 
 /// The route whose requests count against the ticks' budget.
 pub const TICKS_PATH: &str = "/internal/engine/ticks";
@@ -72,6 +79,27 @@ impl ApiKeys {
                 .collect(),
             limiter,
             ticks_limiter: None,
+            streams: Vec::new(),
+        }
+    }
+
+    /// Lets each key hold at most `per_key` alert streams open at once.
+    pub fn with_stream_limit(mut self, per_key: usize) -> Self {
+        self.streams = (0..self.digests.len())
+            .map(|_| Arc::new(tokio::sync::Semaphore::new(per_key)))
+            .collect();
+        self
+    }
+
+    /// A place for one more open stream of key `key`, held until dropped; `None` when
+    /// the key holds its limit already.
+    pub fn open_stream(&self, key: KeyPosition) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        match self.streams.get(key.0) {
+            Some(slots) => slots.clone().try_acquire_owned().ok(),
+            // No limit configured: an unbounded permit of a throwaway semaphore.
+            None => Arc::new(tokio::sync::Semaphore::new(1))
+                .try_acquire_owned()
+                .ok(),
         }
     }
 
@@ -136,6 +164,8 @@ pub async fn require_api_key(
     let Some(position) = position else {
         return ApiError::unauthorized().into_response();
     };
+    let mut request = request;
+    request.extensions_mut().insert(KeyPosition(position));
     // Inside the `/internal` nest the URI has lost its prefix: the original one has it.
     let path = request
         .extensions()

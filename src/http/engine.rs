@@ -43,11 +43,12 @@ pub async fn post_tick(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<TickAccepted>), ApiError> {
-    let tick = tick::parse(&body)
-        .map_err(|error| ApiError::bad_request("invalid_tick", error.to_string()))?;
     let engine = &state.engine;
-    let label = engine.labels.label(&tick.engine_id).to_owned();
     let received_at = Utc::now();
+    let tick = tick::parse(&body)
+        .and_then(|tick| tick::check_clock(&tick, received_at, engine.max_skew).map(|()| tick))
+        .map_err(|error| ApiError::bad_request("invalid_tick", error.to_string()))?;
+    let label = engine.labels.label(&tick.engine_id).to_owned();
     let alerts = engine
         .intake
         .submit(Received { tick, received_at })

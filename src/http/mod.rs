@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod auth;
 pub mod engine;
 pub mod error;
+pub mod listener;
 pub mod middleware;
 pub mod monitors;
 pub mod notify_test;
@@ -25,6 +26,7 @@ pub mod workflows;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -96,15 +98,23 @@ pub fn router(state: AppState) -> Router {
                 .iter()
                 .filter_map(|o| HeaderValue::from_str(o).ok()),
         ))
-        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers([
             axum::http::header::CONTENT_TYPE,
+            axum::http::header::AUTHORIZATION,
             HeaderName::from_static(API_KEY_HEADER),
+            HeaderName::from_static("last-event-id"),
         ]);
     let request_id = HeaderName::from_static(middleware::REQUEST_ID_HEADER);
 
     routes
-        .fallback(unknown_route)
+        .fallback(unknown_outer_route)
         .with_state(state.clone())
         .layer(
             ServiceBuilder::new()
@@ -132,6 +142,24 @@ pub fn router(state: AppState) -> Router {
                     config.server.http_body_limit_bytes,
                 )),
         )
+}
+
+/// A path outside every nest: `/internal` itself and `/internal/` (which the nest does
+/// not reach) are refused without a key like every other `/internal` path.
+async fn unknown_outer_route(
+    State(state): State<AppState>,
+    method: Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> ApiError {
+    let internal = uri.path() == "/internal" || uri.path().starts_with("/internal/");
+    let keyed = headers
+        .get(API_KEY_HEADER)
+        .is_some_and(|key| state.api_keys.verify(key.as_bytes()));
+    if internal && !keyed {
+        return ApiError::unauthorized();
+    }
+    unknown_route(method, uri).await
 }
 
 /// A path no route serves: 404 with the code `unknown_route` (unknown ids of known

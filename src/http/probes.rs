@@ -109,6 +109,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .strategies
         .live_reload_following
         .set(i64::from(state.live_reload.is_following()));
+    state
+        .metrics
+        .engine
+        .unreadable_state
+        .set(crate::storage::engine_state::unreadable_rows() as i64);
     (
         [(
             header::CONTENT_TYPE,

@@ -84,7 +84,8 @@ impl AppState {
             config.server.internal_rate_limit_per_minute,
             config.server.internal_rate_limit_burst,
         )
-        .with_ticks_limit(config.engine.ticks_rate_limit_per_minute);
+        .with_ticks_limit(config.engine.ticks_rate_limit_per_minute)
+        .with_stream_limit(config.alerts.streams_per_key);
         // This process's identity among replicas: its leases are held under it.
         let replica = format!(
             "replica-{}",
@@ -154,6 +155,8 @@ impl AppState {
             labels: Arc::new(crate::ops_rules::EngineLabels::new(
                 &config.engine.expected_engines,
             )),
+            max_skew: chrono::Duration::from_std(config.engine.tick_max_skew)
+                .unwrap_or(chrono::Duration::days(1)),
         };
         let (db_for_monitors, replica_for_monitors) = (db.clone(), replica.clone());
         let analysis = crate::analysis::Analysis::new(crate::analysis::AnalysisParts {

@@ -17,6 +17,9 @@ pub struct EngineMetrics {
     pub rule_evaluation: Histogram,
     /// `monitoring_engine_tick_batch_size`: ticks committed together.
     pub batch_size: Histogram,
+    /// `monitoring_engine_state_unreadable_total`: stored engine states that could not
+    /// be decoded (each read as no previous state for its engine alone).
+    pub unreadable_state: prometheus::IntGauge,
 }
 
 impl EngineMetrics {
@@ -53,6 +56,11 @@ impl EngineMetrics {
                 .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
             )
             .expect("valid metric"),
+            unreadable_state: prometheus::IntGauge::new(
+                "monitoring_engine_state_unreadable_total",
+                "Stored engine states that could not be decoded since start (each taken as no previous state for its engine).",
+            )
+            .expect("valid metric"),
         }
     }
 
@@ -62,6 +70,7 @@ impl EngineMetrics {
             Box::new(self.last_tick.clone()),
             Box::new(self.rule_evaluation.clone()),
             Box::new(self.batch_size.clone()),
+            Box::new(self.unreadable_state.clone()),
         ]
     }
 }

@@ -327,7 +327,10 @@ impl Notifier {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(retry_after_seconds);
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        // A user's server decides how large its error answer is: read only its start.
+        let body =
+            crate::bounded_body::read_prefix(response, crate::bounded_body::ERROR_BODY_LIMIT).await;
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         // Telegram: {"parameters": {"retry_after": 3}}; Discord: {"retry_after": 1.5}.
         let body_wait = body
             .pointer("/parameters/retry_after")

@@ -56,6 +56,8 @@ pub struct EngineSettings {
     pub retention_days: u32,
     /// `ENGINE_TICKS_RATE_LIMIT_PER_MINUTE` per API key (0: unlimited).
     pub ticks_rate_limit_per_minute: u32,
+    /// `OPS_TICK_MAX_SKEW_SECONDS`: how far ahead of the server's clock a tick may be.
+    pub tick_max_skew: Duration,
 }
 
 impl Default for EngineSettings {
@@ -67,6 +69,7 @@ impl Default for EngineSettings {
             snapshot_interval: Duration::from_secs(60),
             retention_days: 30,
             ticks_rate_limit_per_minute: 60_000,
+            tick_max_skew: Duration::from_secs(300),
         }
     }
 }
@@ -77,6 +80,8 @@ pub struct EngineTicks {
     pub intake: Intake,
     pub applier: Applier,
     pub labels: Arc<EngineLabels>,
+    /// `OPS_TICK_MAX_SKEW_SECONDS`.
+    pub max_skew: chrono::Duration,
 }
 
 impl std::fmt::Debug for EngineTicks {

@@ -2,13 +2,24 @@
 //! `engine_id`, every section optional. Parsing is strict — an unknown section or
 //! field, a wrong type, a number out of range or a timestamp that is not RFC 3339 is
 //! refused with the JSON path of the field — so what the rules see is what the engine
-//! meant.
+//! meant. Every value must also survive its trip through Postgres and back: numbers
+//! within ±[`MAX_MAGNITUDE`] (Postgres prints a jsonb number in full, and a 309-digit
+//! integer is past what serde_json reads back), strings and lists bounded, and no
+//! timestamp further ahead of the server's clock than `OPS_TICK_MAX_SKEW_SECONDS` (an
+//! engine state stamped 2099 would leave every later tick "older", stored but never
+//! judged).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The engine id when a tick names none.
 pub const DEFAULT_ENGINE: &str = "default";
+/// The largest magnitude a number may have (DESIGN §12).
+pub const MAX_MAGNITUDE: f64 = 1e300;
+/// The most characters a string may have.
+pub const MAX_STRING_CHARS: usize = 256;
+/// The most items a list may have.
+pub const MAX_LIST_ITEMS: usize = 1000;
 
 /// A tick as received.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -145,19 +156,101 @@ pub fn parse(body: &[u8]) -> Result<Tick, TickError> {
         message: without_position(&error.to_string()),
     })?;
     check_engine_id(&tick.engine_id)?;
-    // Postgres stores no NUL character in jsonb.
-    let symbols = tick.positions.as_ref().and_then(|p| p.symbols.as_deref());
-    if let Some(at) = symbols
-        .unwrap_or_default()
-        .iter()
-        .position(|s| s.contains('\0'))
-    {
-        return Err(TickError {
-            path: format!("positions.symbols[{at}]"),
-            message: "must not contain a NUL character".to_owned(),
-        });
-    }
+    // What the rules see is what was parsed: walk that, not the raw body.
+    let value = serde_json::to_value(&tick).map_err(|error| TickError {
+        path: "body".to_owned(),
+        message: error.to_string(),
+    })?;
+    check_values(&value, &mut String::new())?;
     Ok(tick)
+}
+
+/// Refuses a tick stamped further ahead of `now` than `max_skew`: its `timestamp`, and
+/// the engine's own `heartbeat.last_tick` and `connectivity.last_api_call`.
+pub fn check_clock(
+    tick: &Tick,
+    now: DateTime<Utc>,
+    max_skew: chrono::Duration,
+) -> Result<(), TickError> {
+    let stamps = [
+        ("timestamp", tick.timestamp),
+        (
+            "heartbeat.last_tick",
+            tick.heartbeat.as_ref().and_then(|h| h.last_tick),
+        ),
+        (
+            "connectivity.last_api_call",
+            tick.connectivity.as_ref().and_then(|c| c.last_api_call),
+        ),
+    ];
+    for (path, stamp) in stamps {
+        let limit = now.checked_add_signed(max_skew).unwrap_or(now);
+        if stamp.is_some_and(|at| at > limit) {
+            return Err(TickError {
+                path: path.to_owned(),
+                message: format!(
+                    "is more than {} s ahead of the server's clock",
+                    max_skew.num_seconds()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Numbers within ±[`MAX_MAGNITUDE`], strings of at most [`MAX_STRING_CHARS`] without
+/// NUL (Postgres stores none in jsonb), lists of at most [`MAX_LIST_ITEMS`].
+fn check_values(value: &serde_json::Value, path: &mut String) -> Result<(), TickError> {
+    use serde_json::Value;
+    let refuse = |path: &str, message: String| TickError {
+        path: path.to_owned(),
+        message,
+    };
+    match value {
+        Value::Number(n) => {
+            if n.as_f64().is_none_or(|x| x.abs() > MAX_MAGNITUDE) {
+                return Err(refuse(path, format!("must be within ±{MAX_MAGNITUDE:e}")));
+            }
+        }
+        Value::String(s) => {
+            if s.chars().count() > MAX_STRING_CHARS {
+                return Err(refuse(
+                    path,
+                    format!("must be at most {MAX_STRING_CHARS} characters"),
+                ));
+            }
+            if s.contains('\0') {
+                return Err(refuse(path, "must not contain a NUL character".to_owned()));
+            }
+        }
+        Value::Array(items) => {
+            if items.len() > MAX_LIST_ITEMS {
+                return Err(refuse(
+                    path,
+                    format!("must have at most {MAX_LIST_ITEMS} items"),
+                ));
+            }
+            for (at, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{at}]"));
+                check_values(item, path)?;
+                path.truncate(len);
+            }
+        }
+        Value::Object(fields) => {
+            for (name, field) in fields {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(name);
+                check_values(field, path)?;
+                path.truncate(len);
+            }
+        }
+        Value::Null | Value::Bool(_) => {}
+    }
+    Ok(())
 }
 
 /// `engine_id`: 1–64 characters of `[A-Za-z0-9._-]`.
@@ -253,10 +346,66 @@ mod tests {
             assert!(!error.message.contains("line"), "{error}");
         }
         assert!(refused(r#"{"weather": {}}"#).message.contains("weather"));
+        // Past what round-trips through Postgres' jsonb and serde_json.
+        for body in [
+            r#"{"risk": {"daily_loss_pct": -1.7976931348623157e308}}"#,
+            r#"{"pnl": {"daily": 1e301}}"#,
+            r#"{"artifacts": {"teacher_model_age_hours": -2e300}}"#,
+        ] {
+            let error = refused(body);
+            assert!(error.message.contains("within"), "{body}: {error}");
+        }
+        assert_eq!(
+            refused(r#"{"risk": {"daily_loss_pct": -1.7976931348623157e308}}"#).path,
+            "risk.daily_loss_pct"
+        );
+        assert!(parse(br#"{"pnl": {"daily": -1e300}}"#).is_ok());
+        let long = format!(
+            r#"{{"positions": {{"symbols": ["A", "{}"]}}}}"#,
+            "x".repeat(257)
+        );
+        assert_eq!(refused(&long).path, "positions.symbols[1]");
+        let many = format!(
+            r#"{{"positions": {{"symbols": [{}]}}}}"#,
+            vec![r#""A""#; 1001].join(",")
+        );
+        assert_eq!(refused(&many).path, "positions.symbols");
+        let most = format!(
+            r#"{{"positions": {{"symbols": [{}]}}}}"#,
+            vec![r#""A""#; 1000].join(",")
+        );
+        assert!(parse(most.as_bytes()).is_ok());
         assert!(refused(r#"{"pnl": {"daily": NaN}}"#).path == "pnl.daily");
         assert_eq!(
             refused(&format!(r#"{{"engine_id": "{}"}}"#, "e".repeat(65))).path,
             "engine_id"
+        );
+    }
+
+    #[test]
+    fn a_timestamp_ahead_of_the_server_clock_is_refused() {
+        let now = "2026-12-02T12:00:00Z".parse().unwrap();
+        let skew = chrono::Duration::seconds(300);
+        let at = |body: &str| check_clock(&parse(body.as_bytes()).unwrap(), now, skew);
+        assert!(at(r#"{"timestamp": "2026-12-02T12:05:00Z"}"#).is_ok());
+        assert!(at(r#"{"timestamp": "2026-11-02T12:05:00Z"}"#).is_ok());
+        assert_eq!(
+            at(r#"{"timestamp": "2099-01-01T00:00:00Z"}"#)
+                .unwrap_err()
+                .path,
+            "timestamp"
+        );
+        assert_eq!(
+            at(r#"{"heartbeat": {"last_tick": "2026-12-02T12:05:01Z"}}"#)
+                .unwrap_err()
+                .path,
+            "heartbeat.last_tick"
+        );
+        assert_eq!(
+            at(r#"{"connectivity": {"last_api_call": "2030-01-01T00:00:00Z"}}"#)
+                .unwrap_err()
+                .path,
+            "connectivity.last_api_call"
         );
     }
 }

@@ -111,17 +111,11 @@ impl Collectors {
     async fn probe(&self, probe: &Probe) -> (Answer, Option<String>, Option<Value>) {
         match probe {
             Probe::Http(url) => match self.http.get(url).send().await {
-                Ok(mut response) => {
+                Ok(response) => {
                     let status = response.status().as_u16();
                     // Read what a health answer holds (up to 64 KiB) so the connection
                     // goes back to the pool for the next cycle instead of being closed.
-                    let mut read = 0usize;
-                    while read < 64 * 1024 {
-                        match response.chunk().await {
-                            Ok(Some(chunk)) => read += chunk.len(),
-                            _ => break,
-                        }
-                    }
+                    crate::bounded_body::read_prefix(response, 64 * 1024).await;
                     (Answer::Http(status), None, None)
                 }
                 Err(error) => (

@@ -20,6 +20,36 @@ const FIXED: [(&str, u32); 9] = [
     ("1d", 86_400),
 ];
 
+/// The shortest period a strategy may have: what the price cache's lifetime and the
+/// delivery budgets assume (DESIGN §5).
+pub const MIN_PERIOD_SECONDS: i64 = 10;
+
+/// Occurrences sampled to find a cron expression's shortest gap.
+const GAP_SAMPLES: usize = 128;
+
+/// The shortest gap, in seconds, between consecutive times of `cron` among its first
+/// [`GAP_SAMPLES`] after a fixed minute boundary. Times within one minute come
+/// consecutively, so every gap inside a minute is seen in the first matching minute;
+/// gaps across a minute boundary are seen wherever two matching minutes follow each
+/// other in the sample. A fixed anchor keeps the verdict the same on every replica.
+fn shortest_gap(cron: &croner::Cron) -> Option<i64> {
+    let mut at = DateTime::from_timestamp(1_767_225_600, 0)?; // 2026-01-01T00:00:00Z
+    at = cron.find_next_occurrence(&at, true).ok()?;
+    let mut shortest: Option<i64> = None;
+    for _ in 1..GAP_SAMPLES {
+        let Ok(next) = cron.find_next_occurrence(&at, false) else {
+            break;
+        };
+        let gap = (next - at).num_seconds();
+        shortest = Some(shortest.map_or(gap, |s| s.min(gap)));
+        if shortest.is_some_and(|s| s < MIN_PERIOD_SECONDS) {
+            break;
+        }
+        at = next;
+    }
+    shortest
+}
+
 /// A strategy's evaluation frequency; strategies with equal frequencies form a batch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Frequency {
@@ -48,12 +78,17 @@ impl Frequency {
                 FIXED.map(|(n, _)| n).join(", "),
             ));
         }
-        CronParser::builder()
+        let cron = CronParser::builder()
             .seconds(Seconds::Required)
             .year(Year::Disallowed)
             .build()
             .parse(text)
             .map_err(|err| format!("invalid cron expression: {err}"))?;
+        if let Some(gap) = shortest_gap(&cron).filter(|gap| *gap < MIN_PERIOD_SECONDS) {
+            return Err(format!(
+                "a cron expression may fire at most every {MIN_PERIOD_SECONDS} s; `{text}` fires {gap} s apart"
+            ));
+        }
         Ok(Frequency::Cron(Arc::from(text)))
     }
 
@@ -188,5 +223,28 @@ mod tests {
                 .starts_with("invalid cron")
         );
         assert!(Frequency::parse("").is_err());
+    }
+
+    #[test]
+    fn cron_expressions_firing_under_ten_seconds_apart_are_refused() {
+        for text in [
+            "* * * * * *",
+            "*/5 * * * * *",
+            "0,9 * * * * *",
+            "55,0 * * * * *",
+            "0-3 0 12 * * *",
+            "0,5 0 0 29 2 *",
+        ] {
+            let error = Frequency::parse(text).unwrap_err();
+            assert!(error.contains("at most every 10 s"), "{text}: {error}");
+        }
+        for text in [
+            "*/10 * * * * *",
+            "0,30 * * * * *",
+            "0 * * * * *",
+            "0 0 12 * * 1",
+        ] {
+            assert!(Frequency::parse(text).is_ok(), "{text}");
+        }
     }
 }

@@ -325,3 +325,25 @@ async fn a_second_replica_reads_changed_strategies_from_the_redis_cache(pool: Pg
     let a = second_loader.index().snapshot();
     assert!(a.strategies.values().all(|s| s.conditions.len() == 2));
 }
+
+#[sqlx::test]
+async fn a_cron_firing_under_ten_seconds_apart_puts_its_strategy_in_error(pool: PgPool) {
+    let user = Uuid::new_v4();
+    let (every_second, _) = insert_strategy(&pool, user, &[price_above(1.0)], None).await;
+    touch(&pool, "frequency = '* * * * * *'", every_second).await;
+    let (every_ten, _) = insert_strategy(&pool, user, &[price_above(1.0)], None).await;
+    touch(&pool, "frequency = '*/10 * * * * *'", every_ten).await;
+    let loader = loader(&pool, None, ALL);
+    let report = loader.reload_all().await.unwrap();
+    assert_eq!(report.loaded, 1);
+    assert_eq!(report.errors.len(), 1);
+    assert_eq!(report.errors[0].strategy_id, every_second);
+    let (status, error) = status_of(&pool, every_second).await;
+    assert_eq!(status, "error");
+    let error = error.unwrap();
+    assert!(
+        error.starts_with("frequency: a cron expression may fire at most every 10 s"),
+        "{error}"
+    );
+    assert_eq!(status_of(&pool, every_ten).await.0, "active");
+}

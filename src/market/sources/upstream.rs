@@ -13,6 +13,7 @@ use super::UpstreamError;
 use super::error::truncate;
 use super::host_gate::{HostGate, WeightBudget};
 use super::source_health::{SourceHealth, SourceHealthRecord};
+use crate::bounded_body::{self, BodyError};
 use crate::metrics::MarketMetrics;
 
 /// Largest body accepted from a market-data source.
@@ -236,20 +237,18 @@ impl Upstream {
                 retry_after_ms: pause.as_millis() as u64,
             });
         }
-        if response
-            .content_length()
-            .is_some_and(|n| n as usize > MAX_BODY_BYTES)
-        {
-            return Err(UpstreamError::malformed("body too large"));
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| UpstreamError::Transport(truncate(&e.without_url().to_string())))?;
         if !status.is_success() {
+            let body = bounded_body::read_prefix(response, bounded_body::ERROR_BODY_LIMIT).await;
             return Err(status_error(status, &body));
         }
-        Ok(body)
+        bounded_body::read(response, MAX_BODY_BYTES)
+            .await
+            .map_err(|error| match error {
+                BodyError::TooLarge { .. } => UpstreamError::malformed("body too large"),
+                BodyError::Transport(e) => {
+                    UpstreamError::Transport(truncate(&e.without_url().to_string()))
+                }
+            })
     }
 
     fn count(&self, endpoint: &'static str, status: &str) {

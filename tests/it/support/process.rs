@@ -13,7 +13,29 @@ pub struct Service {
 impl Service {
     /// The binary with a clean environment and the given settings, logging to `log`.
     pub fn start(vars: &[(&str, String)], log: &std::path::Path) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_monitoring-service"));
+        Self::spawn(
+            Command::new(env!("CARGO_BIN_EXE_monitoring-service")),
+            vars,
+            log,
+        )
+    }
+
+    /// As [`Service::start`], under a limit of `descriptors` open files (`prlimit`,
+    /// which execs the binary: the child is the service itself).
+    pub fn start_with_open_files(
+        vars: &[(&str, String)],
+        log: &std::path::Path,
+        descriptors: u32,
+    ) -> Self {
+        let mut command = Command::new("prlimit");
+        command.arg(format!("--nofile={descriptors}:{descriptors}"));
+        command
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_monitoring-service"));
+        Self::spawn(command, vars, log)
+    }
+
+    fn spawn(mut command: Command, vars: &[(&str, String)], log: &std::path::Path) -> Self {
         command
             .env_clear()
             .envs(profile_env())
@@ -48,6 +70,17 @@ impl Service {
             .as_deref()
             .expect("MONITORING_PORT in its settings");
         format!("http://127.0.0.1:{port}{path}")
+    }
+
+    /// Its peak resident memory so far (`VmHWM` of `/proc/<pid>/status`), in KiB.
+    pub fn peak_memory_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the process's status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmHWM line")
     }
 
     /// Whether the process is still running (it has not exited or crashed).
@@ -108,6 +141,21 @@ pub fn base_vars(postgres: &str, redis: &str) -> Vec<(&'static str, String)> {
         ("NOTIFY_ALLOW_PRIVATE_NETWORKS", "true".to_owned()),
         ("HEALTH_CHECK_INTERVAL", "0".to_owned()),
     ]
+}
+
+/// [`base_vars`] with no scheduler, no alert log and no metric snapshots: a replica
+/// that acts only when asked.
+pub fn quiet_vars(postgres: &str, redis: &str) -> Vec<(&'static str, String)> {
+    let mut vars = base_vars(postgres, redis);
+    vars.push(("ENABLE_SCHEDULER", "false".to_owned()));
+    vars.push(("ALERT_LOG_DIR", String::new()));
+    vars.push(("METRICS_SNAPSHOT_DIR", String::new()));
+    vars
+}
+
+/// A fresh log file under the temporary directory, named after `what`.
+pub fn temp_log(what: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("monitoring-{what}-{}.log", uuid::Uuid::new_v4()))
 }
 
 /// Applies the migrations to the database at `url` with the binary (`migrate`).
