@@ -234,6 +234,7 @@ impl Dispatcher {
             dedup_key: &key,
             text: &text,
             event: &event,
+            owner: None,
         };
         let mut failed = 0;
         for channel in channels {

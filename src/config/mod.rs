@@ -60,6 +60,8 @@ pub struct ServerSettings {
     pub cors_allowed_origins: Vec<String>,
     /// Run batches on their schedule (off: only `POST /internal/run/{frequency}`).
     pub enable_scheduler: bool,
+    /// `CATCH_UP_MAX_PERIODS`: missed periods of a strategy evaluated afterwards.
+    pub catch_up_max_periods: usize,
     /// Requests per minute and API key on `/internal/*`, after a burst of
     /// `internal_rate_limit_burst`; 0 = unlimited.
     pub internal_rate_limit_per_minute: u32,

@@ -97,6 +97,11 @@ pub fn server(r: &mut Reader) -> Result<ServerSettings, ConfigError> {
     }
     r.show("CORS_ALLOWED_ORIGINS", cors_allowed_origins.join(","));
     let enable_scheduler = r.flag("ENABLE_SCHEDULER")?;
+    let catch_up_max_periods = r.number(
+        "CATCH_UP_MAX_PERIODS",
+        0..=1000,
+        "must be between 0 and 1000",
+    )?;
     let internal_rate_limit_per_minute =
         r.number("INTERNAL_RATE_LIMIT_PER_MINUTE", 0..=u32::MAX, "")?;
     let internal_rate_limit_burst = r.number("INTERNAL_RATE_LIMIT_BURST", 0..=u32::MAX, "")?;
@@ -118,6 +123,7 @@ pub fn server(r: &mut Reader) -> Result<ServerSettings, ConfigError> {
         max_connections,
         cors_allowed_origins,
         enable_scheduler,
+        catch_up_max_periods,
         internal_rate_limit_per_minute,
         internal_rate_limit_burst,
     })
@@ -203,11 +209,17 @@ pub fn notify(r: &mut Reader) -> Result<NotifierSettings, ConfigError> {
         None => None,
         Some(host) => Some(smtp(r, host)?),
     };
+    let first_byte_ms: u64 = r.number(
+        "NOTIFY_FIRST_BYTE_TIMEOUT_MS",
+        100..=60_000,
+        "must be between 100 and 60000 ms",
+    )?;
     Ok(NotifierSettings {
         telegram_api_url,
         telegram_bot_token,
         allow_private_networks,
         smtp,
+        first_byte_timeout: Duration::from_millis(first_byte_ms),
         ..NotifierSettings::default()
     })
 }

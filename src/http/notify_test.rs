@@ -96,6 +96,7 @@ pub async fn notify_test(
         dedup_key: &key,
         text,
         event: &event,
+        owner: None,
     };
     let mut deliveries = Vec::with_capacity(channels.len());
     for channel in &channels {

@@ -109,11 +109,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .strategies
         .live_reload_following
         .set(i64::from(state.live_reload.is_following()));
-    state
-        .metrics
-        .engine
-        .unreadable_state
-        .set(crate::storage::engine_state::unreadable_rows() as i64);
+    // Counted where the rows are read; brought up to date for the scrape.
+    let unreadable = &state.metrics.engine.unreadable_state;
+    unreadable
+        .inc_by(crate::storage::engine_state::unreadable_rows().saturating_sub(unreadable.get()));
     (
         [(
             header::CONTENT_TYPE,

@@ -125,7 +125,8 @@ impl AppState {
             db.clone(),
             metrics.clone(),
             triggers,
-        );
+        )
+        .with_catch_up_max_periods(config.server.catch_up_max_periods);
         if let Some(ownership) = &ownership {
             batches = batches.with_ownership(ownership.clone());
         }

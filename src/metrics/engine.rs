@@ -19,7 +19,7 @@ pub struct EngineMetrics {
     pub batch_size: Histogram,
     /// `monitoring_engine_state_unreadable_total`: stored engine states that could not
     /// be decoded (each read as no previous state for its engine alone).
-    pub unreadable_state: prometheus::IntGauge,
+    pub unreadable_state: prometheus::IntCounter,
 }
 
 impl EngineMetrics {
@@ -56,7 +56,7 @@ impl EngineMetrics {
                 .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
             )
             .expect("valid metric"),
-            unreadable_state: prometheus::IntGauge::new(
+            unreadable_state: prometheus::IntCounter::new(
                 "monitoring_engine_state_unreadable_total",
                 "Stored engine states that could not be decoded since start (each taken as no previous state for its engine).",
             )

@@ -17,6 +17,7 @@ use sha2::Sha256;
 
 use super::address_guard::{AddressGuard, GuardedResolver};
 use super::channel::Channel;
+use super::destination_hosts::{DestinationHosts, HostOutcome, host_of};
 use super::email::{EmailSender, SmtpConfig};
 use super::flood::{FloodControl, FloodRates};
 use super::outgoing::OutgoingAlert;
@@ -30,6 +31,11 @@ pub struct NotifierSettings {
     /// Longest `Retry-After` honoured within one delivery.
     pub max_retry_after: Duration,
     pub timeout: Duration,
+    /// How long a user's URL has to accept the connection.
+    pub connect_timeout: Duration,
+    /// `NOTIFY_FIRST_BYTE_TIMEOUT_MS`: how long a user's URL has to start answering
+    /// (and between reads after that).
+    pub first_byte_timeout: Duration,
     /// `TELEGRAM_API_URL`.
     pub telegram_api_url: String,
     pub telegram_bot_token: Option<SecretString>,
@@ -40,6 +46,8 @@ pub struct NotifierSettings {
     pub smtp_root_certificate: Option<Vec<u8>>,
     /// Each destination's rate (the providers' limits by default).
     pub flood: FloodRates,
+    /// Unresponsive attempts in a row to a user URL's host that open its breaker.
+    pub breaker_threshold: u32,
 }
 
 impl Default for NotifierSettings {
@@ -50,12 +58,15 @@ impl Default for NotifierSettings {
             max_backoff: Duration::from_secs(10),
             max_retry_after: Duration::from_secs(60),
             timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            first_byte_timeout: Duration::from_secs(5),
             telegram_api_url: "https://api.telegram.org".into(),
             telegram_bot_token: None,
             allow_private_networks: false,
             smtp: None,
             smtp_root_certificate: None,
             flood: FloodRates::default(),
+            breaker_threshold: super::destination_hosts::BREAKER_THRESHOLD,
         }
     }
 }
@@ -118,6 +129,8 @@ fn escape_html(text: &str) -> String {
 struct Prepared {
     client: reqwest::Client,
     url: String,
+    /// A user URL's host (and port): its share of places and its breaker.
+    host: Option<String>,
     body: Vec<u8>,
     headers: Vec<(&'static str, String)>,
 }
@@ -163,6 +176,8 @@ pub struct Notifier {
     guarded: reqwest::Client,
     /// Paces sends per chat, bot and webhook.
     flood: FloodControl,
+    /// Bounds what each user URL's host holds, and stops trying a dead one for a while.
+    hosts: DestinationHosts,
     /// Cancelled when the service shuts down: no new attempt starts, no wait goes on.
     shutdown: tokio_util::sync::CancellationToken,
 }
@@ -170,6 +185,7 @@ pub struct Notifier {
 impl Notifier {
     pub fn new(settings: NotifierSettings) -> Self {
         let settings_flood = settings.flood;
+        let settings_breaker = settings.breaker_threshold;
         let http = Self::client_builder(&settings)
             .build()
             .expect("the HTTP client builds");
@@ -184,9 +200,13 @@ impl Notifier {
         let resolver = GuardedResolver {
             allow_private_networks: settings.allow_private_networks,
         };
+        // A user's server gets little time to connect and to start answering: a hanging
+        // one must not hold a place for the whole request timeout.
         let guarded = Self::client_builder(&settings)
             .dns_resolver(Arc::new(resolver))
             .no_proxy()
+            .connect_timeout(settings.connect_timeout)
+            .read_timeout(settings.first_byte_timeout)
             .build()
             .expect("the HTTP client builds");
         Self {
@@ -198,6 +218,7 @@ impl Notifier {
             guarded,
             email,
             flood: FloodControl::new(settings_flood),
+            hosts: DestinationHosts::new(settings_breaker),
             shutdown: tokio_util::sync::CancellationToken::new(),
         }
     }
@@ -248,6 +269,7 @@ impl Notifier {
                     body: json_body(json!({"chat_id": chat_id, "text": escape_html(alert.text),
                                            "parse_mode": "HTML", "disable_web_page_preview": true})),
                     headers: Vec::new(),
+                    host: None,
                 }
             }
             Channel::Slack { webhook_url } => Prepared {
@@ -255,18 +277,21 @@ impl Notifier {
                 url: webhook_url.clone(),
                 body: json_body(json!({"text": alert.text})),
                 headers: Vec::new(),
+                host: Some(host_of(webhook_url)),
             },
             Channel::Discord { webhook_url } => Prepared {
                 client: self.guarded(webhook_url).await?,
                 url: webhook_url.clone(),
                 body: json_body(json!({"content": alert.text})),
                 headers: Vec::new(),
+                host: Some(host_of(webhook_url)),
             },
             Channel::Webhook { url, secret } => {
                 let body = json_body(alert.event.clone());
                 Prepared {
                     client: self.guarded(url).await?,
                     url: url.clone(),
+                    host: Some(host_of(url)),
                     headers: vec![
                         (
                             "x-monitoring-signature",
@@ -298,7 +323,27 @@ impl Notifier {
         }
     }
 
-    async fn attempt(&self, prepared: &Prepared) -> Attempt {
+    /// One attempt within its host's share: a place held for the request only, and
+    /// refused at once while the host's breaker is open.
+    async fn attempt_at_host(&self, prepared: &Prepared) -> Attempt {
+        let Some(host) = &prepared.host else {
+            return self.attempt(prepared).await.0;
+        };
+        let _place = match self.hosts.enter(host).await {
+            Ok(place) => place,
+            Err(open) => {
+                return Attempt::Retry {
+                    after: None,
+                    error: open.to_string(),
+                };
+            }
+        };
+        let (attempt, outcome) = self.attempt(prepared).await;
+        self.hosts.record(host, outcome);
+        attempt
+    }
+
+    async fn attempt(&self, prepared: &Prepared) -> (Attempt, HostOutcome) {
         let mut request = prepared
             .client
             .post(&prepared.url)
@@ -311,13 +356,22 @@ impl Notifier {
             Ok(response) => response,
             // No connection was made: nothing was sent.
             Err(error) if error.is_connect() => {
-                return Attempt::Retry {
+                let attempt = Attempt::Retry {
                     after: None,
                     error: error.without_url().to_string(),
                 };
+                return (attempt, HostOutcome::Unresponsive);
             }
-            Err(error) => return Attempt::Ambiguous(error.without_url().to_string()),
+            Err(error) => {
+                let attempt = Attempt::Ambiguous(error.without_url().to_string());
+                return (attempt, HostOutcome::Unresponsive);
+            }
         };
+        (self.judge(response).await, HostOutcome::Answered)
+    }
+
+    /// What an answer means for the delivery.
+    async fn judge(&self, response: reqwest::Response) -> Attempt {
         let status = response.status();
         if status.is_success() {
             return Attempt::Delivered;
@@ -386,9 +440,9 @@ impl Notifier {
                         // Each attempt waits its turn at the destination's rate.
                         tokio::select! {
                             () = self.shutdown.cancelled() => return Attempt::Interrupted,
-                            () = self.flood.wait_turn(channel) => {}
+                            () = self.flood.wait_turn(channel, alert.owner) => {}
                         }
-                        let attempt = self.attempt(&prepared).await;
+                        let attempt = self.attempt_at_host(&prepared).await;
                         if let Attempt::Retry {
                             after: Some(after), ..
                         } = &attempt

@@ -2,7 +2,10 @@
 //! than refused. Telegram allows about 1 message a second per chat and 30 a second per
 //! bot, Slack 1 a second per webhook, Discord 5 per 2 seconds per webhook. Over the
 //! rate, messages wait their turn in the order they asked (never dropped); a 429 pauses
-//! the destination for its `Retry-After`.
+//! the destination for its `Retry-After`. The bot's rate is shared: each owner's
+//! messages pass a lane of their own at a third of it first, so one owner's burst
+//! leaves two thirds of the bot to everyone else, whose first message waits for none
+//! of the burst's.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -30,6 +33,8 @@ impl Rate {
 pub struct FloodRates {
     pub telegram_chat: Rate,
     pub telegram_bot: Rate,
+    /// One owner's share of the bot's rate.
+    pub telegram_owner: Rate,
     pub slack_webhook: Rate,
     pub discord_webhook: Rate,
 }
@@ -40,6 +45,7 @@ impl Default for FloodRates {
         Self {
             telegram_chat: Rate::new(1, Duration::from_secs(1)),
             telegram_bot: Rate::new(30, Duration::from_secs(1)),
+            telegram_owner: Rate::new(10, Duration::from_secs(1)),
             slack_webhook: Rate::new(1, Duration::from_secs(1)),
             discord_webhook: Rate::new(5, Duration::from_secs(2)),
         }
@@ -77,12 +83,17 @@ impl FloodControl {
 
     /// The lanes a message to `channel` passes, narrowest first (email and webhooks:
     /// none). Keys stay in memory: they are never logged.
-    fn lanes_of(&self, channel: &Channel) -> Vec<Arc<Lane>> {
+    fn lanes_of(&self, channel: &Channel, owner: Option<uuid::Uuid>) -> Vec<Arc<Lane>> {
         let keys = match channel {
-            Channel::Telegram { chat_id } => vec![
-                (format!("telegram:chat:{chat_id}"), self.rates.telegram_chat),
-                ("telegram:bot".to_owned(), self.rates.telegram_bot),
-            ],
+            Channel::Telegram { chat_id } => {
+                let mut lanes =
+                    vec![(format!("telegram:chat:{chat_id}"), self.rates.telegram_chat)];
+                if let Some(owner) = owner {
+                    lanes.push((format!("telegram:owner:{owner}"), self.rates.telegram_owner));
+                }
+                lanes.push(("telegram:bot".to_owned(), self.rates.telegram_bot));
+                lanes
+            }
             Channel::Slack { webhook_url } => {
                 vec![(format!("slack:{webhook_url}"), self.rates.slack_webhook)]
             }
@@ -107,9 +118,10 @@ impl FloodControl {
             .collect()
     }
 
-    /// Waits until a message to `channel` may go, in turn, and counts it as sent.
-    pub async fn wait_turn(&self, channel: &Channel) {
-        for lane in self.lanes_of(channel) {
+    /// Waits until a message of `owner` to `channel` may go, in turn, and counts it as
+    /// sent.
+    pub async fn wait_turn(&self, channel: &Channel, owner: Option<uuid::Uuid>) {
+        for lane in self.lanes_of(channel, owner) {
             let mut state = lane.state.lock().await;
             loop {
                 let now = Instant::now();
@@ -136,7 +148,7 @@ impl FloodControl {
     /// After a 429: `channel`'s narrowest lane waits `retry_after` before anything else
     /// goes to it.
     pub async fn pause(&self, channel: &Channel, retry_after: Duration) {
-        if let Some(lane) = self.lanes_of(channel).first() {
+        if let Some(lane) = self.lanes_of(channel, None).first() {
             let until = Instant::now() + retry_after;
             let mut state = lane.state.lock().await;
             state.paused_until = Some(state.paused_until.map_or(until, |u| u.max(until)));
@@ -171,7 +183,7 @@ mod tests {
         let sends = (0..6).map(|i| {
             let (flood, discord, turns) = (flood.clone(), discord.clone(), turns.clone());
             async move {
-                flood.wait_turn(&discord).await;
+                flood.wait_turn(&discord, None).await;
                 turns.lock().unwrap().push((i, start.elapsed()));
             }
         });
@@ -185,7 +197,42 @@ mod tests {
         // A 429 with Retry-After 5 s: nothing more goes for 5 s.
         flood.pause(&discord, Duration::from_secs(5)).await;
         let paused_at = Instant::now();
-        flood.wait_turn(&discord).await;
+        flood.wait_turn(&discord, None).await;
         assert_eq!(paused_at.elapsed().as_secs(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_owners_burst_leaves_the_bot_to_others_first_messages() {
+        let flood = FloodControl::new(FloodRates::default());
+        let start = Instant::now();
+        let (busy, quiet) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        // 300 messages of one owner to 300 chats, then one of another owner.
+        let burst = (0..300).map(|i| {
+            let flood = flood.clone();
+            tokio::spawn(async move {
+                let chat = Channel::Telegram {
+                    chat_id: format!("{i}"),
+                };
+                flood.wait_turn(&chat, Some(busy)).await;
+                start.elapsed()
+            })
+        });
+        let burst: Vec<_> = burst.collect();
+        tokio::task::yield_now().await;
+        let other = Channel::Telegram {
+            chat_id: "other".into(),
+        };
+        flood.wait_turn(&other, Some(quiet)).await;
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+        let mut last = Duration::ZERO;
+        for sent in burst {
+            last = last.max(sent.await.unwrap());
+        }
+        // The busy owner's 300 go at its share, 10 a second.
+        assert_eq!(last.as_secs(), 29);
     }
 }

@@ -88,6 +88,8 @@ pub struct AlertFacts {
     pub triggered_at: DateTime<Utc>,
     /// When it fired: the evaluation's time, or the bar's close for a candle close.
     pub fired_at: DateTime<Utc>,
+    /// It goes out more than a period after its time (a missed period caught up).
+    pub late: bool,
     pub conditions: Vec<ConditionFacts>,
 }
 
@@ -176,6 +178,24 @@ fn truncate(text: String) -> String {
 /// `conditions` (id, kind, source, symbol, interval, result, value, previous,
 /// compare_to, and the wording: subject, relation, compare_label, summary).
 pub fn render(template: Option<&str>, facts: &AlertFacts) -> Rendered {
+    let mut rendered = render_text(template, facts);
+    if facts.late {
+        // Whatever the template says, a late alert says it is late.
+        rendered.text = truncate(format!("{}\n{}", rendered.text, late_line(facts)));
+    }
+    rendered
+}
+
+/// The line a late alert ends with: which period it is for and how late it goes out.
+pub fn late_line(facts: &AlertFacts) -> String {
+    format!(
+        "⏱ late: for {}, sent {} s after",
+        facts.triggered_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        (facts.fired_at - facts.triggered_at).num_seconds()
+    )
+}
+
+fn render_text(template: Option<&str>, facts: &AlertFacts) -> Rendered {
     let Some(template) = template.filter(|t| !t.trim().is_empty()) else {
         return Rendered {
             text: truncate(default_message(facts)),
@@ -190,6 +210,7 @@ pub fn render(template: Option<&str>, facts: &AlertFacts) -> Rendered {
             strategy_id => &facts.strategy_id,
             triggered_at => facts.triggered_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             fired_at => facts.fired_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            late => facts.late,
             symbol => first.map(|c| c.symbol.as_str()),
             value => first.and_then(|c| c.value),
             conditions => &facts.conditions,
@@ -225,6 +246,7 @@ mod tests {
             fired_at: DateTime::parse_from_rfc3339("2026-11-23T10:57:12Z")
                 .unwrap()
                 .with_timezone(&Utc),
+            late: false,
             conditions: vec![
                 ConditionFacts {
                     id: "c1".into(),
@@ -384,5 +406,22 @@ mod tests {
         assert!(check_template("{{ symbol }} {% if value < 30 %}low{% endif %}").is_ok());
         let long = render(Some("{% for i in range(3000) %}xy{% endfor %}"), &facts());
         assert_eq!(long.text.chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
+
+    #[test]
+    fn a_late_alert_says_so_whatever_its_template() {
+        let late = AlertFacts {
+            late: true,
+            ..facts()
+        };
+        let line = "⏱ late: for 2026-11-23 10:00:00 UTC, sent 3432 s after";
+        assert!(render(None, &late).text.ends_with(line));
+        let templated = render(
+            Some("{{ strategy_name }}{% if late %} (late){% endif %}"),
+            &late,
+        )
+        .text;
+        assert_eq!(templated, format!("BTC oversold (late)\n{line}"));
+        assert!(!render(None, &facts()).text.contains("late"));
     }
 }

@@ -9,6 +9,7 @@
 mod address_guard;
 mod channel;
 mod delivery;
+mod destination_hosts;
 mod email;
 mod flood;
 pub mod message;
@@ -19,6 +20,7 @@ pub use channel::{Channel, ChannelError, parse_channels};
 pub use delivery::{
     Delivery, DeliveryStatus, INTERRUPTED, Notifier, NotifierSettings, retry_after_seconds, sign,
 };
+pub use destination_hosts::{BREAKER_OPEN, BREAKER_THRESHOLD, PER_HOST_ATTEMPTS};
 pub use email::{EmailSender, SendFailure, SmtpConfig, SmtpTls, subject};
 pub use flood::{FloodControl, FloodRates, Rate};
 pub use message::{AlertFacts, ConditionFacts, Rendered, render};

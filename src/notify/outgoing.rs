@@ -11,4 +11,7 @@ pub struct OutgoingAlert<'a> {
     pub text: &'a str,
     /// The JSON trigger event webhooks receive.
     pub event: &'a Value,
+    /// Whose alert it is (a strategy's `user_id`): each owner gets a bounded share of
+    /// the Telegram bot's rate. `None` for operational alerts and tests.
+    pub owner: Option<uuid::Uuid>,
 }

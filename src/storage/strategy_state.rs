@@ -44,6 +44,23 @@ pub struct StateUpdate {
     pub period: Option<DateTime<Utc>>,
 }
 
+/// The strategies of `ids` whose last evaluated period began before `before`, with
+/// that period: those that missed a period (never-evaluated ones are not listed).
+pub async fn periods_behind(
+    db: &PgPool,
+    ids: &[Uuid],
+    before: DateTime<Utc>,
+) -> Result<Vec<(Uuid, DateTime<Utc>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT strategy_id, last_period_at FROM strategy_state
+          WHERE strategy_id = ANY($1) AND last_period_at < $2",
+    )
+    .bind(ids)
+    .bind(before)
+    .fetch_all(db)
+    .await
+}
+
 /// Reads the stored state of `ids` (strategies never evaluated are absent).
 pub async fn load(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredState>, sqlx::Error> {
     type Row = (

@@ -342,15 +342,27 @@ pub async fn definition(pool: &PgPool, id: Uuid) -> Result<Option<StoredDefiniti
     Ok(Some(definition))
 }
 
+/// Where a trigger of a strategy is delivered now.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryTarget {
+    /// The channels document as stored.
+    pub channels: String,
+    pub frequency: String,
+    /// The owner, whose share of the delivery capacity the delivery takes.
+    pub user_id: Uuid,
+}
+
 /// Where a trigger of `id` is delivered now, whatever the strategy's status (a `once`
-/// strategy that fired is `completed`; a resumed delivery still goes out): its channels
-/// document as stored and its frequency; `None` when the strategy is gone.
+/// strategy that fired is `completed`; a resumed delivery still goes out); `None` when
+/// the strategy is gone.
 pub async fn delivery_target(
     pool: &PgPool,
     id: Uuid,
-) -> Result<Option<(String, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT channels::text, frequency FROM strategies WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+) -> Result<Option<DeliveryTarget>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT channels::text AS channels, frequency, user_id FROM strategies WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
 }

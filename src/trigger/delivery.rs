@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::fair_queue::{self, FairQueue};
 use super::handler::{DELIVERY_CONCURRENCY, TriggerHandler};
 use crate::notify::{Channel, Delivery, DeliveryStatus, OutgoingAlert};
 use crate::storage::leases::Lease;
@@ -20,6 +21,8 @@ use crate::storage::trigger_logs::{self, Outcomes};
 pub struct Job {
     pub log_id: i64,
     pub strategy_id: Uuid,
+    /// The strategy's owner (`user_id`): deliveries are shared fairly among owners.
+    pub owner: Uuid,
     /// For logs and metrics.
     pub frequency: String,
     pub dedup_key: String,
@@ -40,7 +43,7 @@ pub struct Job {
 }
 
 impl TriggerHandler {
-    /// Delivers `jobs`, [`DELIVERY_CONCURRENCY`] at a time, while one writer records
+    /// Delivers `jobs`, shared fairly among owners, while one writer records
     /// the outcomes (many logs per statement). Returns once every job is delivered and
     /// recorded.
     pub(super) async fn deliver_jobs(&self, jobs: impl futures_util::Stream<Item = Job>) {
@@ -73,13 +76,43 @@ impl TriggerHandler {
                 }
             }
         });
-        jobs.map(|job| self.deliver_job(job, outcomes.clone()))
-            .buffer_unordered(DELIVERY_CONCURRENCY)
-            .for_each(|()| async {})
-            .await;
+        self.deliver_fairly(jobs, &outcomes).await;
         drop(outcomes);
         if let Err(error) = writer.await {
             tracing::error!(%error, "the delivery recorder stopped");
+        }
+    }
+
+    /// Runs `jobs` as they come, owners taking turns ([`FairQueue`]): at most
+    /// [`fair_queue::PER_OWNER`] of one owner's and [`DELIVERY_CONCURRENCY`] in all at
+    /// once, so another owner's trigger never waits behind one owner's slow channels.
+    async fn deliver_fairly(
+        &self,
+        jobs: impl futures_util::Stream<Item = Job>,
+        outcomes: &tokio::sync::mpsc::Sender<Outcomes>,
+    ) {
+        let mut queue = FairQueue::new(fair_queue::PER_OWNER, DELIVERY_CONCURRENCY);
+        let mut running = futures_util::stream::FuturesUnordered::new();
+        let mut jobs = std::pin::pin!(jobs);
+        let mut more = true;
+        loop {
+            while let Some((owner, job)) = queue.next() {
+                let delivery = self.deliver_job(job, outcomes.clone());
+                running.push(async move {
+                    delivery.await;
+                    owner
+                });
+            }
+            if !more && queue.is_idle() {
+                return;
+            }
+            tokio::select! {
+                job = jobs.next(), if more => match job {
+                    Some(job) => queue.push(job.owner, job),
+                    None => more = false,
+                },
+                Some(owner) = running.next(), if !running.is_empty() => queue.finished(&owner),
+            }
         }
     }
 
@@ -95,6 +128,7 @@ impl TriggerHandler {
             dedup_key: &job.dedup_key,
             text: &job.text,
             event: &job.event,
+            owner: Some(job.owner),
         };
         let deliveries = Arc::new(Mutex::new(job.deliveries.clone()));
         let outcome = |deliveries: &Arc<Mutex<Vec<Delivery>>>| Outcomes {

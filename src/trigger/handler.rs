@@ -24,7 +24,7 @@ use crate::storage::trigger_logs::{self, NewTriggerLog};
 use crate::strategy::{CompiledStrategy, TriggerMode, store};
 
 /// How many claimed triggers are delivered at once (each to all its channels).
-pub const DELIVERY_CONCURRENCY: usize = 64;
+pub const DELIVERY_CONCURRENCY: usize = super::fair_queue::TOTAL;
 
 /// Triggers claimed by the first transaction of a batch: few, so the first alerts go
 /// out early. Each next transaction claims twice as many, up to [`MAX_CLAIM_CHUNK`], so
@@ -296,6 +296,7 @@ fn job(log_id: i64, p: Prepared, lease: &Lease) -> Job {
     Job {
         log_id,
         strategy_id: strategy.id,
+        owner: strategy.user_id,
         frequency: strategy.frequency.to_string(),
         event: trigger_event(&p.snapshot, &p.request.dedup_key, &p.text),
         dedup_key: p.request.dedup_key,
@@ -317,6 +318,7 @@ pub(super) fn trigger_event(snapshot: &Value, dedup_key: &str, message: &str) ->
         "strategy_id": snapshot.get("strategy_id"),
         "strategy_name": snapshot.get("strategy_name"),
         "triggered_at": snapshot.get("triggered_at"),
+        "late": snapshot.get("late").and_then(Value::as_bool).unwrap_or(false),
         "message": message,
         "conditions": snapshot.get("conditions"),
     })
@@ -347,6 +349,7 @@ fn prepare(request: TriggerRequest) -> Prepared {
         "strategy_id": strategy.id,
         "strategy_name": &*strategy.name,
         "triggered_at": request.facts.triggered_at,
+        "late": request.facts.late,
         "conditions": request.facts.conditions,
         "template_error": rendered.template_error,
     });

@@ -5,6 +5,7 @@
 
 mod decision;
 mod delivery;
+mod fair_queue;
 mod handler;
 mod lease;
 mod resume;

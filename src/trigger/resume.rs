@@ -11,7 +11,8 @@ use super::delivery::Job;
 use super::handler::{TriggerHandler, trigger_event};
 use crate::notify::{Channel, Delivery, DeliveryStatus, parse_channels};
 use crate::storage::trigger_logs::{self, PendingLog};
-use crate::strategy::store;
+use crate::strategy::store::{self, DeliveryTarget};
+use uuid::Uuid;
 
 /// Triggers older than this are not resumed: an alert a day late misleads more than it
 /// helps.
@@ -57,14 +58,17 @@ impl TriggerHandler {
     fn resume_job(
         &self,
         log: PendingLog,
-        target: Option<(String, String)>,
+        target: Option<DeliveryTarget>,
         lease: &crate::storage::leases::Lease,
     ) -> Job {
-        let (channels, frequency) = match target {
-            Some((channels, frequency)) => {
-                (parse_channels(&channels).unwrap_or_default(), frequency)
-            }
-            None => (Vec::new(), "unknown".to_owned()),
+        let (channels, frequency, owner) = match target {
+            Some(target) => (
+                parse_channels(&target.channels).unwrap_or_default(),
+                target.frequency,
+                target.user_id,
+            ),
+            // The strategy is gone: nothing is sent, every delivery fails below.
+            None => (Vec::new(), "unknown".to_owned(), Uuid::nil()),
         };
         let mut deliveries = log.deliveries.0;
         let mut targets = Vec::with_capacity(deliveries.len());
@@ -90,6 +94,7 @@ impl TriggerHandler {
         Job {
             log_id: log.id,
             strategy_id: log.strategy_id,
+            owner,
             frequency,
             event: trigger_event(&log.snapshot.0, &log.dedup_key, &text),
             dedup_key: log.dedup_key,

@@ -18,7 +18,7 @@ use crate::batches::set_frequency;
 use crate::loader::insert_strategy;
 use crate::support::eventually;
 use crate::support::recorder::Recorder;
-use crate::triggers::{app, btc_above_one, configure, run_frequency};
+use crate::triggers::{app, app_with, btc_above_one, configure, run_frequency};
 
 async fn deliveries(pool: &PgPool, id: Uuid) -> Value {
     sqlx::query_scalar("SELECT deliveries FROM strategy_trigger_logs WHERE strategy_id = $1")
@@ -72,7 +72,9 @@ async fn left_by_a_dead_replica(pool: &PgPool, id: Uuid, channels: &Value) {
 async fn a_slow_delivery_is_not_resumed_while_its_lease_lives(pool: PgPool) {
     let sim = market_sim::start(SimConfig::default()).await.unwrap();
     let (recorder, address) = Recorder::start().await;
+    // An 8 s answer: within the request timeout and, here, the first-byte timeout.
     recorder.delay("/slow", Duration::from_secs(8));
+    let slow_ok = [("NOTIFY_FIRST_BYTE_TIMEOUT_MS", "10000")];
     let id = strategy(
         &pool,
         "every_time",
@@ -82,7 +84,7 @@ async fn a_slow_delivery_is_not_resumed_while_its_lease_lives(pool: PgPool) {
     // A daily batch run mid-day: its period (and the trigger's time) began at 00:00,
     // hours before the claim.
     set_frequency(&pool, id, "1d").await;
-    let a = app(pool.clone(), &sim).await;
+    let a = app_with(pool.clone(), &sim, &slow_ok).await;
     let (status, report) = a.internal(reqwest::Method::POST, "/internal/run/1d").await;
     assert_eq!(
         (status, report["triggered"].clone()),
@@ -95,7 +97,7 @@ async fn a_slow_delivery_is_not_resumed_while_its_lease_lives(pool: PgPool) {
     })
     .await;
     // A second replica starts while the answer is awaited; both resume.
-    let b = app(pool.clone(), &sim).await;
+    let b = app_with(pool.clone(), &sim, &slow_ok).await;
     let (from_a, from_b) = tokio::join!(
         a.state.batches.triggers().resume_pending(),
         b.state.batches.triggers().resume_pending(),

@@ -71,6 +71,7 @@ async fn an_email_arrives_over_starttls_and_over_smtps() {
             dedup_key: "7f0c:bar:1795392000000",
             text: TEXT,
             event: &event,
+            owner: None,
         };
         // Without trusting the test CA, the server's certificate is refused.
         let untrusting = Notifier::new(NotifierSettings {
@@ -112,6 +113,7 @@ async fn a_server_without_starttls_is_refused_and_an_absent_one_fails_after_retr
         dedup_key: "k",
         text: TEXT,
         event: &event,
+        owner: None,
     };
     let delivery = notifier(&plain, SmtpTls::StartTls)
         .deliver(&to_trader(), &alert)

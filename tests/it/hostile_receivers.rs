@@ -1,13 +1,24 @@
 //! What a user's receiver could once do to everyone: answer an error with a body of
-//! hundreds of megabytes, which delivery read whole.
+//! hundreds of megabytes, which delivery read whole; hang, so that one owner's 70
+//! webhooks held every delivery place and another owner's alert waited a minute.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::StatusCode;
 use bytes::Bytes;
-use serde_json::json;
+use market_sim::SimConfig;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
 
+use crate::loader::insert_strategy;
 use crate::support::process::{Service, migrate, quiet_vars, temp_log};
-use crate::support::{ScratchDatabase, redis_url};
+use crate::support::recorder::Recorder;
+use crate::support::{ScratchDatabase, TEST_KEY, eventually, redis_url};
+use crate::triggers::{app_with, btc_above_one, configure};
 
 /// A receiver answering every request 400 with a `megabytes` MB body, streamed.
 async fn huge_error_receiver(megabytes: usize) -> std::net::SocketAddr {
@@ -62,4 +73,138 @@ async fn a_receivers_400_mb_error_body_costs_the_service_no_memory() {
     assert!(grown_mib < 50, "peak memory grew by {grown_mib} MiB");
     drop(service);
     database.drop_now().await;
+}
+
+/// A receiver that accepts connections and reads requests but never answers; counts
+/// the connections it holds.
+async fn hanging_receiver() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    (address, accepted)
+}
+
+#[sqlx::test]
+async fn one_owners_hanging_webhooks_do_not_hold_up_another_owners_alert(pool: PgPool) {
+    let sim = market_sim::start(SimConfig::default()).await.unwrap();
+    let (hanging, accepted) = hanging_receiver().await;
+    let (telegram, address) = Recorder::start().await;
+    // 70 strategies of one owner, each with a webhook that never answers.
+    let busy = Uuid::new_v4();
+    let mut busy_ids = Vec::new();
+    for i in 0..70 {
+        let (id, _) = insert_strategy(&pool, busy, &[btc_above_one()], None).await;
+        configure(
+            &pool,
+            id,
+            "every_time",
+            json!([{"type": "webhook", "url": format!("http://{hanging}/hook/{i}"), "secret": "s"}]),
+            None,
+        )
+        .await;
+        busy_ids.push(id);
+    }
+    // Another owner's strategy, whose claim sorts after all of them (claims go in key
+    // order): without fairness it waits for a place behind the 70.
+    let quiet = Uuid::parse_str("ffffffff-ffff-4fff-bfff-ffffffffffff").unwrap();
+    sqlx::query(
+        "INSERT INTO strategies (id, user_id, name, logic_tree, frequency, trigger_mode, channels)
+         VALUES ($1, $2, 'quiet', $3, '1m', 'every_time', $4)",
+    )
+    .bind(quiet)
+    .bind(Uuid::new_v4())
+    .bind(json!({"condition": quiet}))
+    .bind(json!([{"type": "telegram", "chat_id": "777"}]))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (kind, params) = btc_above_one();
+    sqlx::query(
+        "INSERT INTO strategy_conditions (id, strategy_id, kind, params) VALUES ($1, $1, $2, $3)",
+    )
+    .bind(quiet)
+    .bind(kind)
+    .bind(params)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let telegram_url = format!("http://{address}");
+    let app = app_with(
+        pool.clone(),
+        &sim,
+        &[
+            ("TELEGRAM_API_URL", &telegram_url),
+            ("TELEGRAM_BOT_TOKEN", "123:TOKEN"),
+        ],
+    )
+    .await;
+    let response = app
+        .client
+        .post(app.url("/internal/run/1m"))
+        .header("X-MONITORING-KEY", TEST_KEY)
+        .send()
+        .await
+        .unwrap();
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["triggered"], 71, "{report}");
+    let ran_at = std::time::Instant::now();
+    eventually(
+        Duration::from_secs(120),
+        "the quiet owner's alert",
+        || async { (!telegram.received("/bot123:TOKEN/sendMessage").is_empty()).then_some(()) },
+    )
+    .await;
+    let latency = ran_at.elapsed();
+    // When it arrived, not one of the busy owner's deliveries had ended: it waited for
+    // none of them (a hanging receiver holds each attempt for its first-byte timeout).
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM strategy_trigger_logs, jsonb_array_elements(deliveries) d
+          WHERE strategy_id = ANY($1) AND d->>'status' <> 'pending'",
+    )
+    .bind(&busy_ids)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        ended, 0,
+        "busy deliveries ended before the quiet alert ({latency:?})"
+    );
+    println!("the quiet owner's alert arrived {latency:?} after the batch answered");
+    // The busy owner never held more than its share of places at the hanging host.
+    assert!(accepted.load(Ordering::SeqCst) >= 1);
+    // Once the host has timed out five times in a row, its breaker fails the rest at
+    // once, recorded with the reason (retried within the attempts, never dropped).
+    let reason = eventually(
+        Duration::from_secs(120),
+        "a delivery failed by the breaker",
+        || {
+            let pool = pool.clone();
+            let busy_ids = busy_ids.clone();
+            async move {
+                sqlx::query_scalar::<_, String>(
+                "SELECT d->>'error' FROM strategy_trigger_logs, jsonb_array_elements(deliveries) d
+                  WHERE strategy_id = ANY($1) AND d->>'status' = 'failed'
+                    AND d->>'error' LIKE '%in a row%' LIMIT 1",
+            )
+            .bind(&busy_ids)
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
+            }
+        },
+    )
+    .await;
+    assert!(
+        reason.starts_with("not sent: the destination host timed out or refused 5 times in a row"),
+        "{reason}"
+    );
+    app.stop().await.unwrap();
 }

@@ -172,6 +172,32 @@ async fn postgres_stopped_for_30_seconds_under_running_batches() {
     for key in &received {
         assert!(claimed.contains(key), "{key} sent without a claim");
     }
+    // No period lost: the periods missed while Postgres was away were evaluated once it
+    // came back, in order, each under its own key, and marked late.
+    let mut periods: Vec<i64> = claimed
+        .iter()
+        .filter_map(|key| key.rsplit(":at:").next()?.parse().ok())
+        .collect();
+    periods.sort_unstable();
+    let gaps: Vec<(i64, i64)> = periods
+        .windows(2)
+        .filter(|w| w[1] - w[0] != 10_000)
+        .map(|w| (w[0], w[1]))
+        .collect();
+    assert!(gaps.is_empty(), "periods missing between {gaps:?}");
+    let late: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM strategy_trigger_logs WHERE (snapshot->>'late')::boolean",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(late >= 2, "{late} trigger logs marked late");
+    let late_sent = recorder
+        .received("/hook")
+        .iter()
+        .filter(|r| r.body["late"] == json!(true))
+        .count();
+    assert!(late_sent >= 2, "{late_sent} late events sent");
     no_panic(&log);
     pool.close().await;
 }

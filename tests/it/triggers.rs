@@ -273,6 +273,7 @@ async fn replicas_claiming_the_same_triggers_in_opposite_orders_do_not_deadlock(
                     strategy_name: strategy.name.to_string(),
                     triggered_at: due,
                     fired_at: due,
+                    late: false,
                     conditions: Vec::new(),
                 },
                 context: TriggerContext {

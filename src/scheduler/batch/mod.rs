@@ -33,6 +33,9 @@ use crate::trigger::{Decision, TriggerHandler, TriggerRequest};
 /// data (it stays `active`: a data outage is not its owner's fault).
 pub const DEFAULT_UNKNOWN_STREAK: i32 = 5;
 
+/// Missed periods evaluated afterwards at most (`CATCH_UP_MAX_PERIODS`).
+pub const DEFAULT_CATCH_UP_MAX_PERIODS: usize = 10;
+
 /// What one batch did.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct BatchReport {
@@ -86,6 +89,11 @@ pub struct BatchRunner {
     /// `SHARD_COUNT=auto`: the shards held; batches evaluate only their strategies and
     /// fence their writes on their leases.
     ownership: Option<Arc<Ownership>>,
+    /// The latest period each frequency's batch completed here: the next period's run
+    /// looks for missed periods only when this is not the one just before it.
+    completed: Mutex<HashMap<Frequency, DateTime<Utc>>>,
+    /// `CATCH_UP_MAX_PERIODS`: the most missed periods evaluated afterwards.
+    catch_up_max_periods: usize,
 }
 
 /// What evaluating a plan's strategies produced.
@@ -151,7 +159,15 @@ impl BatchRunner {
             exported: Mutex::new(BTreeSet::new()),
             fail_state_save: AtomicBool::new(false),
             ownership: None,
+            completed: Mutex::new(HashMap::new()),
+            catch_up_max_periods: DEFAULT_CATCH_UP_MAX_PERIODS,
         }
+    }
+
+    /// Evaluates at most `periods` missed periods of a strategy afterwards.
+    pub fn with_catch_up_max_periods(mut self, periods: usize) -> Self {
+        self.catch_up_max_periods = periods;
+        self
     }
 
     /// Evaluates only the strategies of the shards `ownership` holds, fencing each
@@ -213,14 +229,19 @@ impl BatchRunner {
             self.write_ledger(entry).await;
             return Err(BatchError::AlreadyRunning(frequency.to_string()));
         };
-        self.run_marked(running, scheduled.is_some(), scheduled)
+        self.run_marked(running, scheduled.is_some(), false, scheduled)
             .await
     }
 
+    /// Runs the marked frequency's batch for the period of `scheduled` (or now). A run
+    /// once per period first evaluates, in order, the periods its strategies missed —
+    /// looked for when `look_back` says so or this replica did not complete the period
+    /// before — each under its own claims.
     async fn run_marked(
         &self,
         running: Running<'_>,
         once_per_period: bool,
+        look_back: bool,
         scheduled: Option<DateTime<Utc>>,
     ) -> Result<BatchReport, BatchError> {
         let _running = running;
@@ -236,18 +257,47 @@ impl BatchRunner {
             .get(frequency)
             .cloned()
             .unwrap_or_default();
-        self.execute(Plan {
-            name: frequency.to_string(),
-            label,
-            strategies,
-            started_at,
-            // The period this run belongs to: the same on every replica, so their
-            // claims collide on the same dedup keys.
-            due: frequency.due_at_or_before(period_of),
-            closed_bar: None,
-            once_per_period,
-        })
-        .await
+        // The period this run belongs to: the same on every replica, so their claims
+        // collide on the same dedup keys.
+        let due = frequency.due_at_or_before(period_of);
+        if once_per_period && (look_back || self.may_have_missed(frequency, due)) {
+            let missed = self.missed_periods(frequency, &strategies, due).await;
+            let missed = match missed {
+                Ok(missed) => missed,
+                Err(error) => {
+                    self.record_failure(&frequency.to_string(), &label, started_at, &error)
+                        .await;
+                    return Err(error);
+                }
+            };
+            for (period, strategies) in missed {
+                tracing::info!(frequency = %frequency, period = %period,
+                    strategies = strategies.len(), "evaluating a missed period");
+                self.execute(Plan {
+                    name: frequency.to_string(),
+                    label: label.clone(),
+                    strategies,
+                    started_at: Utc::now(),
+                    due: period,
+                    closed_bar: None,
+                    once_per_period: true,
+                })
+                .await?;
+            }
+        }
+        let report = self
+            .execute(Plan {
+                name: frequency.to_string(),
+                label,
+                strategies,
+                started_at,
+                due,
+                closed_bar: None,
+                once_per_period,
+            })
+            .await?;
+        self.completed(frequency, due);
+        Ok(report)
     }
 
     /// The last close of every series the loaded strategies follow, as the kline cache
@@ -467,6 +517,11 @@ impl BatchRunner {
                 .with_label_values(&[plan.label.as_str(), result_label])
                 .inc();
             if let Decision::Fire { dedup_key } = &outcome.decision {
+                let fired_at = if moment.on_close {
+                    moment.due
+                } else {
+                    self.market.now()
+                };
                 let conditions = outcome
                     .report(strategy)
                     .iter()
@@ -480,11 +535,12 @@ impl BatchRunner {
                         strategy_name: strategy.name.to_string(),
                         triggered_at: moment.due,
                         // A close fires at the bar's close; a timer when it evaluates.
-                        fired_at: if moment.on_close {
-                            moment.due
-                        } else {
-                            self.market.now()
-                        },
+                        fired_at,
+                        late: !moment.on_close
+                            && strategy
+                                .frequency
+                                .next_after(moment.due)
+                                .is_some_and(|next| fired_at - moment.due > next - moment.due),
                         conditions,
                     },
                     context: outcome.context.clone(),
