@@ -25,6 +25,9 @@ use super::sources::binance_ws::{self, MAX_STREAMS_PER_CONNECTION, StreamMessage
 use super::{SeriesKey, Source};
 use crate::metrics::MarketMetrics;
 
+/// The largest WebSocket message (and frame) read from the market stream.
+const MAX_WS_MESSAGE_BYTES: usize = 1 << 20;
+
 /// Connection behaviour.
 #[derive(Debug, Clone)]
 pub struct WebsocketSettings {
@@ -163,7 +166,17 @@ impl Connection {
             let url = binance_ws::combined_url(&self.settings.base_url, &names(&keys));
             let connected = tokio::time::timeout(
                 Duration::from_secs(10),
-                tokio_tungstenite::connect_async(url),
+                // A kline event is under a kilobyte: a message is bounded well above
+                // that, not at the library's 64 MiB.
+                tokio_tungstenite::connect_async_with_config(
+                    url,
+                    Some(
+                        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                            .max_message_size(Some(MAX_WS_MESSAGE_BYTES))
+                            .max_frame_size(Some(MAX_WS_MESSAGE_BYTES)),
+                    ),
+                    true,
+                ),
             )
             .await;
             let socket = match connected {

@@ -181,6 +181,7 @@ async fn three_hundred_half_sent_requests_leave_the_probes_answering_under_256_d
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
+    let attacked = std::time::Instant::now();
     for path in ["/health", "/ready"] {
         let answer = eventually(Duration::from_secs(8), path, || async {
             let response = probe.get(service.url(path)).send().await.ok()?;
@@ -188,6 +189,7 @@ async fn three_hundred_half_sent_requests_leave_the_probes_answering_under_256_d
         })
         .await;
         assert_eq!(answer.status(), 200, "{path}");
+        eprintln!("{path} answered {:?} into the attack", attacked.elapsed());
     }
     // Postgres still reachable from the service: a route that reads it answers.
     let answer = probe

@@ -40,6 +40,8 @@ struct Cluster {
     sim: market_sim::SimHandle,
     log: PathBuf,
     replicas: Vec<Service>,
+    /// `SHARD_LEASE_SECONDS` of its replicas.
+    lease_seconds: i64,
 }
 
 impl Cluster {
@@ -55,6 +57,7 @@ impl Cluster {
             sim,
             log,
             replicas: Vec::new(),
+            lease_seconds: LEASE_SECONDS,
         }
     }
 
@@ -63,7 +66,7 @@ impl Cluster {
         let mut vars = base_vars(&self.database.url, &redis_url());
         vars.push(("BINANCE_BASE_URL", self.sim.binance_url()));
         vars.push(("SHARD_COUNT", "auto".into()));
-        vars.push(("SHARD_LEASE_SECONDS", LEASE_SECONDS.to_string()));
+        vars.push(("SHARD_LEASE_SECONDS", self.lease_seconds.to_string()));
         let replica = Service::start(&vars, &self.log);
         replica.wait_ready().await;
         replica
@@ -342,6 +345,51 @@ async fn auto_sharded_replicas_scale_roll_and_survive_a_kill_without_a_missed_or
         skipped.len()
     );
     assert!(after.len() >= TIMER_STRATEGIES * 2, "{}", after.len());
+    cluster.pool.close().await;
+    cluster.database.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_before_a_boundary_under_a_lease_longer_than_a_period_loses_no_period() {
+    // The survivor takes the killed replica's shards once their 15 s leases lapse: past
+    // the next boundary, so the period of the kill has run on neither replica.
+    let mut cluster = Cluster::new().await;
+    cluster.lease_seconds = 15;
+    let (recorder, address) = Recorder::start().await;
+    let (timers, _) = strategies(&cluster.pool, &format!("http://{address}/hook")).await;
+    cluster.scale_to(2).await;
+    next_period(&recorder, &timers).await;
+    just_before_a_boundary().await;
+    let killed_at = Utc::now().timestamp_millis();
+    cluster.replicas.remove(0).kill();
+    cluster.settled().await;
+    next_period(&recorder, &timers).await;
+    let stop = Utc::now().timestamp_millis();
+    let counts = received(&recorder);
+    let dues = grid(killed_at - PERIOD_MS, stop - PERIOD_MS, PERIOD_MS);
+    assert!(dues.len() >= 3, "{dues:?}");
+    let missing: Vec<String> = timers
+        .iter()
+        .flat_map(|id| dues.iter().map(move |at| (*id, *at)))
+        .filter(|key| !counts.contains_key(key))
+        .map(|(id, at)| format!("{id}:at:{at}"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} periods never alerted: {missing:?}",
+        missing.len()
+    );
+    // Those caught up after the hand-over went out more than a period late, and say so.
+    let late: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM strategy_trigger_logs WHERE (snapshot->>'late')::boolean",
+    )
+    .fetch_one(&cluster.pool)
+    .await
+    .unwrap();
+    assert!(late >= 1, "no trigger marked late");
+    for replica in std::mem::take(&mut cluster.replicas) {
+        assert!(replica.terminate().await, "a clean exit after SIGTERM");
+    }
     cluster.pool.close().await;
     cluster.database.drop_now().await;
 }
