@@ -10,14 +10,14 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use bytes::Bytes;
 use market_sim::SimConfig;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::loader::insert_strategy;
 use crate::support::process::{Service, migrate, quiet_vars, temp_log};
 use crate::support::recorder::Recorder;
-use crate::support::{ScratchDatabase, TEST_KEY, eventually, redis_url};
+use crate::support::{ScratchDatabase, eventually, redis_url};
 use crate::triggers::{app_with, btc_above_one, configure};
 
 /// A receiver answering every request 400 with a `megabytes` MB body, streamed.
@@ -147,15 +147,14 @@ async fn one_owners_hanging_webhooks_do_not_hold_up_another_owners_alert(pool: P
         ],
     )
     .await;
-    let response = app
-        .client
-        .post(app.url("/internal/run/1m"))
-        .header("X-MONITORING-KEY", TEST_KEY)
-        .send()
-        .await
-        .unwrap();
-    let report: Value = response.json().await.unwrap();
-    assert_eq!(report["triggered"], 71, "{report}");
+    let (status, report) = app
+        .internal(reqwest::Method::POST, "/internal/run/1m")
+        .await;
+    assert_eq!(
+        (status, &report["triggered"]),
+        (200, &json!(71)),
+        "{report}"
+    );
     let ran_at = std::time::Instant::now();
     eventually(
         Duration::from_secs(120),
