@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
 
-# The floor: the overall figure reached (see README, "Coverage"), rounded down.
+# The floor: the overall figure reached (see docs/development.md, "Coverage"), rounded down.
 COVERAGE_FLOOR=${COVERAGE_FLOOR:-94}
 CARGO_LLVM_COV_VERSION=0.9.1
 
