@@ -235,6 +235,7 @@ impl Dispatcher {
             text: &text,
             event: &event,
             owner: None,
+            place: None,
         };
         let mut failed = 0;
         for channel in channels {

@@ -97,6 +97,7 @@ pub async fn notify_test(
         text,
         event: &event,
         owner: None,
+        place: None,
     };
     let mut deliveries = Vec::with_capacity(channels.len());
     for channel in &channels {

@@ -21,6 +21,7 @@ use super::destination_hosts::{DestinationHosts, HostOutcome, host_of};
 use super::email::{EmailSender, SmtpConfig};
 use super::flood::{FloodControl, FloodRates};
 use super::outgoing::OutgoingAlert;
+use super::place::Place;
 
 /// How deliveries are made.
 #[derive(Debug, Clone)]
@@ -426,17 +427,19 @@ impl Notifier {
             Channel::Webhook { .. } => u32::MAX,
             _ => 1,
         };
-        let (attempts, ambiguous, outcome) = match channel {
+        let (attempts, ambiguous, outcome, awake) = match channel {
             Channel::Email { to } => match &self.email {
                 Ok(sender) => {
-                    self.with_retries(ambiguous_retries, || self.email_attempt(sender, to, alert))
-                        .await
+                    self.with_retries(ambiguous_retries, alert.place, || {
+                        self.email_attempt(sender, to, alert)
+                    })
+                    .await
                 }
-                Err(error) => (0, 0, Ended::Failed(error.clone())),
+                Err(error) => (0, 0, Ended::Failed(error.clone()), true),
             },
             _ => match self.prepare(channel, alert).await {
                 Ok(prepared) => {
-                    self.with_retries(ambiguous_retries, || async {
+                    self.with_retries(ambiguous_retries, alert.place, || async {
                         // Each attempt waits its turn at the destination's rate.
                         tokio::select! {
                             () = self.shutdown.cancelled() => return Attempt::Interrupted,
@@ -454,9 +457,12 @@ impl Notifier {
                     })
                     .await
                 }
-                Err(error) => (0, 0, Ended::Failed(error)),
+                Err(error) => (0, 0, Ended::Failed(error), true),
             },
         };
+        if let Some(place) = alert.place {
+            place.finish(awake);
+        }
         let mut delivery = match outcome {
             Ended::Delivered => record(DeliveryStatus::Delivered, attempts, None),
             Ended::Failed(error) => record(DeliveryStatus::Failed, attempts, Some(error)),
@@ -471,11 +477,16 @@ impl Notifier {
     /// Makes attempts until one delivers or fails for good, `max_attempts` are spent,
     /// or more than `ambiguous_retries` attempts went unanswered; answers how many were
     /// made, how many went unanswered, and the last error.
+    ///
+    /// While it waits between attempts, the delivery steps aside from its `place` (a
+    /// retry waits its turn again); the last element of the answer says whether it
+    /// ended awake (not stopped by shutdown while waiting).
     async fn with_retries<F, Fut>(
         &self,
         ambiguous_retries: u32,
+        place: Option<&Place>,
         mut attempt: F,
-    ) -> (u32, u32, Ended)
+    ) -> (u32, u32, Ended, bool)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Attempt>,
@@ -490,18 +501,20 @@ impl Notifier {
         let (mut attempts, mut ambiguous) = (0, 0);
         loop {
             if self.shutdown.is_cancelled() {
-                return (attempts, ambiguous, Ended::Interrupted);
+                return (attempts, ambiguous, Ended::Interrupted, true);
             }
             let (after, error) = match attempt().await {
-                Attempt::Interrupted => return (attempts, ambiguous, Ended::Interrupted),
-                Attempt::Delivered => return (attempts + 1, ambiguous, Ended::Delivered),
-                Attempt::Fail(error) => return (attempts + 1, ambiguous, Ended::Failed(error)),
+                Attempt::Interrupted => return (attempts, ambiguous, Ended::Interrupted, true),
+                Attempt::Delivered => return (attempts + 1, ambiguous, Ended::Delivered, true),
+                Attempt::Fail(error) => {
+                    return (attempts + 1, ambiguous, Ended::Failed(error), true);
+                }
                 Attempt::Ambiguous(error) => {
                     ambiguous += 1;
                     if ambiguous > ambiguous_retries {
                         let error =
                             format!("{error} (no answer; not retried again: it may have arrived)");
-                        return (attempts + 1, ambiguous, Ended::Failed(error));
+                        return (attempts + 1, ambiguous, Ended::Failed(error), true);
                     }
                     (None, error)
                 }
@@ -509,12 +522,23 @@ impl Notifier {
             };
             attempts += 1;
             if attempts >= max_attempts {
-                return (attempts, ambiguous, Ended::Failed(error));
+                return (attempts, ambiguous, Ended::Failed(error), true);
             }
             let wait = after.unwrap_or_else(|| backoff.next().unwrap_or(self.settings.max_backoff));
+            if let Some(place) = place {
+                place.step_aside();
+            }
+            let woke = async {
+                tokio::time::sleep(wait).await;
+                if let Some(place) = place {
+                    place.step_in().await;
+                }
+            };
             tokio::select! {
-                () = self.shutdown.cancelled() => return (attempts, ambiguous, Ended::Interrupted),
-                () = tokio::time::sleep(wait) => {}
+                () = self.shutdown.cancelled() => {
+                    return (attempts, ambiguous, Ended::Interrupted, place.is_none());
+                }
+                () = woke => {}
             }
         }
     }

@@ -14,6 +14,7 @@ mod email;
 mod flood;
 pub mod message;
 mod outgoing;
+mod place;
 
 pub use address_guard::{AddressGuard, GuardError};
 pub use channel::{Channel, ChannelError, parse_channels};
@@ -25,3 +26,4 @@ pub use email::{EmailSender, SendFailure, SmtpConfig, SmtpTls, subject};
 pub use flood::{FloodControl, FloodRates, Rate};
 pub use message::{AlertFacts, ConditionFacts, Rendered, render};
 pub use outgoing::OutgoingAlert;
+pub use place::{Place, PlaceQueue};

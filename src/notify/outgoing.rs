@@ -14,4 +14,7 @@ pub struct OutgoingAlert<'a> {
     /// Whose alert it is (a strategy's `user_id`): each owner gets a bounded share of
     /// the Telegram bot's rate. `None` for operational alerts and tests.
     pub owner: Option<uuid::Uuid>,
+    /// The place the delivery holds in its caller's queue, given back while it waits
+    /// between attempts; `None`: no queue.
+    pub place: Option<&'a super::place::Place>,
 }

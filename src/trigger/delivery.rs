@@ -10,9 +10,9 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::fair_queue::{self, FairQueue};
+use super::fair_queue::{self, FairQueue, OwnerPlaces, PlaceRequest};
 use super::handler::{DELIVERY_CONCURRENCY, TriggerHandler};
-use crate::notify::{Channel, Delivery, DeliveryStatus, OutgoingAlert};
+use crate::notify::{Channel, Delivery, DeliveryStatus, OutgoingAlert, Place};
 use crate::storage::leases::Lease;
 use crate::storage::trigger_logs::{self, Outcomes};
 
@@ -86,39 +86,75 @@ impl TriggerHandler {
     /// Runs `jobs` as they come, owners taking turns ([`FairQueue`]): at most
     /// [`fair_queue::PER_OWNER`] of one owner's and [`DELIVERY_CONCURRENCY`] in all at
     /// once, so another owner's trigger never waits behind one owner's slow channels.
+    /// A delivery waiting between attempts gives its place back and queues for it again.
     async fn deliver_fairly(
         &self,
         jobs: impl futures_util::Stream<Item = Job>,
         outcomes: &tokio::sync::mpsc::Sender<Outcomes>,
     ) {
+        /// What waits in the queue: a trigger to start, or a retry to let go on.
+        enum Work {
+            Start(Box<Job>),
+            Resume(tokio::sync::oneshot::Sender<()>),
+        }
         let mut queue = FairQueue::new(fair_queue::PER_OWNER, DELIVERY_CONCURRENCY);
         let mut running = futures_util::stream::FuturesUnordered::new();
+        let (places, mut requests) = tokio::sync::mpsc::unbounded_channel();
         let mut jobs = std::pin::pin!(jobs);
         let mut more = true;
         loop {
-            while let Some((owner, job)) = queue.next() {
-                let delivery = self.deliver_job(job, outcomes.clone());
-                running.push(async move {
-                    delivery.await;
-                    owner
-                });
+            while let Some((owner, work)) = queue.next() {
+                match work {
+                    Work::Start(job) => {
+                        let channels = job.targets.iter().flatten().count();
+                        let queue = OwnerPlaces {
+                            owner,
+                            requests: places.clone(),
+                        };
+                        let place = Place::new(Arc::new(queue), channels);
+                        let delivery = self.deliver_job(*job, place.clone(), outcomes.clone());
+                        running.push(async move {
+                            delivery.await;
+                            (owner, place.is_held())
+                        });
+                    }
+                    Work::Resume(grant) => {
+                        if grant.send(()).is_err() {
+                            // Stopped while it waited: the place is free again.
+                            queue.finished(&owner);
+                        }
+                    }
+                }
             }
-            if !more && queue.is_idle() {
+            if !more && running.is_empty() && queue.is_idle() {
                 return;
             }
             tokio::select! {
                 job = jobs.next(), if more => match job {
-                    Some(job) => queue.push(job.owner, job),
+                    Some(job) => queue.push(job.owner, Work::Start(Box::new(job))),
                     None => more = false,
                 },
-                Some(owner) = running.next(), if !running.is_empty() => queue.finished(&owner),
+                Some((owner, held)) = running.next(), if !running.is_empty() => {
+                    if held {
+                        queue.finished(&owner);
+                    }
+                }
+                Some(request) = requests.recv() => match request {
+                    PlaceRequest::Lent(owner) => queue.finished(&owner),
+                    PlaceRequest::Wanted(owner, grant) => queue.push(owner, Work::Resume(grant)),
+                },
             }
         }
     }
 
     /// Delivers one job to all its channels concurrently, handing the log's deliveries
     /// to the writer as each channel finishes.
-    async fn deliver_job(&self, job: Job, outcomes: tokio::sync::mpsc::Sender<Outcomes>) {
+    async fn deliver_job(
+        &self,
+        job: Job,
+        place: Place,
+        outcomes: tokio::sync::mpsc::Sender<Outcomes>,
+    ) {
         let sending = job.targets.iter().flatten().count();
         tracing::info!(component = "trigger", strategy_id = %job.strategy_id,
             frequency = %job.frequency, dedup_key = %job.dedup_key, channels = sending,
@@ -129,6 +165,7 @@ impl TriggerHandler {
             text: &job.text,
             event: &job.event,
             owner: Some(job.owner),
+            place: Some(&place),
         };
         let deliveries = Arc::new(Mutex::new(job.deliveries.clone()));
         let outcome = |deliveries: &Arc<Mutex<Vec<Delivery>>>| Outcomes {

@@ -2,10 +2,17 @@
 //! runs at most [`PER_OWNER`] deliveries at once and all owners together at most
 //! [`TOTAL`]. One owner's slow or hanging channels can so hold at most `PER_OWNER` of
 //! the places, and another owner's trigger never waits behind the queue of the first:
-//! it starts as soon as any place is free.
+//! it starts as soon as any place is free. A delivery waiting between attempts lends
+//! its place back ([`PlaceRequest::Lent`]) and queues again for it
+//! ([`PlaceRequest::Wanted`]), behind the other owners' turns.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
+
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::notify::PlaceQueue;
 
 /// Deliveries (each a trigger to all its channels) running at once in all.
 pub const TOTAL: usize = 64;
@@ -89,6 +96,34 @@ impl<K: Eq + Hash + Clone, T> FairQueue<K, T> {
     /// Nothing waits and nothing runs.
     pub fn is_idle(&self) -> bool {
         self.waiting.is_empty() && self.running_total == 0
+    }
+}
+
+/// What a delivery tells the queue about its place.
+#[derive(Debug)]
+pub enum PlaceRequest {
+    /// The owner's delivery waits between attempts: its place is free meanwhile.
+    Lent(Uuid),
+    /// It wants its place back: granted through the sender, in the owner's turn.
+    Wanted(Uuid, oneshot::Sender<()>),
+}
+
+/// One owner's side of the queue, for the notifier's [`crate::notify::Place`].
+#[derive(Debug, Clone)]
+pub struct OwnerPlaces {
+    pub owner: Uuid,
+    pub requests: mpsc::UnboundedSender<PlaceRequest>,
+}
+
+impl PlaceQueue for OwnerPlaces {
+    fn lend(&self) {
+        let _ = self.requests.send(PlaceRequest::Lent(self.owner));
+    }
+
+    fn reclaim(&self) -> oneshot::Receiver<()> {
+        let (grant, granted) = oneshot::channel();
+        let _ = self.requests.send(PlaceRequest::Wanted(self.owner, grant));
+        granted
     }
 }
 

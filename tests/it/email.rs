@@ -72,6 +72,7 @@ async fn an_email_arrives_over_starttls_and_over_smtps() {
             text: TEXT,
             event: &event,
             owner: None,
+            place: None,
         };
         // Without trusting the test CA, the server's certificate is refused.
         let untrusting = Notifier::new(NotifierSettings {
@@ -114,6 +115,7 @@ async fn a_server_without_starttls_is_refused_and_an_absent_one_fails_after_retr
         text: TEXT,
         event: &event,
         owner: None,
+        place: None,
     };
     let delivery = notifier(&plain, SmtpTls::StartTls)
         .deliver(&to_trader(), &alert)

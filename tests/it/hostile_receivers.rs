@@ -208,3 +208,59 @@ async fn one_owners_hanging_webhooks_do_not_hold_up_another_owners_alert(pool: P
     );
     app.stop().await.unwrap();
 }
+
+#[sqlx::test]
+async fn a_retry_waiting_out_a_retry_after_gives_its_place_back_to_the_queue(pool: PgPool) {
+    let sim = market_sim::start(SimConfig::default()).await.unwrap();
+    let (recorder, address) = Recorder::start().await;
+    // One owner, one more trigger than its places (8): each receiver first answers
+    // 429 with Retry-After 2 s, then 200.
+    let owner = Uuid::new_v4();
+    let paths: Vec<String> = (0..9).map(|i| format!("/hook/{i}")).collect();
+    for path in &paths {
+        recorder.script(
+            path,
+            vec![(429, vec![("retry-after", "2".to_owned())], String::new())],
+        );
+        let (id, _) = insert_strategy(&pool, owner, &[btc_above_one()], None).await;
+        configure(
+            &pool,
+            id,
+            "every_time",
+            json!([{"type": "webhook", "url": format!("http://{address}{path}"), "secret": "s"}]),
+            None,
+        )
+        .await;
+    }
+    let app = app_with(pool.clone(), &sim, &[]).await;
+    let (status, report) = app
+        .internal(reqwest::Method::POST, "/internal/run/1m")
+        .await;
+    assert_eq!((status, &report["triggered"]), (200, &json!(9)), "{report}");
+    app.state.batches.triggers().wait_for_deliveries().await;
+    let firsts: Vec<std::time::Instant> =
+        paths.iter().map(|p| recorder.received(p)[0].at).collect();
+    let seconds: Vec<std::time::Instant> = paths
+        .iter()
+        .map(|p| {
+            let got = recorder.received(p);
+            assert_eq!(got.len(), 2, "{p}: a 429, then delivered");
+            got[1].at
+        })
+        .collect();
+    // The ninth trigger went out while the first eight waited out their Retry-After:
+    // every first attempt came before any retry.
+    assert!(
+        firsts.iter().max() < seconds.iter().min(),
+        "a retry held its place while it waited"
+    );
+    let delivered: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM strategy_trigger_logs, jsonb_array_elements(deliveries) d
+          WHERE d->>'status' = 'delivered'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(delivered, 9);
+    app.stop().await.unwrap();
+}

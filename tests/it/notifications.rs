@@ -39,6 +39,7 @@ fn alert(event: &Value) -> OutgoingAlert<'_> {
         text: "BTC <oversold> & falling: RSI 28.41",
         event,
         owner: None,
+        place: None,
     }
 }
 
@@ -302,6 +303,7 @@ async fn a_burst_to_one_chat_arrives_complete_and_in_order_at_the_chat_rate() {
             text,
             event: &event,
             owner: None,
+            place: None,
         };
         let (notifier, chat) = (&notifier, &chat);
         async move { notifier.deliver(chat, &alert).await }
