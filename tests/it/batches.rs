@@ -308,3 +308,84 @@ async fn a_once_per_bar_close_price_strategy_fires_at_each_close_of_its_frequenc
         ]
     );
 }
+
+#[sqlx::test]
+async fn missed_periods_are_evaluated_in_order_but_none_before_the_strategys_version(pool: PgPool) {
+    use chrono::Duration;
+    use monitoring_service::strategy::Frequency;
+    let sim = live_sim().await;
+    let (id, _) = insert_strategy(
+        &pool,
+        Uuid::new_v4(),
+        &[alert("BTCUSDT", "above", 1.0)],
+        None,
+    )
+    .await;
+    let frequency = Frequency::parse("10s").unwrap();
+    let start = frequency.due_at_or_before(chrono::Utc::now()) - Duration::minutes(5);
+    let set_version = |at: chrono::DateTime<chrono::Utc>| {
+        sqlx::query(
+            "UPDATE strategies SET frequency = '10s', trigger_mode = 'every_time',
+                    cooldown_seconds = 0, updated_at = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&pool)
+    };
+    set_version(start - Duration::minutes(1)).await.unwrap();
+    let app = app_on(pool.clone(), &sim).await;
+    let run = |due| {
+        let batches = app.state.batches.clone();
+        let frequency = frequency.clone();
+        async move { batches.run_at(&frequency, Some(due)).await.unwrap() }
+    };
+    assert_eq!(run(start).await.triggered, 1);
+    // Three periods pass unevaluated; the next one's run evaluates them first, in order.
+    assert_eq!(run(start + Duration::seconds(40)).await.triggered, 1);
+    // Resumed 35 s later (a new version): of the periods it was away, none is caught up
+    // from before its version.
+    set_version(start + Duration::seconds(75)).await.unwrap();
+    app.state.loader.reload_all().await.unwrap();
+    assert_eq!(run(start + Duration::seconds(100)).await.triggered, 1);
+    // A period already evaluated is not evaluated again.
+    assert_eq!(run(start + Duration::seconds(100)).await.triggered, 0);
+    let keys: Vec<String> = sqlx::query_scalar(
+        "SELECT dedup_key FROM strategy_trigger_logs WHERE strategy_id = $1 ORDER BY triggered_at",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let at = |seconds: i64| {
+        format!(
+            "{id}:at:{}",
+            (start + Duration::seconds(seconds)).timestamp_millis()
+        )
+    };
+    assert_eq!(
+        keys,
+        [
+            at(0),
+            at(10),
+            at(20),
+            at(30),
+            at(40),
+            at(80),
+            at(90),
+            at(100)
+        ]
+    );
+    let late: Vec<bool> = sqlx::query_scalar(
+        "SELECT (snapshot->>'late')::boolean FROM strategy_trigger_logs
+          WHERE strategy_id = $1 ORDER BY triggered_at",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        late.iter().all(|l| *l),
+        "minutes after their time, every one is late: {late:?}"
+    );
+    app.stop().await.unwrap();
+}

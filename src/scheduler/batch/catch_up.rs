@@ -57,8 +57,8 @@ impl BatchRunner {
     }
 
     /// The periods of `frequency` before `due` that `strategies` missed since their last
-    /// evaluated one, at most `catch_up_max_periods` back from `due`. Strategies never
-    /// evaluated have missed nothing.
+    /// evaluated one and their current version, at most `catch_up_max_periods` back from
+    /// `due`. Strategies never evaluated have missed nothing.
     pub(super) async fn missed_periods(
         &self,
         frequency: &Frequency,
@@ -80,7 +80,10 @@ impl BatchRunner {
             let Some(strategy) = by_id.get(&id) else {
                 continue;
             };
-            for period in periods_between(frequency, last, due, self.catch_up_max_periods) {
+            // Periods before the strategy's current version (a strategy paused and
+            // resumed, or edited, since) were not missed: it was not this strategy then.
+            let since = last.max(strategy.version);
+            for period in periods_between(frequency, since, due, self.catch_up_max_periods) {
                 missed.entry(period).or_default().push((*strategy).clone());
             }
         }
