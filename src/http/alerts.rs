@@ -56,10 +56,6 @@ pub struct AlertList {
     pub next_before: Option<String>,
 }
 
-fn unavailable(error: sqlx::Error) -> ApiError {
-    ApiError::unavailable("the database", error)
-}
-
 /// The firing alerts, most recent first.
 #[utoipa::path(get, path = "/alerts/active", tag = "alerts",
     security(("api_key" = [])),
@@ -72,8 +68,7 @@ pub async fn active_alerts(State(state): State<AppState>) -> Result<Json<AlertLi
     let alerts: Vec<AlertView> = state
         .ops_alerts
         .active()
-        .await
-        .map_err(unavailable)?
+        .await?
         .into_iter()
         .map(AlertView::from)
         .collect();
@@ -158,8 +153,7 @@ pub async fn alert_history(
             before,
             limit,
         })
-        .await
-        .map_err(unavailable)?;
+        .await?;
     let next_before = (alerts.len() as i64 == limit)
         .then(|| alerts.last().map(cursor))
         .flatten();
@@ -215,11 +209,7 @@ pub async fn clear_alert(
     State(state): State<AppState>,
     Path(alert_id): Path<String>,
 ) -> Result<Json<AlertView>, ApiError> {
-    let outcome = state
-        .ops_alerts
-        .clear(&alert_id)
-        .await
-        .map_err(unavailable)?;
+    let outcome = state.ops_alerts.clear(&alert_id).await?;
     changed(&alert_id, outcome)
 }
 
@@ -238,11 +228,7 @@ pub async fn acknowledge_alert(
     State(state): State<AppState>,
     Path(alert_id): Path<String>,
 ) -> Result<Json<AlertView>, ApiError> {
-    let outcome = state
-        .ops_alerts
-        .acknowledge(&alert_id, "operator")
-        .await
-        .map_err(unavailable)?;
+    let outcome = state.ops_alerts.acknowledge(&alert_id, "operator").await?;
     changed(&alert_id, outcome)
 }
 
@@ -261,7 +247,7 @@ pub struct SilenceList {
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn list_silences(State(state): State<AppState>) -> Result<Json<SilenceList>, ApiError> {
-    let silences = state.ops_alerts.silences().await.map_err(unavailable)?;
+    let silences = state.ops_alerts.silences().await?;
     Ok(Json(SilenceList { silences }))
 }
 
@@ -336,11 +322,7 @@ pub async fn add_silence(
         created_by: request.created_by,
         comment: request.comment,
     };
-    state
-        .ops_alerts
-        .add_silence(&silence)
-        .await
-        .map_err(unavailable)?;
+    state.ops_alerts.add_silence(&silence).await?;
     Ok((StatusCode::CREATED, Json(silence)))
 }
 
@@ -359,12 +341,7 @@ pub async fn delete_silence(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    if state
-        .ops_alerts
-        .delete_silence(id)
-        .await
-        .map_err(unavailable)?
-    {
+    if state.ops_alerts.delete_silence(id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no silence {id}")))

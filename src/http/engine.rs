@@ -165,8 +165,7 @@ pub async fn engine_history(
         step_seconds as f64,
         NUMERIC_FIELDS,
     )
-    .await
-    .map_err(|e| ApiError::unavailable("the database", e))?;
+    .await?;
     let mut steps: Vec<Step> = Vec::new();
     for row in rows {
         if steps.last().is_none_or(|step| step.at != row.at) {
@@ -211,9 +210,7 @@ pub struct EngineList {
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "The database is unreachable", body = crate::http::error::ErrorBody)))]
 pub async fn list_engines(State(state): State<AppState>) -> Result<Json<EngineList>, ApiError> {
-    let rows = engine_state::all(&state.db)
-        .await
-        .map_err(|e| ApiError::unavailable("the database", e))?;
+    let rows = engine_state::all(&state.db).await?;
     Ok(Json(EngineList {
         engines: rows.iter().map(EngineOverview::of).collect(),
     }))

@@ -67,6 +67,14 @@ impl ApiError {
     }
 }
 
+/// A database error while serving a request: the database is unavailable (503, the
+/// cause logged, never sent).
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::unavailable("the database", error)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Some(cause) = &self.cause {

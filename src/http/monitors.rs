@@ -23,10 +23,6 @@ pub struct MonitorList {
     pub monitors: Vec<MonitorView>,
 }
 
-fn unavailable(error: sqlx::Error) -> ApiError {
-    ApiError::unavailable("the database", error)
-}
-
 fn unknown(name: &str) -> ApiError {
     let shown: String = name.chars().take(200).collect();
     ApiError::not_found(format!("no monitor is named {shown}"))
@@ -42,7 +38,7 @@ fn unknown(name: &str) -> ApiError {
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn list_monitors(State(state): State<AppState>) -> Result<Json<MonitorList>, ApiError> {
-    let monitors = state.monitors.list().await.map_err(unavailable)?;
+    let monitors = state.monitors.list().await?;
     Ok(Json(MonitorList { monitors }))
 }
 
@@ -93,7 +89,7 @@ pub async fn run_monitor(
             "running",
             format!("{name} is running; try when this run ends"),
         )),
-        Err(RunError::Storage(error)) => Err(unavailable(error)),
+        Err(RunError::Storage(error)) => Err(error.into()),
     }
 }
 
@@ -181,17 +177,14 @@ pub async fn patch_monitor(
 ) -> Result<Json<Value>, ApiError> {
     let monitor = state.monitors.get(&name).ok_or_else(|| unknown(&name))?;
     let change = settings_change(&body, monitor.cadence().takes_interval())?;
-    let updated = monitor_heartbeat::update_settings(&state.db, &name, &change)
-        .await
-        .map_err(unavailable)?;
+    let updated = monitor_heartbeat::update_settings(&state.db, &name, &change).await?;
     if updated.is_none() {
         return Err(unknown(&name));
     }
     let view = state
         .monitors
         .list()
-        .await
-        .map_err(unavailable)?
+        .await?
         .into_iter()
         .find(|m| m.name == name)
         .ok_or_else(|| unknown(&name))?;

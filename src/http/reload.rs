@@ -66,7 +66,5 @@ pub async fn reload_strategies(
             state.loader.reload_ids(&ids).await
         }
     };
-    report
-        .map(Json)
-        .map_err(|error| ApiError::unavailable("the database", error))
+    report.map(Json).map_err(ApiError::from)
 }

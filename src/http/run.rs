@@ -38,6 +38,6 @@ pub async fn run_batch(
             "batch_running",
             error.to_string(),
         )),
-        Err(BatchError::Storage(error)) => Err(ApiError::unavailable("the database", error)),
+        Err(BatchError::Storage(error)) => Err(error.into()),
     }
 }

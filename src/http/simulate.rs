@@ -27,12 +27,7 @@ pub async fn simulate_strategy(
     State(state): State<AppState>,
     Path(strategy_id): Path<Uuid>,
 ) -> Result<Json<Simulation>, ApiError> {
-    let unavailable = |error| ApiError::unavailable("the database", error);
-    let Some(resolved) = store::fetch(&state.db, &[strategy_id])
-        .await
-        .map_err(unavailable)?
-        .pop()
-    else {
+    let Some(resolved) = store::fetch(&state.db, &[strategy_id]).await?.pop() else {
         return Err(ApiError::not_found(format!("no strategy {strategy_id}")));
     };
     let status = resolved.row.status.clone();
@@ -58,5 +53,5 @@ pub async fn simulate_strategy(
     simulate(&state.db, &state.market, &strategy, &status)
         .await
         .map(Json)
-        .map_err(unavailable)
+        .map_err(ApiError::from)
 }

@@ -87,16 +87,10 @@ pub async fn get_strategy(
     State(state): State<AppState>,
     Path(strategy_id): Path<Uuid>,
 ) -> Result<Json<StrategyView>, ApiError> {
-    let unavailable = |error| ApiError::unavailable("the database", error);
-    let Some(stored) = store::definition(&state.db, strategy_id)
-        .await
-        .map_err(unavailable)?
-    else {
+    let Some(stored) = store::definition(&state.db, strategy_id).await? else {
         return Err(ApiError::not_found(format!("no strategy {strategy_id}")));
     };
-    let runtime = strategy_state::runtime(&state.db, strategy_id)
-        .await
-        .map_err(unavailable)?;
+    let runtime = strategy_state::runtime(&state.db, strategy_id).await?;
     let loaded = state.index.get(strategy_id);
     Ok(Json(StrategyView {
         strategy_id,

@@ -40,14 +40,10 @@ pub async fn get_workflow(
     id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<WorkflowView>, ApiError> {
     let Path(id) = id.map_err(|_| ApiError::bad_request("invalid_id", "id: must be a UUID"))?;
-    let unavailable = |e| ApiError::unavailable("the database", e);
     let schedule = workflow_schedules::get(&state.db, id)
-        .await
-        .map_err(unavailable)?
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no workflow schedule {id}")))?;
-    let decisions = monitoring_decisions::latest(&state.db, id, DECISIONS_SHOWN)
-        .await
-        .map_err(unavailable)?;
+    let decisions = monitoring_decisions::latest(&state.db, id, DECISIONS_SHOWN).await?;
     Ok(Json(WorkflowView {
         schedule,
         decisions,
