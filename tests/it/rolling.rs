@@ -97,6 +97,25 @@ impl Cluster {
         self.settled().await;
     }
 
+    /// SIGKILLs the oldest replica just before a period boundary and waits until the
+    /// others hold its shards; answers when it was killed (Unix ms).
+    async fn kill_one_before_a_boundary(&mut self) -> i64 {
+        just_before_a_boundary().await;
+        let killed_at = Utc::now().timestamp_millis();
+        self.replicas.remove(0).kill();
+        self.settled().await;
+        killed_at
+    }
+
+    /// Stops every replica with SIGTERM (each must exit cleanly) and drops the database.
+    async fn shut_down(mut self) {
+        for replica in std::mem::take(&mut self.replicas) {
+            assert!(replica.terminate().await, "a clean exit after SIGTERM");
+        }
+        self.pool.close().await;
+        self.database.drop_now().await;
+    }
+
     /// Waits until the running replicas hold every virtual shard between them, each
     /// shard once, each replica some.
     async fn settled(&self) {
@@ -261,10 +280,7 @@ async fn auto_sharded_replicas_scale_roll_and_survive_a_kill_without_a_missed_or
     cluster.scale_to(3).await;
     next_period(&recorder, &timers).await;
 
-    just_before_a_boundary().await;
-    let killed_at = Utc::now().timestamp_millis();
-    cluster.replicas.remove(0).kill();
-    cluster.settled().await;
+    let killed_at = cluster.kill_one_before_a_boundary().await;
     // Two more periods on the survivors.
     next_period(&recorder, &timers).await;
     next_period(&recorder, &timers).await;
@@ -359,10 +375,7 @@ async fn a_replica_killed_before_a_boundary_under_a_lease_longer_than_a_period_l
     let (timers, _) = strategies(&cluster.pool, &format!("http://{address}/hook")).await;
     cluster.scale_to(2).await;
     next_period(&recorder, &timers).await;
-    just_before_a_boundary().await;
-    let killed_at = Utc::now().timestamp_millis();
-    cluster.replicas.remove(0).kill();
-    cluster.settled().await;
+    let killed_at = cluster.kill_one_before_a_boundary().await;
     next_period(&recorder, &timers).await;
     let stop = Utc::now().timestamp_millis();
     let counts = received(&recorder);
@@ -387,9 +400,5 @@ async fn a_replica_killed_before_a_boundary_under_a_lease_longer_than_a_period_l
     .await
     .unwrap();
     assert!(late >= 1, "no trigger marked late");
-    for replica in std::mem::take(&mut cluster.replicas) {
-        assert!(replica.terminate().await, "a clean exit after SIGTERM");
-    }
-    cluster.pool.close().await;
-    cluster.database.drop_now().await;
+    cluster.shut_down().await;
 }
