@@ -22,11 +22,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use market_sim::{LlmProxy, SimConfig};
-use monitoring_service::alerts::OpsAlerts;
 use monitoring_service::analysis::{Analysis, AnalysisParts, AnalysisSettings};
 use monitoring_service::config::Config;
 use monitoring_service::market::{Clock, Interval, MarketData, SeriesKey, Source};
 use monitoring_service::metrics::Metrics;
+use monitoring_service::ops_alerts::OpsAlerts;
 use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;

@@ -9,9 +9,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use monitoring_service::batches::{Moment, evaluate};
 use monitoring_service::conditions::SymbolInterner;
-use monitoring_service::engine::{BatchContext, Tri};
-use monitoring_service::scheduler::{Moment, evaluate};
+use monitoring_service::logic_tree::{BatchContext, Tri};
 use monitoring_service::strategy::{CompiledStrategy, ConditionRow};
 use serde_json::json;
 use uuid::Uuid;

@@ -24,9 +24,9 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use market_sim::{SimConfig, SimHandle};
 use monitoring_service::config::Config;
+use monitoring_service::frequency::Frequency;
 use monitoring_service::http::AppState;
 use monitoring_service::market::{CandleClosed, Clock, ClosedVia, Interval, SeriesKey, Source};
-use monitoring_service::strategy::Frequency;
 
 #[path = "scratch_database.rs"]
 mod scratch_database;
@@ -243,7 +243,7 @@ async fn main() {
         )
     };
     let clock = Clock::manual(T0);
-    let state = AppState::with_clock(config, pool.clone(), redis, clock.clone());
+    let state = monitoring_service::app::build(config, pool.clone(), redis, clock.clone());
     let loaded = state.loader.reload_all().await.unwrap();
     println!("loaded: {loaded:?}");
     let minute = Frequency::parse("1m").unwrap();
@@ -259,7 +259,7 @@ async fn main() {
         let started = Instant::now();
         let report = state.batches.run(&minute).await.unwrap();
         // Until the last alert is delivered and recorded.
-        state.batches.triggers().wait_for_deliveries().await;
+        state.triggers.wait_for_deliveries().await;
         let took = ms(started.elapsed());
         triggered_total += report.triggered;
         let delivered = receiver.count("/batch/") - before;
@@ -346,7 +346,7 @@ async fn main() {
             reports[0].triggered, CLOSE_STRATEGIES as usize,
             "{reports:?}"
         );
-        state.batches.triggers().wait_for_deliveries().await;
+        state.triggers.wait_for_deliveries().await;
         let received = receiver.received.lock().unwrap()[before..].to_vec();
         let these: Vec<f64> = received
             .iter()

@@ -123,7 +123,12 @@ async fn main() {
         ),
         None => None,
     };
-    let state = AppState::new(config, pool.clone(), redis);
+    let state = monitoring_service::app::build(
+        config,
+        pool.clone(),
+        redis,
+        monitoring_service::market::Clock::system(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(monitoring_service::app::serve(listener, state.clone()));

@@ -21,11 +21,7 @@ pub fn arm(name: &str) {
 /// At fail point `name`: when it is armed, logs that it was reached and never returns.
 pub async fn reached(name: &str) {
     if ARMED.get().is_some_and(|armed| armed == name) {
-        tracing::warn!(
-            component = "failpoint",
-            point = name,
-            "fail point reached; waiting to be killed"
-        );
+        tracing::warn!(point = name, "fail point reached; waiting to be killed");
         std::future::pending::<()>().await;
     }
 }

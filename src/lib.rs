@@ -8,28 +8,31 @@
 
 #![forbid(unsafe_code)]
 
-pub mod alerts;
 pub mod analysis;
 pub mod app;
+pub mod batches;
 pub mod bounded_body;
 pub mod cli;
-pub mod client;
 pub mod conditions;
 pub mod config;
 pub mod digest;
-pub mod engine;
 pub mod failpoint;
+pub mod frequency;
 pub mod http;
 pub mod indicators;
+pub mod logic_tree;
 pub mod market;
+pub mod message;
 pub mod metrics;
 pub mod monitors;
 pub mod notify;
+pub mod ops_alerts;
 pub mod ops_rules;
+pub mod outbound;
 pub mod platform_health;
-pub mod scheduler;
 pub mod sharding;
 pub mod storage;
 pub mod strategy;
 pub mod telemetry;
 pub mod trigger;
+pub mod validation;

@@ -1,9 +1,11 @@
 //! Structured logging: every line carries a `component` field so an operator can follow
-//! one part of the service (`http`, `storage`, `engine`, …) with one filter.
+//! one part of the service (`http`, `storage`, `trigger`, …) with one filter.
 //!
-//! The component is the event's explicit `component` field, else the innermost span's,
-//! else the first module below the crate root of the event's target
-//! (`monitoring_service::http::auth` → `http`), else the emitting crate (`sqlx`). Span
+//! The component is derived, never typed: the first module below the crate root of the
+//! event's target (`monitoring_service::http::auth` → `http`), or the name a short
+//! table gives a module whose folder name differs from the component operators know
+//! (`trigger::deliverer` → `delivery`, `ops_alerts` → `alert`); the emitting crate for
+//! other crates (`sqlx`). An explicit `component` field still wins. Span
 //! fields such as `request_id` are merged into each line. Lines are JSON
 //! (`LOG_FORMAT=json`) or human-readable (`pretty`), filtered by `RUST_LOG`.
 
@@ -127,12 +129,39 @@ where
     }
 }
 
-/// `monitoring_service::http::auth` → `http`; `monitoring_service` → `service`;
-/// `sqlx::query` → `sqlx`.
+/// The components whose name is not their module's: a module path prefix (below the
+/// crate root) and the component its lines carry, most specific first. Operators filter
+/// on these names, so they outlive a folder's rename.
+const COMPONENTS: &[(&str, &str)] = &[
+    ("trigger::deliverer", "delivery"),
+    ("strategy::live_reload", "reload"),
+    ("ops_alerts", "alert"),
+    ("platform_health", "health"),
+    ("monitors", "monitor"),
+    ("batches", "scheduler"),
+    ("app", "service"),
+    ("cli", "service"),
+];
+
+/// `monitoring_service::http::auth` → `http`; `monitoring_service::trigger::deliverer`
+/// → `delivery` (see [`COMPONENTS`]); `monitoring_service` → `service`; `sqlx::query` →
+/// `sqlx`.
 pub fn component_of_target(target: &str) -> &str {
-    let mut parts = target.split("::");
+    let mut parts = target.splitn(2, "::");
     match parts.next() {
-        Some(CRATE_TARGET) => parts.next().unwrap_or("service"),
+        Some(CRATE_TARGET) => {
+            let Some(path) = parts.next() else {
+                return "service";
+            };
+            COMPONENTS
+                .iter()
+                .find(|(prefix, _)| {
+                    path.strip_prefix(prefix)
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+                })
+                .map(|(_, component)| *component)
+                .unwrap_or_else(|| path.split("::").next().unwrap_or("service"))
+        }
         Some(first) if !first.is_empty() => first,
         _ => "unknown",
     }
@@ -274,6 +303,22 @@ mod tests {
             "http"
         );
         assert_eq!(component_of_target("monitoring_service"), "service");
+        assert_eq!(
+            component_of_target("monitoring_service::trigger::deliverer"),
+            "delivery"
+        );
+        assert_eq!(
+            component_of_target("monitoring_service::trigger::handler"),
+            "trigger"
+        );
+        assert_eq!(
+            component_of_target("monitoring_service::ops_alerts"),
+            "alert"
+        );
+        assert_eq!(
+            component_of_target("monitoring_service::batches_x::y"),
+            "batches_x"
+        );
         assert_eq!(component_of_target("sqlx::query"), "sqlx");
     }
 }

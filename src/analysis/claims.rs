@@ -12,7 +12,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::book::Book;
-use super::{Inner, Job};
+use super::{AnalysisCore, Job};
 use crate::market::{CandleClosed, SeriesKey};
 use crate::storage::monitoring_decisions::{self, ClaimRequest};
 use crate::storage::workflow_schedules::{self, ScheduleRow};
@@ -24,7 +24,7 @@ const TAKEOVER_MARGIN: Duration = Duration::from_secs(5);
 
 /// Claims each close of a followed series, until `shutdown`.
 pub(super) async fn follow_closes(
-    inner: Arc<Inner>,
+    inner: Arc<AnalysisCore>,
     mut closes: broadcast::Receiver<CandleClosed>,
     shutdown: CancellationToken,
 ) {
@@ -39,7 +39,7 @@ pub(super) async fn follow_closes(
             Ok(close) => batch.push((close.series, close.open_time_ms)),
             // The dropped closes are older than what follows: only the latest counts.
             Err(RecvError::Lagged(missed)) => {
-                tracing::warn!(component = "analysis", missed, "close events dropped")
+                tracing::warn!(missed, "close events dropped")
             }
             Err(RecvError::Closed) => return,
         }
@@ -49,40 +49,40 @@ pub(super) async fn follow_closes(
             match closes.try_recv() {
                 Ok(close) => batch.push((close.series, close.open_time_ms)),
                 Err(TryRecvError::Lagged(missed)) => {
-                    tracing::warn!(component = "analysis", missed, "close events dropped")
+                    tracing::warn!(missed, "close events dropped")
                 }
                 Err(_) => break,
             }
         }
         if let Err(error) = inner.on_closes(&batch).await {
-            tracing::warn!(component = "analysis", %error, "closes not claimed");
+            tracing::warn!(%error, "closes not claimed");
         }
     }
 }
 
 /// Loads the book (retrying), catches up the latest close of each series, then reloads
 /// when asked or every [`RESYNC`], taking over stale claims each time.
-pub(super) async fn keep_current(inner: Arc<Inner>, shutdown: CancellationToken) {
-    let mut delay = Duration::from_millis(200);
+pub(super) async fn keep_current(inner: Arc<AnalysisCore>, shutdown: CancellationToken) {
+    let mut delays =
+        crate::outbound::Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     loop {
         match inner.reload_book().await {
             Ok(_) => break,
             Err(error) => {
-                tracing::warn!(component = "analysis", %error, "schedules not loaded; retrying")
+                tracing::warn!(%error, "schedules not loaded; retrying")
             }
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
+            () = tokio::time::sleep(delays.next_delay()) => {}
         }
-        delay = (delay * 2).min(Duration::from_secs(10));
     }
     if let Err(error) = inner.catch_up().await {
-        tracing::warn!(component = "analysis", %error, "catch-up after start failed");
+        tracing::warn!(%error, "catch-up after start failed");
     }
     loop {
         if let Err(error) = inner.resume_stale().await {
-            tracing::warn!(component = "analysis", %error, "stale claims not resumed");
+            tracing::warn!(%error, "stale claims not resumed");
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -90,12 +90,12 @@ pub(super) async fn keep_current(inner: Arc<Inner>, shutdown: CancellationToken)
             () = tokio::time::sleep(RESYNC) => {}
         }
         if let Err(error) = inner.reload_book().await {
-            tracing::warn!(component = "analysis", %error, "schedules not reloaded");
+            tracing::warn!(%error, "schedules not reloaded");
         }
     }
 }
 
-impl Inner {
+impl AnalysisCore {
     /// Reads the monitored schedules and follows their series.
     pub(super) async fn reload_book(&self) -> Result<usize, sqlx::Error> {
         let rows = workflow_schedules::active(&self.db).await?;
@@ -103,7 +103,6 @@ impl Inner {
         let held = book.len();
         if book.unusable > 0 {
             tracing::warn!(
-                component = "analysis",
                 unusable = book.unusable,
                 "schedules with an interval or symbol the candle feed cannot follow are not analysed"
             );
@@ -235,7 +234,6 @@ impl Inner {
             });
         }
         tracing::debug!(
-            component = "analysis",
             open_time_ms = open_time,
             claimed = claimed.len(),
             "closes claimed"
@@ -267,7 +265,7 @@ impl Inner {
                     continue;
                 }
             };
-            tracing::info!(component = "analysis", %schedule_id, candle_open_time, "resuming a claim left pending");
+            tracing::info!(%schedule_id, candle_open_time, "resuming a claim left pending");
             self.enqueue(Job {
                 decision_id,
                 schedule_id,

@@ -5,6 +5,7 @@
 //! error for that call, never a transition. The API key is sent as a bearer token and
 //! appears in no error, log line or metric.
 
+use crate::outbound::Backoff;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -154,8 +155,7 @@ impl std::fmt::Debug for AnalysisClient {
 
 impl AnalysisClient {
     pub fn new(url: SecretString, key: Option<SecretString>, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5).min(timeout))
+        let http = crate::outbound::client_builder(timeout)
             .pool_max_idle_per_host(64)
             .build()
             .expect("an HTTP client with static settings builds");
@@ -170,7 +170,7 @@ impl AnalysisClient {
     /// Sends `request`, retrying within the timeout; the parsed answer.
     pub async fn analyze(&self, request: &AnalysisRequest) -> Result<Answer, CallError> {
         let deadline = Instant::now() + self.timeout;
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -186,13 +186,12 @@ impl AnalysisClient {
                 Err(Attempt::Final(error)) => return Err(error),
                 Err(Attempt::Retry(error, retry_after)) => (error, retry_after),
             };
-            let wait = retry_after.unwrap_or(backoff);
+            let wait = retry_after.unwrap_or_else(|| backoff.next_delay());
             if Instant::now() + wait >= deadline {
                 // No time left for another try: the last failure stands.
                 return Err(error);
             }
             tokio::time::sleep(wait).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
@@ -222,7 +221,7 @@ impl AnalysisClient {
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(crate::notify::retry_after_seconds)
+                .and_then(crate::outbound::retry_after_seconds)
                 .map(|s| Duration::from_secs_f64(s.clamp(0.0, 3600.0)));
             return Err(Attempt::Retry(
                 CallError::Status(status.as_u16()),

@@ -17,6 +17,7 @@
 mod book;
 mod claims;
 pub mod client;
+mod monitor;
 pub mod transition;
 mod worker;
 
@@ -34,11 +35,12 @@ use uuid::Uuid;
 
 pub use book::{Book, series_of};
 pub use client::{AnalysisClient, AnalysisRequest, Answer, CallError, parse_answer};
+pub use monitor::AnalysisMonitor;
 pub use transition::{Decision, progress};
 
-use crate::alerts::OpsAlerts;
 use crate::market::{MarketData, SeriesKey};
 use crate::metrics::AnalysisMetrics;
+use crate::ops_alerts::OpsAlerts;
 
 /// The Redis channel synapse-api announces schedule changes on (any message reloads).
 pub const UPDATES_CHANNEL: &str = "workflow:updated";
@@ -102,10 +104,10 @@ struct Job {
 /// The analysis service of this replica; cheap to clone.
 #[derive(Clone)]
 pub struct Analysis {
-    inner: Arc<Inner>,
+    inner: Arc<AnalysisCore>,
 }
 
-struct Inner {
+struct AnalysisCore {
     db: PgPool,
     redis: Option<ConnectionManager>,
     redis_url: Option<SecretString>,
@@ -151,7 +153,7 @@ impl Analysis {
         });
         let (queue, receiver) = mpsc::unbounded_channel();
         Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new(AnalysisCore {
                 db: parts.db,
                 redis: parts.redis,
                 redis_url: parts.redis_url,
@@ -250,7 +252,7 @@ impl Analysis {
     }
 }
 
-impl Inner {
+impl AnalysisCore {
     fn is_paused(&self) -> bool {
         self.paused.get().is_some_and(|paused| paused())
     }

@@ -19,9 +19,9 @@ use tokio_util::task::TaskTracker;
 
 use super::client::{AnalysisRequest, CallError, CandleJson};
 use super::transition;
-use super::{DECISIONS_CHANNEL, FAILING_RULE, Inner, Job};
-use crate::alerts::Severity;
+use super::{AnalysisCore, DECISIONS_CHANNEL, FAILING_RULE, Job};
 use crate::market::{DataNeed, DataNeeds};
+use crate::ops_alerts::Severity;
 use crate::storage::monitoring_decisions::{self, Completion};
 use crate::storage::workflow_schedules::{self, ScheduleRow};
 
@@ -29,7 +29,7 @@ use crate::storage::workflow_schedules::{self, ScheduleRow};
 /// queue, and calls cut short by the shutdown, stay `pending` in Postgres and are taken
 /// over after the timeout. Calls run under `tasks`, so shutdown waits for them.
 pub(super) async fn dispatch(
-    inner: Arc<Inner>,
+    inner: Arc<AnalysisCore>,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -74,16 +74,16 @@ pub(super) async fn dispatch(
 }
 
 /// One call and its outcome.
-async fn call(inner: Arc<Inner>, job: Job, permit: OwnedSemaphorePermit) {
+async fn call(inner: Arc<AnalysisCore>, job: Job, permit: OwnedSemaphorePermit) {
     if let Err(error) = inner.analyse(&job).await {
-        tracing::warn!(component = "analysis", %error, schedule_id = %job.schedule_id,
+        tracing::warn!(%error, schedule_id = %job.schedule_id,
             "analysis outcome not recorded; the claim is resumed after the timeout");
     }
     inner.metrics.in_flight.dec();
     drop(permit);
 }
 
-impl Inner {
+impl AnalysisCore {
     /// Whether the series of `job` has closed again since its candle.
     fn superseded(&self, job: &Job) -> bool {
         let latest_seen = self
@@ -114,7 +114,7 @@ impl Inner {
             }
         }
         if let Err(error) = self.finish_skipped(&ids, "superseded").await {
-            tracing::warn!(component = "analysis", %error, "skipped claims not recorded");
+            tracing::warn!(%error, "skipped claims not recorded");
         }
         // A job taken out that still stands goes back in line (at its end: rare).
         for job in kept {
@@ -269,7 +269,7 @@ impl Inner {
                 .with_label_values(&["completion"])
                 .inc_by(usage.completion_tokens);
         }
-        tracing::info!(component = "analysis", schedule_id = %schedule.id,
+        tracing::info!(schedule_id = %schedule.id,
             signal_id = %schedule.entity_id, decision = answer.decision.as_str(),
             confidence = answer.confidence, status = %progress.status,
             candle_open_time = job.candle_open_time, "signal analysed");
@@ -280,7 +280,7 @@ impl Inner {
         }
         // The endpoint answers again: the failing alert, if open, resolves.
         if let Err(error) = self.alerts.resolve(FAILING_RULE, &failing_labels()).await {
-            tracing::warn!(component = "analysis", %error, "analysis_failing not resolved");
+            tracing::warn!(%error, "analysis_failing not resolved");
         }
         Ok(())
     }
@@ -311,7 +311,7 @@ impl Inner {
         }
         let max = self.settings.max_consecutive_errors;
         let streak = workflow_schedules::record_error(&self.db, schedule.id, max).await?;
-        tracing::warn!(component = "analysis", schedule_id = %schedule.id,
+        tracing::warn!(schedule_id = %schedule.id,
             kind = error.kind(), error = %reason, streak = ?streak.map(|s| s.0), "analysis failed");
         if let Some((_, true)) = streak {
             self.reload.notify_one();
@@ -355,7 +355,7 @@ impl Inner {
             .query_async(&mut redis)
             .await;
         if let Err(error) = published {
-            tracing::warn!(component = "analysis", kind = ?error.kind(), "signal.decision not published");
+            tracing::warn!(kind = ?error.kind(), "signal.decision not published");
         }
     }
 }

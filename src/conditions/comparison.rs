@@ -1,7 +1,7 @@
 //! The comparison operators shared by condition kinds, in three-valued logic.
 
-use crate::engine::Tri;
 use crate::indicators::LastTwo;
+use crate::logic_tree::Tri;
 
 /// `above`, `below`, or a cross between the previous and the current pair of values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

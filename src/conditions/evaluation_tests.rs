@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::engine::BatchContext;
 use crate::indicators::{self, IndicatorSpec};
+use crate::logic_tree::BatchContext;
 use crate::market::{CandleSeries, Interval, MarketSnapshot, PriceKey, Quote, SeriesKey};
 
 const HOUR_MS: i64 = 3_600_000;

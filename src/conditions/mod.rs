@@ -21,8 +21,9 @@ pub use report::ConditionReport;
 pub use technical_indicator::{CompareTo, TechnicalIndicator};
 
 use self::params::Params;
-use crate::engine::{BatchContext, IndicatorKey, Tri, ValidationError};
+use crate::logic_tree::{BatchContext, IndicatorKey, Tri};
 use crate::market::{DataNeeds, Interval, Source};
+use crate::validation::ValidationError;
 
 /// The kinds this service knows, for error messages.
 pub const KINDS: &str = "price_alert, technical_indicator";

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::engine::ValidationError;
+use crate::validation::ValidationError;
 
 /// The params object being read.
 pub(crate) struct Params<'a> {

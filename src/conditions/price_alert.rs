@@ -11,10 +11,10 @@ use serde_json::{Map, Value};
 use super::Wording;
 use super::params::Params;
 use super::{Evaluation, Observed, SymbolInterner, parse_source_and_symbol};
-use crate::engine::ValidationError;
-use crate::engine::{BatchContext, Tri};
 use crate::indicators::LastTwo;
+use crate::logic_tree::{BatchContext, Tri};
 use crate::market::{DataNeed, DataNeeds, PriceKey, Source};
+use crate::validation::ValidationError;
 
 use super::comparison::Comparison;
 

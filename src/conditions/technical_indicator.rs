@@ -15,10 +15,10 @@ use super::Wording;
 use super::comparison::Comparison;
 use super::params::{Params, number};
 use super::{Evaluation, Observed, SymbolInterner, parse_source_and_symbol};
-use crate::engine::ValidationError;
-use crate::engine::{BatchContext, IndicatorKey};
 use crate::indicators::{IndicatorSpec, LastTwo, Output, Scale};
+use crate::logic_tree::{BatchContext, IndicatorKey};
 use crate::market::{DataNeed, DataNeeds, Interval, SeriesKey, Source};
+use crate::validation::ValidationError;
 
 const INDICATORS: &str = "sma, ema, wma, rsi, macd, bbands, atr, stoch, volume_sma";
 

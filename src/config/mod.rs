@@ -79,7 +79,7 @@ pub struct Config {
     /// `SHARD_COUNT=auto`: shards follow the live replicas by lease.
     pub auto_shard: Option<crate::sharding::AutoSharding>,
     pub log: LogSettings,
-    pub alerts: crate::alerts::AlertSettings,
+    pub alerts: crate::ops_alerts::AlertSettings,
     pub engine: crate::ops_rules::EngineSettings,
     pub health: crate::platform_health::HealthSettings,
     pub analysis: crate::analysis::AnalysisSettings,

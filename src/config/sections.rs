@@ -322,7 +322,7 @@ fn seconds(r: &mut Reader, name: &'static str, max: u64) -> Result<Duration, Con
 }
 
 /// The operational alerts' log, retention, routes, notification timing and stream.
-pub fn alerts(r: &mut Reader) -> Result<crate::alerts::AlertSettings, ConfigError> {
+pub fn alerts(r: &mut Reader) -> Result<crate::ops_alerts::AlertSettings, ConfigError> {
     let log_dir = r.plain("ALERT_LOG_DIR");
     let retention_days = r.number(
         "ALERT_RETENTION_DAYS",
@@ -332,11 +332,11 @@ pub fn alerts(r: &mut Reader) -> Result<crate::alerts::AlertSettings, ConfigErro
     let routes = r.secret("OPS_ALERT_ROUTES").map_or_else(
         || Ok(Default::default()),
         |text| {
-            crate::alerts::parse_routes(text.expose_secret())
+            crate::ops_alerts::parse_routes(text.expose_secret())
                 .map_err(|message| ConfigError::new("OPS_ALERT_ROUTES", message))
         },
     )?;
-    let timing = crate::alerts::DispatchTiming {
+    let timing = crate::ops_alerts::DispatchTiming {
         group_wait: seconds(r, "OPS_ALERT_GROUP_WAIT_SECONDS", 3600)?,
         repeat: seconds(r, "OPS_ALERT_REPEAT_SECONDS", 7 * 86_400)?.max(Duration::from_secs(1)),
         claim_hold: seconds(r, "OPS_ALERT_CLAIM_SECONDS", 86_400)?.max(Duration::from_secs(1)),
@@ -344,7 +344,7 @@ pub fn alerts(r: &mut Reader) -> Result<crate::alerts::AlertSettings, ConfigErro
     let stream_keepalive =
         seconds(r, "ALERT_STREAM_KEEPALIVE_SECONDS", 300)?.max(Duration::from_secs(1));
     let stream_max = seconds(r, "ALERT_STREAM_MAX_SECONDS", 86_400)?.max(Duration::from_secs(1));
-    Ok(crate::alerts::AlertSettings {
+    Ok(crate::ops_alerts::AlertSettings {
         log_dir: (!log_dir.trim().is_empty()).then(|| log_dir.trim().into()),
         retention_days,
         routes,

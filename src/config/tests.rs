@@ -297,6 +297,27 @@ fn env_example_lists_exactly_the_keys_read() {
 }
 
 #[test]
+fn the_configuration_reference_is_the_key_table() {
+    const BEGIN: &str = "<!-- generated from src/config/keys.rs: UPDATE_CONFIG_REFERENCE=1 cargo test --lib config -->\n";
+    const END: &str = "<!-- end of the generated reference -->";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let start = doc.find(BEGIN).expect("the reference's start marker") + BEGIN.len();
+    let end = doc.find(END).expect("the reference's end marker");
+    let wanted = super::keys::reference();
+    if std::env::var_os("UPDATE_CONFIG_REFERENCE").is_some() {
+        std::fs::write(path, format!("{}{wanted}{}", &doc[..start], &doc[end..])).unwrap();
+        return;
+    }
+    assert_eq!(
+        &doc[start..end],
+        wanted,
+        "docs/configuration.md differs from src/config/keys.rs: \
+         regenerate it with UPDATE_CONFIG_REFERENCE=1 cargo test --lib config"
+    );
+}
+
+#[test]
 fn redact_url_masks_passwords_and_queries() {
     assert_eq!(
         redact_url("redis://localhost:6379"),

@@ -20,7 +20,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::AppState;
 use super::auth::KeyPosition;
 use super::error::ApiError;
-use crate::alerts::StreamEvent;
+use crate::ops_alerts::StreamEvent;
 use crate::storage::ops_alert_events;
 
 /// Events read from the table per query while replaying.
@@ -113,19 +113,16 @@ impl Cursor {
                 return Some(event);
             }
             if let Some(after) = self.replay_after {
-                let page = match ops_alert_events::after(
-                    self.state.ops_alerts.pool(),
-                    after,
-                    REPLAY_PAGE,
-                )
-                .await
-                {
-                    Ok(page) => page,
-                    Err(error) => {
-                        tracing::warn!(component = "alert", %error, "alert stream replay failed");
-                        return None;
-                    }
-                };
+                let page =
+                    match ops_alert_events::after(self.state.ops_alerts.pool(), after, REPLAY_PAGE)
+                        .await
+                    {
+                        Ok(page) => page,
+                        Err(error) => {
+                            tracing::warn!(%error, "alert stream replay failed");
+                            return None;
+                        }
+                    };
                 self.replay_after = page.last().map(|row| row.id);
                 for row in page {
                     self.replayed.insert(row.id);
@@ -147,7 +144,6 @@ impl Cursor {
                 Ok(event) => return Some(event),
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(
-                        component = "alert",
                         missed,
                         "alert stream client too far behind; closing it (it can resume with Last-Event-ID)"
                     );

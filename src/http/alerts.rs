@@ -1,6 +1,8 @@
 //! Operational alerts for operators (DESIGN §10): the active alerts, the history, clear
 //! and acknowledge, and silences.
 
+use crate::config::Config;
+use crate::ops_alerts::OpsAlerts;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -8,12 +10,12 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::AppState;
 use super::error::ApiError;
-use crate::alerts::{Severity, check_not_everything, parse_matchers};
+use crate::ops_alerts::{Severity, check_not_everything, parse_matchers};
 use crate::storage::ops_alerts::{AlertRow, HistoryFilter, Refused};
 use crate::storage::ops_silences::SilenceRow;
 
@@ -64,9 +66,10 @@ pub struct AlertList {
         (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
-pub async fn active_alerts(State(state): State<AppState>) -> Result<Json<AlertList>, ApiError> {
-    let alerts: Vec<AlertView> = state
-        .ops_alerts
+pub async fn active_alerts(
+    State(ops_alerts): State<OpsAlerts>,
+) -> Result<Json<AlertList>, ApiError> {
+    let alerts: Vec<AlertView> = ops_alerts
         .active()
         .await?
         .into_iter()
@@ -106,7 +109,7 @@ pub struct HistoryQuery {
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn alert_history(
-    State(state): State<AppState>,
+    State(ops_alerts): State<OpsAlerts>,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AlertList>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
@@ -143,8 +146,7 @@ pub async fn alert_history(
             ApiError::bad_request("invalid_query", "before: not a cursor this route gave")
         })?),
     };
-    let alerts = state
-        .ops_alerts
+    let alerts = ops_alerts
         .history(&HistoryFilter {
             rule: query.rule,
             severity: query.severity,
@@ -206,10 +208,10 @@ fn changed(
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn clear_alert(
-    State(state): State<AppState>,
+    State(ops_alerts): State<OpsAlerts>,
     Path(alert_id): Path<String>,
 ) -> Result<Json<AlertView>, ApiError> {
-    let outcome = state.ops_alerts.clear(&alert_id).await?;
+    let outcome = ops_alerts.clear(&alert_id).await?;
     changed(&alert_id, outcome)
 }
 
@@ -225,10 +227,10 @@ pub async fn clear_alert(
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn acknowledge_alert(
-    State(state): State<AppState>,
+    State(ops_alerts): State<OpsAlerts>,
     Path(alert_id): Path<String>,
 ) -> Result<Json<AlertView>, ApiError> {
-    let outcome = state.ops_alerts.acknowledge(&alert_id, "operator").await?;
+    let outcome = ops_alerts.acknowledge(&alert_id, "operator").await?;
     changed(&alert_id, outcome)
 }
 
@@ -246,8 +248,10 @@ pub struct SilenceList {
         (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
-pub async fn list_silences(State(state): State<AppState>) -> Result<Json<SilenceList>, ApiError> {
-    let silences = state.ops_alerts.silences().await?;
+pub async fn list_silences(
+    State(ops_alerts): State<OpsAlerts>,
+) -> Result<Json<SilenceList>, ApiError> {
+    let silences = ops_alerts.silences().await?;
     Ok(Json(SilenceList { silences }))
 }
 
@@ -279,7 +283,8 @@ pub struct NewSilence {
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn add_silence(
-    State(state): State<AppState>,
+    State(config): State<Arc<Config>>,
+    State(ops_alerts): State<OpsAlerts>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<SilenceRow>), ApiError> {
     let request: NewSilence = serde_json::from_slice(&body)
@@ -307,7 +312,7 @@ pub async fn add_silence(
             "ends_at: must be after starts_at",
         ));
     }
-    let max_days = state.config.alerts.silence_max_days;
+    let max_days = config.alerts.silence_max_days;
     if request.ends_at - starts_at > chrono::Duration::days(i64::from(max_days)) {
         return Err(ApiError::bad_request(
             "invalid_silence",
@@ -322,7 +327,7 @@ pub async fn add_silence(
         created_by: request.created_by,
         comment: request.comment,
     };
-    state.ops_alerts.add_silence(&silence).await?;
+    ops_alerts.add_silence(&silence).await?;
     Ok((StatusCode::CREATED, Json(silence)))
 }
 
@@ -338,10 +343,10 @@ pub async fn add_silence(
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn delete_silence(
-    State(state): State<AppState>,
+    State(ops_alerts): State<OpsAlerts>,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    if state.ops_alerts.delete_silence(id).await? {
+    if ops_alerts.delete_silence(id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no silence {id}")))

@@ -79,7 +79,6 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Some(cause) = &self.cause {
             tracing::warn!(
-                component = "http",
                 code = self.code,
                 error = cause.as_ref() as &(dyn std::error::Error + 'static),
                 "request failed"

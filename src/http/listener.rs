@@ -89,7 +89,8 @@ pub async fn serve(
     let connections = Arc::new(Connections::default());
     let tasks = TaskTracker::new();
     let mut next_id = 0u64;
-    let mut backoff = Duration::from_millis(5);
+    let mut backoff =
+        crate::outbound::Backoff::new(Duration::from_millis(5), Duration::from_secs(1));
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -97,20 +98,20 @@ pub async fn serve(
         };
         let stream = match accepted {
             Ok((stream, _)) => {
-                backoff = Duration::from_millis(5);
+                backoff.reset();
                 stream
             }
             Err(error) => {
                 // Out of descriptors (or a connection reset before we took it): free
                 // a place held by a silent client, and try again a little later.
                 connections.evict_oldest_waiting();
-                tracing::warn!(%error, backoff_ms = backoff.as_millis() as u64,
+                let wait = backoff.next_delay();
+                tracing::warn!(%error, backoff_ms = wait.as_millis() as u64,
                     "accept failed; backing off");
                 tokio::select! {
                     () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(wait) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
             }
         };

@@ -39,7 +39,6 @@ pub fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
         .unwrap_or_default();
     tracing::info_span!(
         "http_request",
-        component = "http",
         request_id,
         method = %request.method(),
         route = route_of(request),
@@ -169,7 +168,7 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
         .map(String::as_str)
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("non-string panic payload");
-    tracing::error!(component = "http", panic = detail, "handler panicked");
+    tracing::error!(panic = detail, "handler panicked");
     let mut response = ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",

@@ -6,12 +6,11 @@
 pub mod alert_stream;
 pub mod alerts;
 pub mod auth;
-pub mod engine;
+pub mod engine_ticks;
 pub mod error;
 pub mod listener;
 pub mod middleware;
 pub mod monitors;
-pub mod notify_test;
 pub mod openapi;
 pub mod platform_health;
 pub mod probes;
@@ -21,6 +20,7 @@ pub mod simulate;
 mod state;
 pub mod status;
 pub mod strategy;
+pub mod test_notification;
 pub mod workflows;
 
 use std::sync::Arc;
@@ -59,10 +59,10 @@ fn api_routes(keys: Arc<ApiKeys>) -> OpenApiRouter<AppState> {
         .routes(routes!(alerts::acknowledge_alert))
         .routes(routes!(alerts::list_silences, alerts::add_silence))
         .routes(routes!(alerts::delete_silence))
-        .routes(routes!(notify_test::notify_test))
-        .routes(routes!(engine::post_tick))
-        .routes(routes!(engine::engine_history))
-        .routes(routes!(engine::list_engines))
+        .routes(routes!(test_notification::notify_test))
+        .routes(routes!(engine_ticks::post_tick))
+        .routes(routes!(engine_ticks::engine_history))
+        .routes(routes!(engine_ticks::list_engines))
         .routes(routes!(platform_health::health_system))
         .routes(routes!(platform_health::health_metrics))
         .routes(routes!(monitors::list_monitors))

@@ -2,6 +2,7 @@
 //! name (or `all`), and live settings — interval, enabled, snooze — that every replica
 //! applies from the next cycle.
 
+use crate::monitors::Registry;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -9,9 +10,10 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use sqlx::PgPool;
+use std::sync::Arc;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::error::ApiError;
 use crate::monitors::{MonitorView, RunError, Trigger};
 use crate::storage::monitor_heartbeat::{self, SettingsChange};
@@ -37,8 +39,10 @@ fn unknown(name: &str) -> ApiError {
         (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
-pub async fn list_monitors(State(state): State<AppState>) -> Result<Json<MonitorList>, ApiError> {
-    let monitors = state.monitors.list().await?;
+pub async fn list_monitors(
+    State(registry): State<Arc<Registry>>,
+) -> Result<Json<MonitorList>, ApiError> {
+    let monitors = registry.list().await?;
     Ok(Json(MonitorList { monitors }))
 }
 
@@ -56,16 +60,16 @@ pub async fn list_monitors(State(state): State<AppState>) -> Result<Json<Monitor
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn run_monitor(
-    State(state): State<AppState>,
+    State(monitors): State<Arc<Registry>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     if name == "all" {
         let mut runs = Vec::new();
-        for name in state.monitors.names() {
-            let (ledger, code, error) = match state.monitors.run(&name, Trigger::Manual).await {
+        for name in monitors.names() {
+            let (ledger, code, error) = match monitors.run(&name, Trigger::Manual).await {
                 Ok(ledger) => (ledger, None, None),
                 Err(RunError::Storage(cause)) => {
-                    tracing::warn!(component = "monitor", monitor = %name, error = %cause, "run not started");
+                    tracing::warn!(monitor = %name, error = %cause, "run not started");
                     (
                         None,
                         Some("unavailable"),
@@ -78,7 +82,7 @@ pub async fn run_monitor(
         }
         return Ok(Json(json!({"runs": runs})));
     }
-    match state.monitors.run(&name, Trigger::Manual).await {
+    match monitors.run(&name, Trigger::Manual).await {
         Ok(ledger) => Ok(Json(ledger.unwrap_or_else(|| {
             json!({"name": name, "status": "skipped",
                    "details": {"reason": "nothing to do on this replica"}})
@@ -171,18 +175,18 @@ fn settings_change(body: &[u8], takes_interval: bool) -> Result<SettingsChange, 
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn patch_monitor(
-    State(state): State<AppState>,
+    State(db): State<PgPool>,
+    State(monitors): State<Arc<Registry>>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let monitor = state.monitors.get(&name).ok_or_else(|| unknown(&name))?;
+    let monitor = monitors.get(&name).ok_or_else(|| unknown(&name))?;
     let change = settings_change(&body, monitor.cadence().takes_interval())?;
-    let updated = monitor_heartbeat::update_settings(&state.db, &name, &change).await?;
+    let updated = monitor_heartbeat::update_settings(&db, &name, &change).await?;
     if updated.is_none() {
         return Err(unknown(&name));
     }
-    let view = state
-        .monitors
+    let view = monitors
         .list()
         .await?
         .into_iter()

@@ -8,13 +8,14 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::Value;
 
-use super::AppState;
 use super::error::ApiError;
+use crate::config::Config;
+use crate::platform_health::LatestSnapshot;
 use crate::platform_health::Snapshot;
 
-fn snapshot(state: &AppState) -> Result<Arc<Snapshot>, ApiError> {
-    state.health.get().ok_or_else(|| {
-        let message = if state.config.health.interval.is_zero() {
+fn snapshot(health: &LatestSnapshot, config: &Config) -> Result<Arc<Snapshot>, ApiError> {
+    health.get().ok_or_else(|| {
+        let message = if config.health.interval.is_zero() {
             "health checks are off on this replica (HEALTH_CHECK_INTERVAL=0)"
         } else {
             "no health cycle has completed yet"
@@ -35,8 +36,11 @@ fn snapshot(state: &AppState) -> Result<Arc<Snapshot>, ApiError> {
         (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "No health cycle yet (or health checks off on this replica)", body = crate::http::error::ErrorBody)))]
-pub async fn health_system(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(snapshot(&state)?.system()))
+pub async fn health_system(
+    State(health): State<LatestSnapshot>,
+    State(config): State<Arc<Config>>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(snapshot(&health, &config)?.system()))
 }
 
 /// The platform status as counters and gauges.
@@ -47,6 +51,9 @@ pub async fn health_system(State(state): State<AppState>) -> Result<Json<Value>,
         (status = 401, description = "Missing or wrong X-MONITORING-KEY", body = crate::http::error::ErrorBody),
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "No health cycle yet (or health checks off on this replica)", body = crate::http::error::ErrorBody)))]
-pub async fn health_metrics(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(snapshot(&state)?.metrics()))
+pub async fn health_metrics(
+    State(health): State<LatestSnapshot>,
+    State(config): State<Arc<Config>>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(snapshot(&health, &config)?.metrics()))
 }

@@ -79,7 +79,7 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
                 checks.insert(name, "ok");
             }
             Err(error) => {
-                tracing::warn!(component = "http", check = name, %error, "readiness check failed");
+                tracing::warn!(check = name, %error, "readiness check failed");
                 checks.insert(name, "failed");
                 failing.push(name);
             }

@@ -2,14 +2,16 @@
 //! No body (or `{}`) reloads everything; `{"strategy_ids": [...]}` reloads only those,
 //! at the cost of those strategies' queries, not a full reload.
 
+use crate::analysis::Analysis;
+use crate::strategy::StrategyLoader;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use serde::Deserialize;
+use std::sync::Arc;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::AppState;
 use super::error::ApiError;
 use crate::strategy::ReloadReport;
 
@@ -37,7 +39,8 @@ pub struct ReloadRequest {
         (status = 413, description = "Body over the configured limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn reload_strategies(
-    State(state): State<AppState>,
+    State(analysis): State<Analysis>,
+    State(loader): State<Arc<StrategyLoader>>,
     body: Bytes,
 ) -> Result<Json<ReloadReport>, ApiError> {
     let request: ReloadRequest = if body.iter().all(u8::is_ascii_whitespace) {
@@ -51,9 +54,9 @@ pub async fn reload_strategies(
         })?
     };
     // The analysis schedules are read again too (cheap: one query, in the background).
-    state.analysis.request_reload();
+    analysis.request_reload();
     let report = match request.strategy_ids {
-        None => state.loader.reload_all().await,
+        None => loader.reload_all().await,
         Some(ids) if ids.len() > MAX_RELOAD_IDS => {
             return Err(ApiError::bad_request(
                 "too_many_ids",
@@ -63,7 +66,7 @@ pub async fn reload_strategies(
         Some(mut ids) => {
             ids.sort_unstable();
             ids.dedup();
-            state.loader.reload_ids(&ids).await
+            loader.reload_ids(&ids).await
         }
     };
     report.map(Json).map_err(ApiError::from)

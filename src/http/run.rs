@@ -1,14 +1,15 @@
 //! `POST /internal/run/{frequency}`: run that frequency's batch now and answer its
 //! counts (operators, tests, and a scheduler disabled with `ENABLE_SCHEDULER=false`).
 
+use crate::batches::BatchRunner;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use std::sync::Arc;
 
-use super::AppState;
 use super::error::ApiError;
-use crate::scheduler::{BatchError, BatchReport};
-use crate::strategy::Frequency;
+use crate::batches::{BatchError, BatchReport};
+use crate::frequency::Frequency;
 
 /// Runs the batch of `frequency` (`1m`, `5m`, … or a URL-encoded cron expression).
 #[utoipa::path(post, path = "/run/{frequency}", tag = "internal",
@@ -22,12 +23,12 @@ use crate::strategy::Frequency;
         (status = 409, description = "That batch is running now", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn run_batch(
-    State(state): State<AppState>,
+    State(batches): State<Arc<BatchRunner>>,
     Path(frequency): Path<String>,
 ) -> Result<Json<BatchReport>, ApiError> {
     let frequency = Frequency::parse(&frequency)
         .map_err(|message| ApiError::bad_request("invalid_frequency", message))?;
-    match state.batches.run(&frequency).await {
+    match batches.run(&frequency).await {
         Ok(report) => Ok(Json(report)),
         Err(BatchError::CandleClose) => Err(ApiError::bad_request(
             "invalid_frequency",

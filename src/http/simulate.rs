@@ -2,14 +2,17 @@
 //! data — what its next batch would see and decide — with nothing written and nothing
 //! sent. Works for any stored strategy: one in `error` answers its validation error.
 
+use crate::market::MarketData;
+use crate::strategy::StrategyIndex;
 use axum::Json;
 use axum::extract::{Path, State};
+use sqlx::PgPool;
+use std::sync::Arc;
 use uuid::Uuid;
 
-use super::AppState;
 use super::error::ApiError;
+use crate::batches::{Simulation, simulate};
 use crate::conditions::SymbolInterner;
-use crate::scheduler::{Simulation, simulate};
 use crate::strategy::{CompiledStrategy, store};
 
 /// Evaluates the strategy now, without side effects.
@@ -24,10 +27,12 @@ use crate::strategy::{CompiledStrategy, store};
         (status = 404, description = "No such strategy", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn simulate_strategy(
-    State(state): State<AppState>,
+    State(db): State<PgPool>,
+    State(index): State<Arc<StrategyIndex>>,
+    State(market): State<MarketData>,
     Path(strategy_id): Path<Uuid>,
 ) -> Result<Json<Simulation>, ApiError> {
-    let Some(resolved) = store::fetch(&state.db, &[strategy_id]).await?.pop() else {
+    let Some(resolved) = store::fetch(&db, &[strategy_id]).await?.pop() else {
         return Err(ApiError::not_found(format!("no strategy {strategy_id}")));
     };
     let status = resolved.row.status.clone();
@@ -37,7 +42,7 @@ pub async fn simulate_strategy(
     }
     // The version the next batch evaluates: the loaded one, or the stored row compiled
     // now (not loaded here: paused, finished, changed since the last reload).
-    let strategy = match state.index.get(strategy_id) {
+    let strategy = match index.get(strategy_id) {
         Some(loaded) if loaded.version == resolved.row.updated_at => loaded,
         _ => match CompiledStrategy::compile(&resolved, &mut SymbolInterner::default()) {
             Ok(compiled) => compiled.into(),
@@ -50,7 +55,7 @@ pub async fn simulate_strategy(
             }
         },
     };
-    simulate(&state.db, &state.market, &strategy, &status)
+    simulate(&db, &market, &strategy, &status)
         .await
         .map(Json)
         .map_err(ApiError::from)

@@ -13,8 +13,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use crate::batches::LastRun;
 use crate::market::sources::SourceHealthRecord;
-use crate::scheduler::LastRun;
 
 /// The service's status.
 #[derive(Debug, Serialize, ToSchema)]

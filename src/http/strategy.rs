@@ -11,10 +11,12 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::AppState;
 use super::error::ApiError;
 use crate::storage::strategy_state::{self, RuntimeState};
+use crate::strategy::StrategyIndex;
 use crate::strategy::store;
+use sqlx::PgPool;
+use std::sync::Arc;
 
 /// One condition as stored.
 #[derive(Debug, Serialize, ToSchema)]
@@ -84,14 +86,15 @@ fn channel_kinds(channels: &Value) -> Vec<String> {
         (status = 404, description = "No such strategy", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn get_strategy(
-    State(state): State<AppState>,
+    State(db): State<PgPool>,
+    State(index): State<Arc<StrategyIndex>>,
     Path(strategy_id): Path<Uuid>,
 ) -> Result<Json<StrategyView>, ApiError> {
-    let Some(stored) = store::definition(&state.db, strategy_id).await? else {
+    let Some(stored) = store::definition(&db, strategy_id).await? else {
         return Err(ApiError::not_found(format!("no strategy {strategy_id}")));
     };
-    let runtime = strategy_state::runtime(&state.db, strategy_id).await?;
-    let loaded = state.index.get(strategy_id);
+    let runtime = strategy_state::runtime(&db, strategy_id).await?;
+    let loaded = index.get(strategy_id);
     Ok(Json(StrategyView {
         strategy_id,
         name: stored.name,

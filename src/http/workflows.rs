@@ -4,10 +4,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Serialize;
+use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::AppState;
 use super::error::ApiError;
 use crate::storage::monitoring_decisions::{self, DecisionRow};
 use crate::storage::workflow_schedules::{self, ScheduleRow};
@@ -36,14 +36,14 @@ pub struct WorkflowView {
         (status = 429, description = "Over this API key's rate limit", body = crate::http::error::ErrorBody),
         (status = 503, description = "Storage unavailable", body = crate::http::error::ErrorBody)))]
 pub async fn get_workflow(
-    State(state): State<AppState>,
+    State(db): State<PgPool>,
     id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<WorkflowView>, ApiError> {
     let Path(id) = id.map_err(|_| ApiError::bad_request("invalid_id", "id: must be a UUID"))?;
-    let schedule = workflow_schedules::get(&state.db, id)
+    let schedule = workflow_schedules::get(&db, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no workflow schedule {id}")))?;
-    let decisions = monitoring_decisions::latest(&state.db, id, DECISIONS_SHOWN).await?;
+    let decisions = monitoring_decisions::latest(&db, id, DECISIONS_SHOWN).await?;
     Ok(Json(WorkflowView {
         schedule,
         decisions,

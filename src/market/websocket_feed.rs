@@ -135,7 +135,7 @@ impl Ended {
 
 struct Connection {
     /// The reconnect delays since the last good connection (exponential, jittered).
-    backoff: Option<backon::ExponentialBackoff>,
+    backoff: Option<crate::outbound::Backoff>,
     prefetcher: Prefetcher,
     publisher: ClosePublisher,
     settings: WebsocketSettings,
@@ -218,21 +218,14 @@ impl Connection {
     }
 
     async fn backoff(&mut self) {
-        use backon::BackoffBuilder;
         let settings = &self.settings;
         // Jitter keeps many replicas from reconnecting in step.
         let wait = self
             .backoff
             .get_or_insert_with(|| {
-                backon::ExponentialBuilder::default()
-                    .with_min_delay(settings.min_backoff)
-                    .with_max_delay(settings.max_backoff)
-                    .without_max_times()
-                    .with_jitter()
-                    .build()
+                crate::outbound::Backoff::new(settings.min_backoff, settings.max_backoff).jittered()
             })
-            .next()
-            .unwrap_or(settings.max_backoff);
+            .next_delay();
         tokio::select! {
             () = self.shutdown.cancelled() => {}
             () = tokio::time::sleep(wait) => {}

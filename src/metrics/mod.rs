@@ -3,13 +3,13 @@
 
 mod alerts;
 mod analysis;
-mod engine;
+mod engine_ticks;
 mod health;
 mod shards;
 
 pub use alerts::AlertMetrics;
 pub use analysis::AnalysisMetrics;
-pub use engine::EngineMetrics;
+pub use engine_ticks::EngineMetrics;
 pub use health::HealthMetrics;
 pub use shards::ShardMetrics;
 
@@ -538,7 +538,7 @@ mod tests {
         let sources = [
             include_str!("mod.rs"),
             include_str!("alerts.rs"),
-            include_str!("engine.rs"),
+            include_str!("engine_ticks.rs"),
             include_str!("health.rs"),
             include_str!("analysis.rs"),
             include_str!("shards.rs"),

@@ -1,13 +1,12 @@
-//! Monitors (DESIGN §13): every periodic job is a named monitor — each strategy bucket
-//! (`batch:<frequency>`), `platform_health`, `ops_rules`, `delivery_resume`,
-//! `retention`, `expiry`. A monitor says its name, its cadence and whether it runs on
+//! Monitors (DESIGN §13): the framework every periodic job runs in. It knows no job:
+//! each lives with its feature (`batch:<frequency>`, its bucket follower and `expiry` in
+//! `batches`, `delivery_resume` in `trigger`, `ops_rules` and `retention` in
+//! `ops_rules`, `platform_health`, `analysis`) and the composition root registers it. A monitor says its name, its cadence and whether it runs on
 //! one replica at a time, and runs; the [`Registry`] runs it (never overlapping its
 //! previous run, a panic or error caught and recorded), writes its `monitor_ledger` row
 //! and its `monitor_heartbeat`, and the [`Schedule`] fires it on `tokio-cron-scheduler`
 //! with the interval read live from its heartbeat row.
 
-mod buckets;
-mod builtin;
 mod registry;
 mod schedule;
 
@@ -17,13 +16,8 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
-use crate::strategy::Frequency;
+use crate::frequency::Frequency;
 
-pub use buckets::follow_buckets;
-pub use builtin::{
-    AnalysisMonitor, BatchMonitor, DeliveryResumeMonitor, ExpiryMonitor, OpsRulesMonitor,
-    PlatformHealthMonitor, RetentionMonitor,
-};
 pub use registry::{MonitorView, Registry, RunError, Trigger};
 pub use schedule::{Schedule, cron_of};
 

@@ -119,7 +119,7 @@ impl Registry {
             Cadence::Boundaries(_) | Cadence::Events => None,
         };
         if let Err(error) = monitor_heartbeat::ensure(&self.db, &name, interval).await {
-            tracing::warn!(component = "monitor", monitor = %name, %error, "heartbeat row not created yet");
+            tracing::warn!(monitor = %name, %error, "heartbeat row not created yet");
         }
         if let Ok(mut monitors) = self.monitors.write() {
             monitors.insert(name, monitor);
@@ -288,7 +288,7 @@ impl Registry {
         if let Some(lease) = &singleton_lease
             && let Err(error) = leases::release(&self.db, lease).await
         {
-            tracing::warn!(component = "monitor", monitor = name, %error, "run lease not released; it lapses");
+            tracing::warn!(monitor = name, %error, "run lease not released; it lapses");
         }
         let report = match outcome {
             Ok(Ok(Outcome::Ran(report))) => report,
@@ -300,12 +300,12 @@ impl Registry {
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "a panic".to_owned());
-                tracing::error!(component = "monitor", monitor = name, panic = %message, "monitor panicked");
+                tracing::error!(monitor = name, panic = %message, "monitor panicked");
                 failed(json!({"error": format!("panicked: {message}")}))
             }
         };
         if report.status == RunStatus::Failed {
-            tracing::warn!(component = "monitor", monitor = name, details = %report.details, "monitor run failed");
+            tracing::warn!(monitor = name, details = %report.details, "monitor run failed");
         }
         if !report.recorded {
             let entry = LedgerEntry {
@@ -343,7 +343,7 @@ impl Registry {
     async fn record_skipped(&self, name: &str, reason: &str) {
         let entry = LedgerEntry::skipped(name.to_owned(), reason);
         if let Err(error) = ledger::record(&self.db, &entry).await {
-            tracing::warn!(component = "monitor", monitor = name, %error, "skipped run not recorded");
+            tracing::warn!(monitor = name, %error, "skipped run not recorded");
         }
     }
 }

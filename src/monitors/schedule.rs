@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use super::Cadence;
 use super::registry::{Registry, RunError, Trigger};
+use crate::frequency::Frequency;
 use crate::storage::monitor_heartbeat;
-use crate::strategy::Frequency;
 
 /// How a job was registered: what, when changed, makes it registered again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,12 +58,12 @@ impl Schedule {
         let scheduler = match JobScheduler::new().await {
             Ok(scheduler) => scheduler,
             Err(error) => {
-                tracing::error!(component = "monitor", %error, "the job scheduler did not start; no monitor runs on time");
+                tracing::error!(%error, "the job scheduler did not start; no monitor runs on time");
                 return;
             }
         };
         if let Err(error) = scheduler.start().await {
-            tracing::error!(component = "monitor", %error, "the job scheduler did not start; no monitor runs on time");
+            tracing::error!(%error, "the job scheduler did not start; no monitor runs on time");
             return;
         }
         let mut schedule = Schedule {
@@ -142,7 +142,7 @@ impl Schedule {
             if let Some((id, _)) = self.jobs.remove(&name)
                 && let Err(error) = self.scheduler.remove(&id).await
             {
-                tracing::warn!(component = "monitor", monitor = %name, %error, "job not removed");
+                tracing::warn!(monitor = %name, %error, "job not removed");
             }
         }
         for (name, key) in wanted {
@@ -151,7 +151,7 @@ impl Schedule {
             }
             match self.add(&name, &key).await {
                 Ok(id) => {
-                    tracing::debug!(component = "monitor", monitor = %name, ?key, "job registered");
+                    tracing::debug!(monitor = %name, ?key, "job registered");
                     // A job first fires an interval after it is registered: a monitor
                     // already due (never run, or not for an interval — a restart, a
                     // shortened interval) runs now.
@@ -170,7 +170,7 @@ impl Schedule {
                     self.jobs.insert(name, (id, key));
                 }
                 Err(error) => {
-                    tracing::warn!(component = "monitor", monitor = %name, %error, "job not registered")
+                    tracing::warn!(monitor = %name, %error, "job not registered")
                 }
             }
         }
@@ -214,7 +214,7 @@ async fn fire(registry: &Registry, name: &str, trigger: Trigger) {
     match registry.run(name, trigger).await {
         Ok(_) | Err(RunError::Running(_)) | Err(RunError::Unknown(_)) => {}
         Err(error) => {
-            tracing::warn!(component = "monitor", monitor = name, %error, "monitor run not recorded")
+            tracing::warn!(monitor = name, %error, "monitor run not recorded")
         }
     }
 }

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::BackoffBuilder;
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
@@ -98,17 +97,6 @@ pub struct Delivery {
     pub ambiguous: u32,
 }
 
-/// A `Retry-After` value in seconds: delay-seconds, or an HTTP date (RFC 9110) from now.
-pub fn retry_after_seconds(value: &str) -> Option<f64> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<f64>() {
-        return Some(seconds);
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.num_milliseconds().max(0) as f64 / 1000.0)
-}
-
 /// `sha256=<hex>` of the HMAC-SHA256 of `body` under `secret`.
 pub fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac =
@@ -127,7 +115,7 @@ fn escape_html(text: &str) -> String {
 }
 
 /// A prepared request: where, what, and which client (user URLs get the guarded one).
-struct Prepared {
+struct PreparedRequest {
     client: reqwest::Client,
     url: String,
     /// A user URL's host (and port): its share of places and its breaker.
@@ -232,10 +220,7 @@ impl Notifier {
     }
 
     fn client_builder(settings: &NotifierSettings) -> reqwest::ClientBuilder {
-        reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("monitoring-service/", env!("CARGO_PKG_VERSION")))
+        crate::outbound::client_builder(settings.timeout).timeout(settings.timeout)
     }
 
     /// The client for the user URL `url`, once the guard accepts it.
@@ -251,7 +236,7 @@ impl Notifier {
         &self,
         channel: &Channel,
         alert: &OutgoingAlert<'_>,
-    ) -> Result<Prepared, String> {
+    ) -> Result<PreparedRequest, String> {
         let json_body = |value: Value| value.to_string().into_bytes();
         Ok(match channel {
             Channel::Telegram { chat_id } => {
@@ -260,7 +245,7 @@ impl Notifier {
                     .telegram_bot_token
                     .as_ref()
                     .ok_or("TELEGRAM_BOT_TOKEN is not configured")?;
-                Prepared {
+                PreparedRequest {
                     client: self.http.clone(),
                     url: format!(
                         "{}/bot{}/sendMessage",
@@ -273,14 +258,14 @@ impl Notifier {
                     host: None,
                 }
             }
-            Channel::Slack { webhook_url } => Prepared {
+            Channel::Slack { webhook_url } => PreparedRequest {
                 client: self.guarded(webhook_url).await?,
                 url: webhook_url.clone(),
                 body: json_body(json!({"text": alert.text})),
                 headers: Vec::new(),
                 host: Some(host_of(webhook_url)),
             },
-            Channel::Discord { webhook_url } => Prepared {
+            Channel::Discord { webhook_url } => PreparedRequest {
                 client: self.guarded(webhook_url).await?,
                 url: webhook_url.clone(),
                 body: json_body(json!({"content": alert.text})),
@@ -289,7 +274,7 @@ impl Notifier {
             },
             Channel::Webhook { url, secret } => {
                 let body = json_body(alert.event.clone());
-                Prepared {
+                PreparedRequest {
                     client: self.guarded(url).await?,
                     url: url.clone(),
                     host: Some(host_of(url)),
@@ -326,7 +311,7 @@ impl Notifier {
 
     /// One attempt within its host's share: a place held for the request only, and
     /// refused at once while the host's breaker is open.
-    async fn attempt_at_host(&self, prepared: &Prepared) -> Attempt {
+    async fn attempt_at_host(&self, prepared: &PreparedRequest) -> Attempt {
         let Some(host) = &prepared.host else {
             return self.attempt(prepared).await.0;
         };
@@ -344,7 +329,7 @@ impl Notifier {
         attempt
     }
 
-    async fn attempt(&self, prepared: &Prepared) -> (Attempt, HostOutcome) {
+    async fn attempt(&self, prepared: &PreparedRequest) -> (Attempt, HostOutcome) {
         let mut request = prepared
             .client
             .post(&prepared.url)
@@ -381,7 +366,7 @@ impl Notifier {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(retry_after_seconds);
+            .and_then(crate::outbound::retry_after_seconds);
         // A user's server decides how large its error answer is: read only its start.
         let body =
             crate::bounded_body::read_prefix(response, crate::bounded_body::ERROR_BODY_LIMIT).await;
@@ -491,12 +476,9 @@ impl Notifier {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Attempt>,
     {
-        let mut backoff = backon::ExponentialBuilder::default()
-            .with_min_delay(self.settings.min_backoff)
-            .with_max_delay(self.settings.max_backoff)
-            .without_max_times()
-            .with_jitter()
-            .build();
+        let mut backoff =
+            crate::outbound::Backoff::new(self.settings.min_backoff, self.settings.max_backoff)
+                .jittered();
         let max_attempts = self.settings.max_attempts.max(1);
         let (mut attempts, mut ambiguous) = (0, 0);
         loop {
@@ -560,16 +542,16 @@ mod tests {
 
     #[test]
     fn retry_after_is_seconds_or_an_http_date() {
-        assert_eq!(retry_after_seconds(" 3 "), Some(3.0));
+        assert_eq!(crate::outbound::retry_after_seconds(" 3 "), Some(3.0));
         assert_eq!(
-            retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT"),
+            crate::outbound::retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT"),
             Some(0.0)
         );
         let in_a_minute = (chrono::Utc::now() + chrono::Duration::seconds(60))
             .format("%a, %d %b %Y %H:%M:%S GMT")
             .to_string();
-        let wait = retry_after_seconds(&in_a_minute).unwrap();
+        let wait = crate::outbound::retry_after_seconds(&in_a_minute).unwrap();
         assert!((58.0..=60.0).contains(&wait), "{wait}");
-        assert_eq!(retry_after_seconds("soon"), None);
+        assert_eq!(crate::outbound::retry_after_seconds("soon"), None);
     }
 }

@@ -12,18 +12,14 @@ mod delivery;
 mod destination_hosts;
 mod email;
 mod flood;
-pub mod message;
 mod outgoing;
 mod place;
 
 pub use address_guard::{AddressGuard, GuardError};
 pub use channel::{Channel, ChannelError, parse_channels};
-pub use delivery::{
-    Delivery, DeliveryStatus, INTERRUPTED, Notifier, NotifierSettings, retry_after_seconds, sign,
-};
+pub use delivery::{Delivery, DeliveryStatus, INTERRUPTED, Notifier, NotifierSettings, sign};
 pub use destination_hosts::{BREAKER_OPEN, BREAKER_THRESHOLD, PER_HOST_ATTEMPTS};
 pub use email::{EmailSender, SendFailure, SmtpConfig, SmtpTls, subject};
 pub use flood::{FloodControl, FloodRates, Rate};
-pub use message::{AlertFacts, ConditionFacts, Rendered, render};
 pub use outgoing::OutgoingAlert;
 pub use place::{Place, PlaceQueue};

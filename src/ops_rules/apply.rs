@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use super::rules::{Defaults, Input, RULES, Verdict};
 use super::thresholds::{Setting, setting};
 use super::tick::Tick;
-use crate::alerts::{OpsAlerts, RaiseOutcome, Severity};
+use crate::ops_alerts::{OpsAlerts, RaiseOutcome, Severity};
 use crate::storage::alert_thresholds::{self, ThresholdRow};
 use crate::storage::engine_metrics::{self, MetricsRow};
 use crate::storage::engine_state::{self, EngineStateRow};

@@ -128,7 +128,7 @@ async fn apply(applier: &Applier, batch: Vec<Pending>) {
             }
         }
         Err(error) if batch.len() > 1 => {
-            tracing::warn!(component = "monitoring", %error, ticks = batch.len(),
+            tracing::warn!(%error, ticks = batch.len(),
                 "a tick batch failed; applying its ticks one by one");
             for pending in batch {
                 let answer = applier
@@ -140,14 +140,13 @@ async fn apply(applier: &Applier, batch: Vec<Pending>) {
             }
         }
         Err(error) => {
-            tracing::warn!(component = "monitoring", %error, "a tick was not stored");
+            tracing::warn!(%error, "a tick was not stored");
             for pending in batch {
                 let _ = pending.reply.send(Err(IntakeError::Database));
             }
         }
     }
     tracing::debug!(
-        component = "monitoring",
         elapsed_us = started.elapsed().as_micros() as u64,
         "tick batch applied"
     );

@@ -1,14 +1,16 @@
 //! Operational rules over trading-engine ticks (DESIGN §12): ticks taken by any
 //! replica, stored in `engine_metrics` and judged by the rules of [`rules`], whose
-//! alerts go through the operational alerts of `crate::alerts`; a heartbeat timer for
+//! alerts go through the operational alerts of `crate::ops_alerts`; a heartbeat timer for
 //! engines gone silent; snapshots of the latest metrics; and each engine's history
 //! aggregated per step.
 
 mod apply;
+mod heartbeat_monitor;
 mod heartbeat_timer;
 mod intake;
 mod labels;
 mod overview;
+mod retention_monitor;
 pub mod rules;
 mod snapshot;
 pub mod thresholds;
@@ -19,9 +21,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use apply::{Applier, Received};
+pub use heartbeat_monitor::OpsRulesMonitor;
 pub use intake::{Intake, IntakeError, MAX_BATCH};
 pub use labels::EngineLabels;
 pub use overview::{Connectivity, EngineOverview, ModelFreshness};
+pub use retention_monitor::RetentionMonitor;
 pub use rules::Defaults;
 pub use tick::{Tick, TickError};
 
@@ -129,7 +133,7 @@ pub async fn run_snapshots(
             () = tokio::time::sleep(settings.snapshot_interval) => {}
         }
         if let Err(error) = snapshot::write(&db, &dir, chrono::Utc::now()).await {
-            tracing::warn!(component = "monitoring", %error, "metrics snapshot not written");
+            tracing::warn!(%error, "metrics snapshot not written");
         }
     }
 }

@@ -4,7 +4,7 @@
 //! the thresholds of INFO, WARNING and CRITICAL; a disabled row turns the rule off.
 
 use super::rules::{Defaults, Levels, Rule};
-use crate::alerts::Severity;
+use crate::ops_alerts::Severity;
 use crate::storage::alert_thresholds::ThresholdRow;
 
 /// How a rule applies to an engine.

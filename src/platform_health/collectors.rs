@@ -55,9 +55,8 @@ impl Collectors {
         timeout: Duration,
     ) -> Self {
         // Operator-configured targets: private addresses are expected, no guard.
-        let http = reqwest::Client::builder()
+        let http = crate::outbound::client_builder(timeout)
             .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the HTTP client builds");
         Self {

@@ -16,7 +16,7 @@ use super::collectors::Collectors;
 use super::snapshot::{AlertCounts, Snapshot, Streaks, TargetState};
 use super::status::{Judged, Kind, Limits, critical_failures, system_status};
 use super::targets::Target;
-use crate::alerts::{OpsAlerts, Severity};
+use crate::ops_alerts::{OpsAlerts, Severity};
 use crate::storage::{health_snapshots, leases};
 
 /// The lease's name.
@@ -75,7 +75,7 @@ impl Cycle {
                 None
             }
             Err(error) => {
-                tracing::warn!(component = "health", %error,
+                tracing::warn!(%error,
                     "platform_health lease unavailable; checking on this replica alone");
                 Some((self.once(false).await, false))
             }
@@ -194,7 +194,6 @@ impl Cycle {
         self.publish(&value).await;
         self.hold(snapshot.clone());
         tracing::info!(
-            component = "health",
             status = status.as_str(),
             critical_failures = snapshot.critical_failures.len(),
             shared,
@@ -204,7 +203,7 @@ impl Cycle {
     }
 
     fn skipped(&self, step: &str, error: &sqlx::Error) {
-        tracing::warn!(component = "health", step, %error, "health cycle step skipped");
+        tracing::warn!(step, %error, "health cycle step skipped");
     }
 
     /// Raises and resolves each target's dependency alerts from its streaks.
@@ -296,7 +295,7 @@ impl Cycle {
             .query_async(&mut redis)
             .await;
         if let Err(error) = published {
-            tracing::warn!(component = "health", kind = ?error.kind(), "health snapshot not published on Redis");
+            tracing::warn!(kind = ?error.kind(), "health snapshot not published on Redis");
         }
     }
 }

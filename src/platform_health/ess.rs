@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::cycle::ESS_TRIPPED;
-use crate::alerts::{OpsAlerts, Severity};
+use crate::ops_alerts::{OpsAlerts, Severity};
 use crate::storage::redis as redis_channels;
 
 /// The channels followed.
@@ -24,11 +24,7 @@ fn labels() -> BTreeMap<String, String> {
 /// Handles one message on `channel`; answers whether it was understood.
 pub async fn handle(alerts: &OpsAlerts, channel: &str, payload: &str) -> Result<bool, sqlx::Error> {
     let Ok(Value::Object(message)) = serde_json::from_str::<Value>(payload) else {
-        tracing::warn!(
-            component = "health",
-            channel,
-            "malformed emergency-stop message ignored"
-        );
+        tracing::warn!(channel, "malformed emergency-stop message ignored");
         return Ok(false);
     };
     let context = Value::Object(message);
@@ -67,7 +63,7 @@ pub async fn follow(alerts: OpsAlerts, url: SecretString, shutdown: Cancellation
         let alerts = alerts.clone();
         async move {
             if let Err(error) = handle(&alerts, &message.channel, &message.payload).await {
-                tracing::warn!(component = "health", %error, "emergency-stop message not recorded");
+                tracing::warn!(%error, "emergency-stop message not recorded");
             }
         }
     })

@@ -106,7 +106,6 @@ impl Coordinator {
         }
         if !lost.is_empty() {
             tracing::warn!(
-                component = "sharding",
                 lost = lost.len(),
                 "shard leases lapsed before they were renewed: their strategies moved"
             );
@@ -127,7 +126,6 @@ impl Coordinator {
         self.observe(&report);
         if report.acquired + report.released + report.lost > 0 {
             tracing::info!(
-                component = "sharding",
                 live = report.live,
                 acquired = report.acquired,
                 released = report.released,
@@ -165,12 +163,12 @@ impl Coordinator {
                 () = shutdown.cancelled() => break,
                 _ = forget.tick() => {
                     if let Err(error) = replicas::forget_silent(&self.db, FORGET_AFTER).await {
-                        tracing::warn!(component = "sharding", %error, "could not forget silent replicas");
+                        tracing::warn!(%error, "could not forget silent replicas");
                     }
                 }
                 _ = ticker.tick() => {
                     if let Err(error) = self.step().await {
-                        tracing::warn!(component = "sharding", %error,
+                        tracing::warn!(%error,
                             "shard step failed; fencing keeps a lapsed shard's writes out");
                     }
                 }
@@ -187,20 +185,16 @@ impl Coordinator {
         let dropped = self.ownership.held();
         self.ownership.update(Vec::new(), &dropped);
         if let Err(error) = leases::release_many(&self.db, &held).await {
-            tracing::warn!(component = "sharding", %error, "could not release the shards");
+            tracing::warn!(%error, "could not release the shards");
         }
         if let Err(error) = replicas::leave(&self.db, self.ownership.replica()).await {
-            tracing::warn!(component = "sharding", %error, "could not leave the registry");
+            tracing::warn!(%error, "could not leave the registry");
         }
         self.metrics
             .handoffs
             .with_label_values(&["released"])
             .inc_by(held.len() as u64);
         self.metrics.held.set(0);
-        tracing::info!(
-            component = "sharding",
-            released = held.len(),
-            "left the shard registry"
-        );
+        tracing::info!(released = held.len(), "left the shard registry");
     }
 }

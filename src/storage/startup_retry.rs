@@ -4,7 +4,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
+
+use crate::outbound::Backoff;
 
 /// A dependency could not be reached (or prepared) within the startup timeout.
 #[derive(Debug, thiserror::Error)]
@@ -28,17 +30,13 @@ where
     Fut: Future<Output = Result<T, E>>,
     E: std::fmt::Display,
 {
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(5))
-        .with_jitter()
-        .with_total_delay(Some(timeout))
-        .without_max_times();
+    let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5))
+        .jittered()
+        .with_total_delay(timeout);
     connect
         .retry(backoff)
         .notify(|err: &E, delay: Duration| {
             tracing::warn!(
-                component = "storage",
                 dependency,
                 error = %err,
                 retry_in_ms = delay.as_millis() as u64,

@@ -117,7 +117,9 @@ pub async fn load(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredState
         .collect())
 }
 
-/// Writes every update in one statement. Strategies deleted meanwhile are skipped.
+/// Writes every update in one statement. A strategy deleted since it was evaluated
+/// fails the statement with a foreign-key violation ([`is_deleted_strategy`]); the
+/// caller writes again without it.
 pub async fn save<'e>(
     db: impl sqlx::PgExecutor<'e>,
     evaluated_at: DateTime<Utc>,
@@ -148,7 +150,6 @@ pub async fn save<'e>(
            FROM UNNEST($1::uuid[], $3::boolean[], $4::jsonb[], $5::integer[], $6::timestamptz[],
                        $7::timestamptz[])
                 AS u(id, result, previous, errors, candle, period)
-           JOIN strategies s ON s.id = u.id
           ORDER BY u.id
          ON CONFLICT (strategy_id) DO UPDATE SET
              last_evaluated_at  = EXCLUDED.last_evaluated_at,
@@ -170,6 +171,11 @@ pub async fn save<'e>(
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Whether `error` is a state row refused because its strategy no longer exists.
+pub fn is_deleted_strategy(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_foreign_key_violation())
 }
 
 /// Locks the state rows of `ids` for the claim's transaction (in strategy order, the

@@ -34,17 +34,14 @@ pub async fn get_many(
     let mut found = Vec::with_capacity(wanted.len());
     for chunk in wanted.chunks(CHUNK) {
         let keys: Vec<String> = chunk.iter().map(|(id, v)| key(*id, *v)).collect();
-        let values: Vec<Option<Vec<u8>>> = match redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(redis)
-            .await
-        {
-            Ok(values) => values,
-            Err(err) => {
-                tracing::warn!(component = "strategy", error = %err, "strategy cache read failed");
-                vec![None; chunk.len()]
-            }
-        };
+        let values: Vec<Option<Vec<u8>>> =
+            match redis::cmd("MGET").arg(&keys).query_async(redis).await {
+                Ok(values) => values,
+                Err(err) => {
+                    tracing::warn!(error = %err, "strategy cache read failed");
+                    vec![None; chunk.len()]
+                }
+            };
         found.extend(values.into_iter().map(|value| {
             value.and_then(|bytes| serde_json::from_slice::<ResolvedStrategy>(&bytes).ok())
         }));
@@ -76,7 +73,7 @@ pub async fn put_many(redis: &mut ConnectionManager, strategies: &[ResolvedStrat
                 .ignore();
         }
         if let Err(err) = pipe.query_async::<()>(redis).await {
-            tracing::warn!(component = "strategy", error = %err, "strategy cache write failed");
+            tracing::warn!(error = %err, "strategy cache write failed");
         }
     }
 }
@@ -98,7 +95,7 @@ pub async fn purge_legacy(redis: &mut ConnectionManager) {
         let (next, keys) = match scanned {
             Ok(page) => page,
             Err(err) => {
-                tracing::warn!(component = "strategy", error = %err, "strategy cache purge failed");
+                tracing::warn!(error = %err, "strategy cache purge failed");
                 return;
             }
         };
@@ -111,7 +108,7 @@ pub async fn purge_legacy(redis: &mut ConnectionManager) {
             {
                 Ok(count) => removed += count,
                 Err(err) => {
-                    tracing::warn!(component = "strategy", error = %err, "strategy cache purge failed");
+                    tracing::warn!(error = %err, "strategy cache purge failed");
                     return;
                 }
             }
@@ -122,10 +119,6 @@ pub async fn purge_legacy(redis: &mut ConnectionManager) {
         cursor = next;
     }
     if removed > 0 {
-        tracing::info!(
-            component = "strategy",
-            removed,
-            "cached strategies holding channels removed"
-        );
+        tracing::info!(removed, "cached strategies holding channels removed");
     }
 }

@@ -3,14 +3,16 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::TriggerMode;
 use super::resolved::{
     MAX_CHANNELS_BYTES, MAX_PARAMS_DB_BYTES, MAX_TEMPLATE_BYTES, MAX_TREE_BYTES, ResolvedStrategy,
 };
-use super::{Frequency, TriggerMode, ValidationError};
 use crate::conditions::{Condition, SymbolInterner};
-use crate::engine::{BatchContext, IndicatorKey, LogicTree, Tri};
+use crate::frequency::Frequency;
+use crate::logic_tree::{BatchContext, IndicatorKey, LogicTree, Tri};
 use crate::market::{DataNeeds, Interval};
 use crate::notify::{Channel, parse_channels};
+use crate::validation::ValidationError;
 
 /// Most conditions one strategy may have (every leaf refers to one).
 pub const MAX_CONDITIONS: usize = 256;
@@ -77,7 +79,7 @@ impl CompiledStrategy {
             let message = if err.to_string().contains("recursion limit") {
                 format!(
                     "the tree is nested deeper than {} levels",
-                    crate::engine::MAX_DEPTH
+                    crate::logic_tree::MAX_DEPTH
                 )
             } else {
                 format!("not valid JSON: {err}")
@@ -154,7 +156,7 @@ impl CompiledStrategy {
         }
 
         if let Some(template) = &row.message_template {
-            crate::notify::message::check_template(template)
+            crate::message::check_template(template)
                 .map_err(|error| ValidationError::new("message_template", error))?;
         }
 

@@ -8,7 +8,8 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{CompiledStrategy, Frequency};
+use super::CompiledStrategy;
+use crate::frequency::Frequency;
 use crate::market::SeriesKey;
 
 /// A strategy that failed validation, as last judged.

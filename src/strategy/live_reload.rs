@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use backon::BackoffBuilder;
 use futures_util::StreamExt;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -109,7 +108,6 @@ async fn apply(loader: &StrategyLoader, updates: Vec<Update>) {
     };
     match result {
         Ok(report) => tracing::info!(
-            component = "reload",
             reloaded = report.reloaded,
             removed = report.removed,
             errors = report.errors.len(),
@@ -117,7 +115,7 @@ async fn apply(loader: &StrategyLoader, updates: Vec<Update>) {
             "strategies reloaded on announcement"
         ),
         Err(error) => {
-            tracing::error!(component = "reload", %error, "reload on announcement failed")
+            tracing::error!(%error, "reload on announcement failed")
         }
     }
 }
@@ -125,7 +123,7 @@ async fn apply(loader: &StrategyLoader, updates: Vec<Update>) {
 /// Full reload after (re)subscribing.
 async fn catch_up(loader: &StrategyLoader) {
     if let Err(error) = loader.reload_all().await {
-        tracing::error!(component = "reload", %error, "reload after subscribing failed");
+        tracing::error!(%error, "reload after subscribing failed");
     }
 }
 
@@ -148,17 +146,13 @@ async fn subscribed_again(
     *delays = backoff();
     catch_up(loader).await;
     following.set(true);
-    tracing::info!(component = "reload", via, "following strategy:updated");
+    tracing::info!(via, "following strategy:updated");
 }
 
 fn backoff() -> Box<dyn Iterator<Item = Duration> + Send> {
     Box::new(
-        backon::ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(5))
-            .without_max_times()
-            .with_jitter()
-            .build(),
+        crate::outbound::Backoff::new(Duration::from_millis(100), Duration::from_secs(5))
+            .jittered(),
     )
 }
 
@@ -176,14 +170,14 @@ pub async fn follow_redis(
         let pubsub = match crate::storage::redis::subscribe(&url, &[CHANNEL]).await {
             Ok(pubsub) => pubsub,
             Err(error) => {
-                tracing::warn!(component = "reload", kind = ?error.kind(),
+                tracing::warn!(kind = ?error.kind(),
                     "cannot subscribe to strategy:updated on Redis; retrying");
                 // Meanwhile announcements cannot arrive: the table is read instead.
                 following.set_polling();
                 if last_poll.elapsed() >= POLL_WHILE_DOWN {
                     last_poll = tokio::time::Instant::now();
                     if let Err(error) = loader.reload_all().await {
-                        tracing::warn!(component = "reload", %error,
+                        tracing::warn!(%error,
                             "reload while Redis is unreachable failed");
                     }
                 }
@@ -203,10 +197,7 @@ pub async fn follow_redis(
             let Some(first) = first else {
                 following.set(false);
                 last_poll = tokio::time::Instant::now();
-                tracing::warn!(
-                    component = "reload",
-                    "Redis subscription lost; resubscribing"
-                );
+                tracing::warn!("Redis subscription lost; resubscribing");
                 break;
             };
             let mut received = vec![first];
@@ -223,10 +214,7 @@ pub async fn follow_redis(
                     let payload: String = message.get_payload().unwrap_or_default();
                     let update = parse(&payload);
                     if update.is_none() {
-                        tracing::warn!(
-                            component = "reload",
-                            "ignored a malformed strategy:updated message"
-                        );
+                        tracing::warn!("ignored a malformed strategy:updated message");
                     }
                     update
                 })
@@ -262,7 +250,7 @@ pub async fn follow_postgres(
         let mut listener = match listening {
             Ok(listener) => listener,
             Err(error) => {
-                tracing::warn!(component = "reload", %error,
+                tracing::warn!(%error,
                     "cannot LISTEN on strategy:updated; retrying");
                 if pause(&mut delays, &shutdown).await {
                     continue;
@@ -279,22 +267,16 @@ pub async fn follow_postgres(
             match received {
                 Ok(Some(notification)) => match parse(notification.payload()) {
                     Some(update) => apply(&loader, vec![update]).await,
-                    None => tracing::warn!(
-                        component = "reload",
-                        "ignored a malformed strategy:updated notification"
-                    ),
+                    None => tracing::warn!("ignored a malformed strategy:updated notification"),
                 },
                 // The connection was lost and is back: notifications may be missing.
                 Ok(None) => {
-                    tracing::warn!(
-                        component = "reload",
-                        "Postgres listener reconnected; reloading all"
-                    );
+                    tracing::warn!("Postgres listener reconnected; reloading all");
                     catch_up(&loader).await;
                 }
                 Err(error) => {
                     following.set(false);
-                    tracing::warn!(component = "reload", %error, "Postgres listener failed; listening again");
+                    tracing::warn!(%error, "Postgres listener failed; listening again");
                     break;
                 }
             }

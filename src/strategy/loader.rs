@@ -125,7 +125,7 @@ impl StrategyLoader {
     }
 
     /// Reloads every strategy of this shard, compiling only new or changed versions.
-    #[tracing::instrument(skip_all, fields(component = "strategy"))]
+    #[tracing::instrument(skip_all)]
     pub async fn reload_all(&self) -> Result<ReloadReport, sqlx::Error> {
         let started = Instant::now();
         let result = self.reload_everything(started).await;
@@ -207,11 +207,7 @@ impl StrategyLoader {
     pub async fn expire_due(&self) -> Result<usize, sqlx::Error> {
         let expired = store::expire(&self.db, &self.shard).await?;
         if !expired.is_empty() {
-            tracing::info!(
-                component = "strategy",
-                expired = expired.len(),
-                "strategies expired"
-            );
+            tracing::info!(expired = expired.len(), "strategies expired");
             self.reload_ids(&expired).await?;
         }
         Ok(expired.len())
@@ -219,7 +215,7 @@ impl StrategyLoader {
 
     /// Reloads only `ids`: a changed one is recompiled, a deleted, paused, expired or
     /// foreign-shard one leaves the index. Costs two queries whatever the index size.
-    #[tracing::instrument(skip_all, fields(component = "strategy", count = ids.len()))]
+    #[tracing::instrument(skip_all, fields(count = ids.len()))]
     pub async fn reload_ids(&self, ids: &[Uuid]) -> Result<ReloadReport, sqlx::Error> {
         let started = Instant::now();
         let result = self.reload_only(ids, started).await;

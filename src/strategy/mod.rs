@@ -3,18 +3,14 @@
 
 mod cache;
 mod compiled;
-mod frequency;
 mod index;
 pub mod live_reload;
 mod loader;
 mod resolved;
-pub use crate::sharding::hash as shard;
 pub mod store;
 mod trigger_mode;
 
-pub use crate::engine::ValidationError;
 pub use compiled::{CompiledStrategy, MAX_CONDITIONS};
-pub use frequency::Frequency;
 pub use index::{IndexSnapshot, StrategyError, StrategyIndex};
 pub use loader::{ReloadError, ReloadReport, StrategyLoader};
 pub use resolved::{ConditionRow, ResolvedStrategy, StrategyRow};

@@ -17,8 +17,8 @@ use super::resolved::{
     ConditionRow, MAX_CHANNELS_BYTES, MAX_PARAMS_DB_BYTES, MAX_TEMPLATE_BYTES, MAX_TREE_BYTES,
     ResolvedStrategy, StrategyRow,
 };
-use super::shard::SHARD_HASH_SQL;
 use crate::sharding::Ownership;
+use crate::sharding::hash::SHARD_HASH_SQL;
 
 /// The statuses the loader compiles: `active` to run, `error` to notice a fix.
 const LOADABLE: &str =
@@ -67,7 +67,7 @@ impl ShardFilter {
     /// Whether `user_id`'s strategies are this replica's.
     pub fn owns(&self, user_id: Uuid) -> bool {
         match self {
-            Self::Static(shard) => super::shard::owns(user_id, shard.index, shard.count),
+            Self::Static(shard) => crate::sharding::hash::owns(user_id, shard.index, shard.count),
             Self::Leased(ownership) => ownership.owns(user_id),
         }
     }
@@ -273,6 +273,18 @@ pub async fn record_statuses(pool: &PgPool, changes: &[StatusChange]) -> Result<
         .rows_affected();
     }
     Ok(written)
+}
+
+/// Which of `ids` are still strategies (the others were deleted since they were read).
+pub async fn existing(
+    db: impl sqlx::PgExecutor<'_>,
+    ids: &[Uuid],
+) -> Result<std::collections::HashSet<Uuid>, sqlx::Error> {
+    let rows: Vec<(Uuid,)> = sqlx::query_as("SELECT id FROM strategies WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
 /// Completes `once` strategies that just fired (inside the claim's transaction).

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::conditions::SymbolInterner;
+use crate::frequency::Frequency;
 
 const C1: &str = "00000000-0000-4000-8000-000000000001";
 const C2: &str = "00000000-0000-4000-8000-000000000002";

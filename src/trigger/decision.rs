@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::engine::Tri;
+use crate::logic_tree::Tri;
 use crate::strategy::{CompiledStrategy, TriggerMode};
 
 /// What is known when a strategy has been evaluated.

@@ -1,7 +1,7 @@
 //! The trigger handler: claims a batch's triggers (a `strategy_trigger_logs` row each by
 //! its unique `dedup_key`, in one transaction with the strategies' state, so two
 //! replicas or a retry after a crash can never both claim one) and hands each claimed
-//! trigger to the delivery jobs ([`super::delivery`]) under this replica's lease.
+//! trigger to the [`Deliverer`] under this replica's lease.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,17 +14,17 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use super::decision::{Decision, TriggerContext, decide};
-use super::delivery::Job;
+use super::deliverer::Deliverer;
+use super::job::{Job, trigger_event};
 use super::lease::DeliveryLease;
+use crate::conditions::ConditionReport;
+use crate::message::{AlertFacts, ConditionFacts, render};
 use crate::metrics::Metrics;
-use crate::notify::{AlertFacts, Delivery, DeliveryStatus, Notifier, render};
+use crate::notify::{Delivery, DeliveryStatus, Notifier};
 use crate::storage::leases::{self, Fence, Lease};
 use crate::storage::strategy_state::{self, StateUpdate};
 use crate::storage::trigger_logs::{self, NewTriggerLog};
 use crate::strategy::{CompiledStrategy, TriggerMode, store};
-
-/// How many claimed triggers are delivered at once (each to all its channels).
-pub const DELIVERY_CONCURRENCY: usize = super::fair_queue::TOTAL;
 
 /// Triggers claimed by the first transaction of a batch: few, so the first alerts go
 /// out early. Each next transaction claims twice as many, up to [`MAX_CLAIM_CHUNK`], so
@@ -49,8 +49,47 @@ pub struct TriggerRequest {
     pub fence: Option<Fence>,
 }
 
+/// When a trigger happened: its period (or close), when it fired, and whether that was
+/// more than a period late.
+#[derive(Debug, Clone, Copy)]
+pub struct TriggerTiming {
+    pub triggered_at: chrono::DateTime<chrono::Utc>,
+    pub fired_at: chrono::DateTime<chrono::Utc>,
+    pub late: bool,
+}
+
+impl TriggerRequest {
+    /// A trigger of `strategy` under `dedup_key`, saying what `reports` observed;
+    /// unfenced (the batch fences it on its shard's lease when it has one).
+    pub fn new(
+        strategy: Arc<CompiledStrategy>,
+        dedup_key: String,
+        timing: TriggerTiming,
+        reports: &[ConditionReport],
+        context: TriggerContext,
+        update: StateUpdate,
+    ) -> Self {
+        let facts = AlertFacts {
+            strategy_id: strategy.id.to_string(),
+            strategy_name: strategy.name.to_string(),
+            triggered_at: timing.triggered_at,
+            fired_at: timing.fired_at,
+            late: timing.late,
+            conditions: reports.iter().map(ConditionFacts::from_report).collect(),
+        };
+        Self {
+            strategy,
+            dedup_key,
+            facts,
+            context,
+            update,
+            fence: None,
+        }
+    }
+}
+
 /// A trigger ready to claim: its message, pending deliveries and sanitized snapshot.
-struct Prepared {
+struct ClaimCandidate {
     request: TriggerRequest,
     text: String,
     pending: Vec<Delivery>,
@@ -60,14 +99,14 @@ struct Prepared {
 /// Claims, renders and delivers triggers.
 #[derive(Debug, Clone)]
 pub struct TriggerHandler {
-    pub(super) db: PgPool,
-    pub(super) notifier: Notifier,
-    pub(super) metrics: Arc<Metrics>,
+    db: PgPool,
+    metrics: Arc<Metrics>,
+    deliverer: Deliverer,
     /// Deliveries run here, detached from the batch that claimed them; the service's
     /// shutdown waits for them within its deadline.
     tasks: TaskTracker,
     in_flight: Arc<InFlight>,
-    pub(super) lease: Arc<DeliveryLease>,
+    lease: Arc<DeliveryLease>,
 }
 
 /// Counts the delivery runs under way, so a caller can wait until none is.
@@ -98,13 +137,20 @@ impl TriggerHandler {
         lease: Arc<DeliveryLease>,
     ) -> Self {
         Self {
+            deliverer: Deliverer::new(db.clone(), notifier, metrics.clone()),
             db,
-            notifier,
             metrics,
             tasks,
             in_flight: Arc::default(),
             lease,
         }
+    }
+
+    /// Takes over and delivers every trigger whose lease lapsed with deliveries still
+    /// pending ([`super::resume`]); answers how many deliveries were sent. Returns once
+    /// they are recorded.
+    pub async fn resume_pending(&self) -> Result<usize, sqlx::Error> {
+        super::resume::resume_pending(&self.db, &self.lease, &self.deliverer).await
     }
 
     /// This replica's delivery lease.
@@ -142,13 +188,13 @@ impl TriggerHandler {
         let (jobs_tx, jobs_rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
         self.in_flight.runs.fetch_add(1, Ordering::SeqCst);
         let run = InFlightRun(self.in_flight.clone());
-        let handler = self.clone();
+        let deliverer = self.deliverer.clone();
         self.tasks.spawn(async move {
             let _run = run;
             let jobs = futures_util::stream::unfold(jobs_rx, |mut rx| async move {
                 rx.recv().await.map(|job| (job, rx))
             });
-            handler.deliver_jobs(jobs).await;
+            deliverer.deliver_jobs(jobs).await;
         });
         // Every replica claims in the same order (by key, hence by strategy), so two
         // replicas claiming the same batch wait for each other instead of deadlocking.
@@ -163,7 +209,7 @@ impl TriggerHandler {
             if chunk.is_empty() {
                 return Ok(claimed);
             }
-            let prepared: Vec<Prepared> = chunk.into_iter().map(prepare).collect();
+            let prepared: Vec<ClaimCandidate> = chunk.into_iter().map(prepare).collect();
             let got = self.claim_all(&prepared, &lease).await?;
             if !got.is_empty() {
                 crate::failpoint::reached("after_claim").await;
@@ -172,15 +218,19 @@ impl TriggerHandler {
                 let ids: Vec<i64> = got.values().copied().collect();
                 if let Err(error) = trigger_logs::mark_sending(&self.db, &ids, &lease).await {
                     // Sent all the same: a take-over would then not count its repeats.
-                    tracing::warn!(component = "delivery", %error,
+                    tracing::warn!(%error,
                         "could not record that sending began");
                 }
             }
             claimed += got.len();
             for p in prepared {
                 if let Some(&log_id) = got.get(&p.request.dedup_key) {
+                    let job = job(log_id, p, &lease);
+                    tracing::info!(strategy_id = %job.strategy_id, frequency = %job.frequency,
+                        dedup_key = %job.dedup_key, channels = job.targets.len(),
+                        "trigger claimed; delivering");
                     // The delivery task reads until this sender is dropped.
-                    let _ = jobs_tx.send(job(log_id, p, &lease));
+                    let _ = jobs_tx.send(job);
                 }
             }
         }
@@ -193,14 +243,14 @@ impl TriggerHandler {
     /// id of each key claimed here.
     async fn claim_all(
         &self,
-        prepared: &[Prepared],
+        prepared: &[ClaimCandidate],
         lease: &Lease,
     ) -> Result<HashMap<String, i64>, sqlx::Error> {
         let mut tx = self.db.begin().await?;
         let prepared = self.fenced(&mut tx, prepared).await?;
         let ids: Vec<Uuid> = prepared.iter().map(|p| p.request.strategy.id).collect();
         let committed = strategy_state::lock_last_triggered(&mut tx, &ids).await?;
-        let still_firing: Vec<&Prepared> = prepared
+        let still_firing: Vec<&ClaimCandidate> = prepared
             .iter()
             .copied()
             .filter(|p| {
@@ -232,7 +282,7 @@ impl TriggerHandler {
         if claimed.is_empty() {
             return Ok(HashMap::new());
         }
-        let by_key: HashMap<&str, &Prepared> = still_firing
+        let by_key: HashMap<&str, &ClaimCandidate> = still_firing
             .iter()
             .map(|p| (p.request.dedup_key.as_str(), *p))
             .collect();
@@ -268,20 +318,19 @@ impl TriggerHandler {
     async fn fenced<'p>(
         &self,
         tx: &mut sqlx::PgConnection,
-        prepared: &'p [Prepared],
-    ) -> Result<Vec<&'p Prepared>, sqlx::Error> {
+        prepared: &'p [ClaimCandidate],
+    ) -> Result<Vec<&'p ClaimCandidate>, sqlx::Error> {
         let fences: Vec<Fence> = prepared
             .iter()
             .filter_map(|p| p.request.fence.clone())
             .collect();
         let live = leases::lock_live(tx, &fences).await?;
-        let (kept, dropped): (Vec<&Prepared>, Vec<&Prepared>) = prepared
+        let (kept, dropped): (Vec<&ClaimCandidate>, Vec<&ClaimCandidate>) = prepared
             .iter()
             .partition(|p| p.request.fence.as_ref().is_none_or(|f| live.contains(f)));
         if !dropped.is_empty() {
             self.metrics.shards.fenced.inc_by(dropped.len() as u64);
             tracing::info!(
-                component = "trigger",
                 fenced = dropped.len(),
                 "triggers not claimed: their shard's lease is no longer held here"
             );
@@ -291,7 +340,7 @@ impl TriggerHandler {
 }
 
 /// A claimed trigger as a delivery job: every channel pending, under `lease`.
-fn job(log_id: i64, p: Prepared, lease: &Lease) -> Job {
+fn job(log_id: i64, p: ClaimCandidate, lease: &Lease) -> Job {
     let strategy = &p.request.strategy;
     Job {
         log_id,
@@ -309,24 +358,9 @@ fn job(log_id: i64, p: Prepared, lease: &Lease) -> Job {
     }
 }
 
-/// The JSON trigger event webhooks receive, from the trigger log's snapshot: the same
-/// for the first delivery and for one resumed after a crash.
-pub(super) fn trigger_event(snapshot: &Value, dedup_key: &str, message: &str) -> Value {
-    json!({
-        "event": "strategy.triggered",
-        "dedup_key": dedup_key,
-        "strategy_id": snapshot.get("strategy_id"),
-        "strategy_name": snapshot.get("strategy_name"),
-        "triggered_at": snapshot.get("triggered_at"),
-        "late": snapshot.get("late").and_then(Value::as_bool).unwrap_or(false),
-        "message": message,
-        "conditions": snapshot.get("conditions"),
-    })
-}
-
 /// Renders the message and builds the pending deliveries (with each channel's
 /// fingerprint) and the sanitized snapshot.
-fn prepare(request: TriggerRequest) -> Prepared {
+fn prepare(request: TriggerRequest) -> ClaimCandidate {
     let strategy = &request.strategy;
     let rendered = render(strategy.message_template.as_deref(), &request.facts);
     if let Some(error) = &rendered.template_error {
@@ -353,7 +387,7 @@ fn prepare(request: TriggerRequest) -> Prepared {
         "conditions": request.facts.conditions,
         "template_error": rendered.template_error,
     });
-    Prepared {
+    ClaimCandidate {
         text: rendered.text,
         pending,
         snapshot,

@@ -74,7 +74,7 @@ impl DeliveryLease {
                 continue;
             }
             if let Err(error) = self.force_renew().await {
-                tracing::warn!(component = "trigger", %error, "delivery lease not renewed");
+                tracing::warn!(%error, "delivery lease not renewed");
             }
         }
     }
@@ -86,7 +86,7 @@ impl DeliveryLease {
             None => return Ok(()),
         };
         if renewed.is_none() {
-            tracing::warn!(component = "trigger", lease = %self.name,
+            tracing::warn!(lease = %self.name,
                 "delivery lease lapsed; its deliveries may be resumed elsewhere");
         }
         *held = renewed;
@@ -100,7 +100,7 @@ impl DeliveryLease {
         if let Some(lease) = held.take()
             && let Err(error) = leases::release(&self.db, &lease).await
         {
-            tracing::warn!(component = "trigger", %error, "delivery lease not released");
+            tracing::warn!(%error, "delivery lease not released");
         }
     }
 }

@@ -10,7 +10,7 @@ use std::hash::Hash;
 use super::super::shared_cache::{Fetched, Origin};
 use super::super::single_flight::SingleFlight;
 use super::super::sources::UpstreamError;
-use super::{Inner, abandoned};
+use super::{PrefetchCore, abandoned};
 
 /// The Redis key of one datum: `monitoring:md:<kind>:<part>:<part>…`.
 pub(super) fn cache_key(kind: &str, parts: &[&dyn std::fmt::Display]) -> String {
@@ -30,7 +30,7 @@ pub(super) fn decode<T>(
     decoder(&bytes).ok_or_else(|| UpstreamError::malformed("undecodable cache entry"))
 }
 
-impl Inner {
+impl PrefetchCore {
     /// The first rungs: each key from L1 when `l1` has it, else from the flight in
     /// progress for it, else from `lead`, which this call runs (once) for the keys
     /// nobody is fetching. L1 hits and misses are counted under `kind`.

@@ -99,11 +99,11 @@ pub struct Prefetched {
 /// The prefetcher; clones share caches and flights.
 #[derive(Debug, Clone)]
 pub struct Prefetcher {
-    inner: Arc<Inner>,
+    inner: Arc<PrefetchCore>,
 }
 
 #[derive(Debug)]
-struct Inner {
+struct PrefetchCore {
     sources: Arc<Sources>,
     clock: Clock,
     settings: PrefetchSettings,
@@ -134,7 +134,7 @@ impl Prefetcher {
         metrics: Arc<MarketMetrics>,
     ) -> Self {
         Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new(PrefetchCore {
                 sources,
                 clock,
                 series_permits: Semaphore::new(settings.series_concurrency.max(1)),

@@ -12,7 +12,7 @@ use super::super::shared_cache::Fetched;
 use super::super::sources::UpstreamError;
 use super::super::{PriceKey, Source};
 use super::ladder::cache_key;
-use super::{Inner, PastPriceKey, Prefetcher, PriceResult};
+use super::{PastPriceKey, PrefetchCore, Prefetcher, PriceResult};
 
 impl Prefetcher {
     /// Spot prices: one lane per source, each lane's misses in one batched request.
@@ -71,7 +71,7 @@ impl Prefetcher {
     }
 }
 
-impl Inner {
+impl PrefetchCore {
     fn price_ttl_ms(&self) -> i64 {
         self.settings.price_ttl.as_millis() as i64
     }

@@ -13,7 +13,7 @@ use super::super::kline_cache::{self, Lookup, MAX_CANDLES};
 use super::super::sources::UpstreamError;
 use super::super::{CandleSeries, Interval, SeriesKey, Source};
 use super::ladder::cache_key;
-use super::{Inner, Prefetcher, SeriesResult, abandoned};
+use super::{PrefetchCore, Prefetcher, SeriesResult, abandoned};
 
 /// The candle interval and count that cover a price `window_seconds` ago.
 pub fn price_ago_series(window_seconds: u32) -> (Interval, usize) {
@@ -122,7 +122,7 @@ impl Prefetcher {
     }
 }
 
-impl Inner {
+impl PrefetchCore {
     /// One series: L1 again, then L2 / the source (only the new candles when the
     /// cache holds an older copy).
     async fn load_series(&self, key: &SeriesKey, count: usize, now: i64) -> SeriesResult {

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
+
+use crate::outbound::Backoff;
 use bytes::Bytes;
 use reqwest::{Method, StatusCode};
 
@@ -125,13 +127,9 @@ impl Upstream {
 
     /// The shared HTTP client: pooled, with timeouts, no redirects to follow.
     pub fn client(timeout: Duration) -> reqwest::Client {
-        reqwest::Client::builder()
+        crate::outbound::client_builder(timeout)
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(3)))
             .pool_max_idle_per_host(32)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("monitoring-service/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client builds")
     }
@@ -151,11 +149,9 @@ impl Upstream {
 
     /// Sends `request`, retrying transient failures, and returns the success body.
     pub async fn send(&self, request: &UpstreamRequest) -> Result<Bytes, UpstreamError> {
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.settings.min_backoff)
-            .with_max_delay(self.settings.max_backoff)
+        let backoff = Backoff::new(self.settings.min_backoff, self.settings.max_backoff)
             .with_max_times(self.settings.max_retries)
-            .with_jitter();
+            .jittered();
         let result = (|| self.send_once(request))
             .retry(backoff)
             .when(UpstreamError::is_transient)

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{Input, Rule, Verdict, holds};
-use crate::alerts::Severity;
+use crate::ops_alerts::Severity;
 
 pub const RULE: Rule = Rule {
     name: "circuit_breaker_triggered",

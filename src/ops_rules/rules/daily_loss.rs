@@ -2,7 +2,7 @@
 //! ≤ −threshold).
 
 use super::{Input, Rule, Verdict, measured};
-use crate::alerts::Severity;
+use crate::ops_alerts::Severity;
 
 pub const RULE: Rule = Rule {
     name: "daily_loss_exceeded",

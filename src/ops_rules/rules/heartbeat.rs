@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{Finding, Input, Levels, Rule, Verdict};
-use crate::alerts::Severity;
+use crate::ops_alerts::Severity;
 
 /// The rule's name.
 pub const HEARTBEAT_LAPSED: &str = "heartbeat_lapsed";

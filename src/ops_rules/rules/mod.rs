@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::tick::Tick;
-use crate::alerts::Severity;
+use crate::ops_alerts::Severity;
 
 pub use heartbeat::{HEARTBEAT_LAPSED, lapsed};
 
@@ -185,7 +185,7 @@ mod tests {
         let names: Vec<&str> = RULES.iter().map(|r| r.name).collect();
         for name in &names {
             assert_eq!(
-                crate::alerts::rule_label(name),
+                crate::ops_alerts::rule_label(name),
                 *name,
                 "{name} is a known rule"
             );

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::super::tick::Artifacts;
 use super::{Input, Rule, Verdict, holds, measured};
-use crate::alerts::Severity;
+use crate::ops_alerts::Severity;
 
 pub const TEACHER: Rule = Rule {
     name: "stale_teacher_model",

@@ -3,11 +3,14 @@
 
 pub mod analysis_setup;
 pub mod cli_runner;
+pub mod golden_market;
 pub mod market;
 pub mod own_services;
 pub mod process;
 pub mod recorder;
 pub mod smtp_server;
+pub mod strategies;
+pub mod trigger_apps;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -152,7 +155,7 @@ impl TestApp {
             ),
             None => None,
         };
-        let state = AppState::with_clock(config, pool, redis, clock);
+        let state = monitoring_service::app::build(config, pool, redis, clock);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let server = tokio::spawn(app::serve(listener, state.clone()));

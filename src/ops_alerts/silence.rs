@@ -1,0 +1,278 @@
+//! Silences: matchers over an alert's `rule`, `severity`, `component` and labels (exact
+//! or regular expression, all of them must match), active from `starts_at` until
+//! `ends_at`. A silenced alert is recorded and listed, never notified.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::validation::ValidationError;
+
+/// Longest matcher value or pattern accepted.
+const MAX_VALUE_BYTES: usize = 1024;
+/// Most matchers in one silence.
+const MAX_MATCHERS: usize = 32;
+
+/// One matcher: the alert field or label `name` equals `value`, or fully matches it as
+/// a regular expression.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    pub name: String,
+    pub value: String,
+    pattern: Option<regex::Regex>,
+}
+
+impl Matcher {
+    fn matches(&self, field: Option<&str>) -> bool {
+        let Some(field) = field else {
+            return false;
+        };
+        match &self.pattern {
+            Some(pattern) => pattern.is_match(field),
+            None => field == self.value,
+        }
+    }
+
+    /// The stored form: `{"name", "value", "is_regex"}`.
+    pub fn to_json(&self) -> Value {
+        json!({"name": self.name, "value": self.value, "is_regex": self.pattern.is_some()})
+    }
+}
+
+/// What an alert is matched on.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub rule: &'a str,
+    pub severity: &'a str,
+    pub component: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+}
+
+impl Subject<'_> {
+    fn field(&self, name: &str) -> Option<&str> {
+        match name {
+            "rule" => Some(self.rule),
+            "severity" => Some(self.severity),
+            "component" => Some(self.component),
+            label => self.labels.get(label).map(String::as_str),
+        }
+    }
+}
+
+/// A silence's matchers and period.
+#[derive(Debug, Clone)]
+pub struct Silence {
+    pub matchers: Vec<Matcher>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+impl Silence {
+    /// Whether it silences `subject` at `now`.
+    pub fn silences(&self, subject: &Subject<'_>, now: DateTime<Utc>) -> bool {
+        self.starts_at <= now
+            && now < self.ends_at
+            && self
+                .matchers
+                .iter()
+                .all(|m| m.matches(subject.field(&m.name)))
+    }
+}
+
+/// Values every alert's `rule` or `component` could have, to find a pattern that
+/// matches all of them (`.*`, `.+`, `[a-z_]+`, …).
+const ANY_NAME_PROBES: &[&str] = &[
+    "a",
+    "z9",
+    "circuit_breaker_triggered",
+    "dependency_down",
+    "system_status",
+    "ess_tripped",
+    "engine",
+    "x-Y.z_0",
+    "Q",
+];
+/// Every severity: a `severity` matcher matching all three silences every alert.
+const SEVERITIES: &[&str] = &["INFO", "WARNING", "CRITICAL"];
+
+impl Matcher {
+    /// Whether it matches every alert: a pattern over a field every alert has that no
+    /// probe escapes. (A label matcher needs the label, which not every alert has.)
+    fn matches_every_alert(&self) -> bool {
+        let probes = match self.name.as_str() {
+            "rule" | "component" => ANY_NAME_PROBES,
+            "severity" => SEVERITIES,
+            _ => return false,
+        };
+        probes.iter().all(|probe| self.matches(Some(probe)))
+    }
+}
+
+/// Refuses a silence whose every matcher matches every alert (`rule=~.*`): it would
+/// mute every operational alert, the emergency stop included.
+pub fn check_not_everything(matchers: &[Matcher]) -> Result<(), ValidationError> {
+    if matchers.iter().all(Matcher::matches_every_alert) {
+        return Err(ValidationError::new(
+            "matchers",
+            "match every alert; a silence must leave some alerts out (name a rule, a severity, a component or a label)",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatcher {
+    name: String,
+    value: String,
+    #[serde(default)]
+    is_regex: bool,
+}
+
+/// Checks a `matchers` document: a non-empty array of `{"name", "value", "is_regex"}`
+/// with valid patterns. The error names the field (`matchers[1].value`).
+pub fn parse_matchers(value: &Value) -> Result<Vec<Matcher>, ValidationError> {
+    let entries = value
+        .as_array()
+        .ok_or_else(|| ValidationError::new("matchers", "must be an array of matchers"))?;
+    if entries.is_empty() {
+        return Err(ValidationError::new(
+            "matchers",
+            "must name at least one matcher (a silence of everything is refused)",
+        ));
+    }
+    if entries.len() > MAX_MATCHERS {
+        return Err(ValidationError::new(
+            "matchers",
+            format!("at most {MAX_MATCHERS} matchers"),
+        ));
+    }
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let path = format!("matchers[{i}]");
+            let raw: RawMatcher = serde_json::from_value(entry.clone()).map_err(|_| {
+                ValidationError::new(
+                    path.clone(),
+                    "must be {\"name\": text, \"value\": text, \"is_regex\": bool}",
+                )
+            })?;
+            if raw.name.is_empty() {
+                return Err(ValidationError::new(
+                    format!("{path}.name"),
+                    "must not be empty",
+                ));
+            }
+            if raw.value.len() > MAX_VALUE_BYTES {
+                return Err(ValidationError::new(
+                    format!("{path}.value"),
+                    format!("at most {MAX_VALUE_BYTES} bytes"),
+                ));
+            }
+            let pattern = if raw.is_regex {
+                let anchored = format!("^(?:{})$", raw.value);
+                Some(
+                    regex::RegexBuilder::new(&anchored)
+                        .size_limit(1 << 20)
+                        .build()
+                        .map_err(|_| {
+                            ValidationError::new(
+                                format!("{path}.value"),
+                                "is not a valid regular expression",
+                            )
+                        })?,
+                )
+            } else {
+                None
+            };
+            Ok(Matcher {
+                name: raw.name,
+                value: raw.value,
+                pattern,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject(labels: &BTreeMap<String, String>) -> Subject<'_> {
+        Subject {
+            rule: "engine_heartbeat_lapsed",
+            severity: "CRITICAL",
+            component: "engine",
+            labels,
+        }
+    }
+
+    #[test]
+    fn every_matcher_must_match_within_the_period() {
+        let labels = BTreeMap::from([("engine".to_owned(), "eu-1".to_owned())]);
+        let now = Utc::now();
+        let silence = |matchers: Value| Silence {
+            matchers: parse_matchers(&matchers).unwrap(),
+            starts_at: now - chrono::Duration::minutes(1),
+            ends_at: now + chrono::Duration::minutes(1),
+        };
+        let exact = silence(json!([{"name": "rule", "value": "engine_heartbeat_lapsed"},
+                                   {"name": "engine", "value": "eu-1"}]));
+        assert!(exact.silences(&subject(&labels), now));
+        let regex = silence(json!([{"name": "engine", "value": "eu-.*", "is_regex": true}]));
+        assert!(regex.silences(&subject(&labels), now));
+        let partial = silence(json!([{"name": "engine", "value": "eu", "is_regex": true}]));
+        assert!(!partial.silences(&subject(&labels), now), "anchored");
+        let other = silence(json!([{"name": "severity", "value": "INFO"}]));
+        assert!(!other.silences(&subject(&labels), now));
+        let missing = silence(json!([{"name": "region", "value": ".*", "is_regex": true}]));
+        assert!(!missing.silences(&subject(&labels), now), "absent label");
+        assert!(!exact.silences(&subject(&labels), now + chrono::Duration::minutes(2)));
+    }
+
+    #[test]
+    fn a_silence_of_every_alert_is_refused() {
+        let everything = |v: Value| check_not_everything(&parse_matchers(&v).unwrap()).is_err();
+        let regex =
+            |name: &str, value: &str| json!({"name": name, "value": value, "is_regex": true});
+        assert!(everything(json!([regex("rule", ".*")])));
+        assert!(everything(json!([
+            regex("rule", ".+"),
+            regex("component", ".*")
+        ])));
+        assert!(everything(json!([regex(
+            "severity",
+            "INFO|WARNING|CRITICAL"
+        )])));
+        assert!(everything(json!([regex("component", "(?s).*")])));
+        assert!(!everything(json!([regex("rule", "dependency_.*")])));
+        assert!(!everything(json!([regex("severity", "INFO|WARNING")])));
+        assert!(!everything(json!([
+            regex("rule", ".*"),
+            regex("severity", "INFO")
+        ])));
+        assert!(
+            !everything(json!([regex("engine_id", ".*")])),
+            "a label is not on every alert"
+        );
+        assert!(!everything(
+            json!([{"name": "rule", "value": "system_status"}])
+        ));
+    }
+
+    #[test]
+    fn bad_matchers_name_their_field() {
+        let error = |v: Value| parse_matchers(&v).unwrap_err().to_string();
+        assert!(error(json!([])).starts_with("matchers: must name at least one"));
+        assert!(error(json!({})).starts_with("matchers: must be an array"));
+        assert!(
+            error(json!([{"name": "rule", "value": "(", "is_regex": true}]))
+                .starts_with("matchers[0].value: is not a valid regular expression")
+        );
+        assert!(error(json!([{"name": "", "value": "x"}])).starts_with("matchers[0].name"));
+        assert!(error(json!([{"name": "rule"}])).starts_with("matchers[0]: must be"));
+    }
+}

@@ -1,0 +1,4 @@
+//! Operational alerts: lifecycle, silences, streams and notifications.
+
+mod lifecycle;
+mod ops_alert_notifications;

@@ -1,0 +1,4 @@
+//! Replicas sharing work: shards, leases and rolling restarts.
+
+mod rolling;
+mod shards;
