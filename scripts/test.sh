@@ -25,7 +25,7 @@ test_services_start "$PWD/target/test-services"
 if [ "${1:-}" = "--" ]; then shift; fi
 
 if [ $# -eq 0 ]; then
-  echo "==> layout: no import cycle among src/'s modules, each table's SQL in one module"
+  echo "==> layout: the wings, no import cycle in any folder, fan-out, each table's SQL in one module"
   python3 scripts/check_layers.py
   echo "==> cargo fmt --check"
   cargo fmt --all -- --check
