@@ -107,7 +107,12 @@ def load(path):
 
 def secret_keys():
     text = (ROOT / "src" / "config" / "keys.rs").read_text()
-    keys = re.findall(r'key\(\s*"([A-Z0-9_]+)",.*?,\s*(Plain|Secret|Url|KeyCount)\s*,?\s*\)', text, re.S)
+    # key("NAME", default, Shown, "help"): the help text may hold anything but a quote.
+    keys = re.findall(
+        r'key\(\s*"([A-Z0-9_]+)",.*?,\s*(Plain|Secret|Url|KeyCount)\s*,\s*"(?:[^"\\]|\\.)*"\s*,?\s*\)',
+        text,
+        re.S,
+    )
     return {k for k, shown in keys if shown != "Plain"}, {k for k, shown in keys if shown == "Plain"}
 
 
