@@ -3,6 +3,7 @@
 //! declare so a batch fetches each datum once.
 
 pub mod candle_feed;
+pub mod candle_history;
 pub mod clock;
 mod codec;
 mod interval;

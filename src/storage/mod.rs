@@ -9,6 +9,7 @@
 //! clear message instead of hanging.
 
 pub mod alert_thresholds;
+pub mod candles;
 pub mod engine_metrics;
 pub mod engine_state;
 pub mod health_snapshots;
