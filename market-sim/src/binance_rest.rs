@@ -211,6 +211,10 @@ async fn klines(
     let mut rows = Vec::new();
     let mut open = first;
     while open <= newest && (rows.len() as i64) < limit {
+        if market.in_gap(symbol, open) {
+            open += step;
+            continue;
+        }
         let c = path.candle(open, step, now);
         rows.push(json!([
             c.open_time,

@@ -27,6 +27,19 @@ pub struct Market {
     pub coingecko: BTreeMap<String, PricePath>,
     /// Keyed by lower-case pool address.
     pub pools: BTreeMap<String, Pool>,
+    /// Stretches Binance has no klines for (an exchange outage): by symbol, open times
+    /// in `[from, to)` (Unix ms). The klines endpoint leaves them out, as Binance does.
+    pub kline_gaps: BTreeMap<String, Vec<(i64, i64)>>,
+}
+
+impl Market {
+    /// Whether Binance has no kline of `symbol` opened at `open_ms`.
+    pub fn in_gap(&self, symbol: &str, open_ms: i64) -> bool {
+        self.kline_gaps.get(symbol).is_some_and(|gaps| {
+            gaps.iter()
+                .any(|&(from, to)| open_ms >= from && open_ms < to)
+        })
+    }
 }
 
 /// Well-known instruments and the price they wander around.

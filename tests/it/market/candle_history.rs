@@ -129,3 +129,44 @@ async fn a_source_failing_mid_fetch_answers_an_error_naming_the_series(pool: PgP
         other => panic!("{other:?}"),
     }
 }
+
+#[sqlx::test]
+async fn a_stretch_the_source_lacks_is_reported_as_a_gap_never_filled(pool: PgPool) {
+    let now = hour(43) + 30_000;
+    let sim = frozen_sim(now, &[]).await;
+    let hour_ms = 3_600_000;
+    // Binance has no klines of BTCUSDT for the three hours opened at now-30h … now-28h.
+    let (gap_from, gap_to) = (hour(43) - 30 * hour_ms, hour(43) - 27 * hour_ms);
+    sim.state
+        .market
+        .write()
+        .unwrap()
+        .kline_gaps
+        .insert("BTCUSDT".into(), vec![(gap_from, gap_to)]);
+    let history = CandleHistory::new(
+        pool.clone(),
+        Arc::new(Sources::new(&sources_config(&sim), metrics())),
+    );
+    let span = history
+        .span(
+            "BTCUSDT",
+            Interval::H1,
+            at(hour(43) - 48 * hour_ms),
+            at(now),
+            at(now),
+        )
+        .await
+        .unwrap();
+    assert_eq!(span.candles.len(), 48 - 3);
+    assert_eq!(span.gaps.len(), 1);
+    assert_eq!(
+        (span.gaps[0].from, span.gaps[0].to),
+        (at(gap_from), at(gap_to))
+    );
+    assert!(
+        span.candles
+            .iter()
+            .all(|c| c.open_time < at(gap_from) || c.open_time >= at(gap_to)),
+        "nothing invented inside the gap"
+    );
+}
