@@ -72,9 +72,8 @@ pub(super) async fn keep_current(inner: Arc<AnalysisCore>, shutdown: Cancellatio
                 tracing::warn!(%error, "schedules not loaded; retrying")
             }
         }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(delays.next_delay()) => {}
+        if !delays.pause(&shutdown).await {
+            return;
         }
     }
     if let Err(error) = inner.catch_up().await {

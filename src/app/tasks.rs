@@ -39,18 +39,12 @@ pub(super) fn spawn_initial_load(state: &AppState) {
         let mut delays =
             crate::outbound::Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         loop {
-            let delay = delays.next_delay();
             match loader.reload_all().await {
                 Ok(_) => return,
-                Err(err) => tracing::warn!(
-                    error = %err,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "initial strategy load failed"
-                ),
+                Err(err) => tracing::warn!(error = %err, "initial strategy load failed; retrying"),
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
+            if !delays.pause(&shutdown).await {
+                return;
             }
         }
     });

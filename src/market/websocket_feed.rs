@@ -220,16 +220,12 @@ impl Connection {
     async fn backoff(&mut self) {
         let settings = &self.settings;
         // Jitter keeps many replicas from reconnecting in step.
-        let wait = self
-            .backoff
+        self.backoff
             .get_or_insert_with(|| {
                 crate::outbound::Backoff::new(settings.min_backoff, settings.max_backoff).jittered()
             })
-            .next_delay();
-        tokio::select! {
-            () = self.shutdown.cancelled() => {}
-            () = tokio::time::sleep(wait) => {}
-        }
+            .pause(&self.shutdown)
+            .await;
     }
 
     /// Backfills what was missed, then reads the stream until it ends.

@@ -66,6 +66,15 @@ impl Backoff {
         .min(self.max)
     }
 
+    /// Waits the next delay; false when `shutdown` came first (the caller stops).
+    pub async fn pause(&mut self, shutdown: &tokio_util::sync::CancellationToken) -> bool {
+        let wait = self.next_delay();
+        tokio::select! {
+            () = shutdown.cancelled() => false,
+            () = tokio::time::sleep(wait) => true,
+        }
+    }
+
     /// Starts again from the first delay (after a success).
     pub fn reset(&mut self) {
         self.next = self.first.min(self.max);

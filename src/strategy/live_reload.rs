@@ -16,6 +16,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+
+use crate::outbound::Backoff;
 use uuid::Uuid;
 
 use super::StrategyLoader;
@@ -127,33 +129,21 @@ async fn catch_up(loader: &StrategyLoader) {
     }
 }
 
-/// Waits the next backoff delay; false when shut down meanwhile.
-async fn pause(delays: &mut impl Iterator<Item = Duration>, shutdown: &CancellationToken) -> bool {
-    let wait = delays.next().unwrap_or(Duration::from_secs(5));
-    tokio::select! {
-        () = shutdown.cancelled() => false,
-        () = tokio::time::sleep(wait) => true,
-    }
-}
-
 /// On (re)subscribing: a fresh backoff, and a full reload for what was missed.
 async fn subscribed_again(
-    delays: &mut Box<dyn Iterator<Item = Duration> + Send>,
+    delays: &mut Backoff,
     loader: &StrategyLoader,
     following: &Following,
     via: &str,
 ) {
-    *delays = backoff();
+    delays.reset();
     catch_up(loader).await;
     following.set(true);
     tracing::info!(via, "following strategy:updated");
 }
 
-fn backoff() -> Box<dyn Iterator<Item = Duration> + Send> {
-    Box::new(
-        crate::outbound::Backoff::new(Duration::from_millis(100), Duration::from_secs(5))
-            .jittered(),
-    )
+fn backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(5)).jittered()
 }
 
 /// Follows `strategy:updated` on Redis until `shutdown`, resubscribing (with backoff)
@@ -181,7 +171,7 @@ pub async fn follow_redis(
                             "reload while Redis is unreachable failed");
                     }
                 }
-                if pause(&mut delays, &shutdown).await {
+                if delays.pause(&shutdown).await {
                     continue;
                 }
                 return;
@@ -252,7 +242,7 @@ pub async fn follow_postgres(
             Err(error) => {
                 tracing::warn!(%error,
                     "cannot LISTEN on strategy:updated; retrying");
-                if pause(&mut delays, &shutdown).await {
+                if delays.pause(&shutdown).await {
                     continue;
                 }
                 return;

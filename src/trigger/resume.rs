@@ -45,19 +45,16 @@ pub(super) async fn resume_pending(
         for log in taken {
             let target = store::delivery_target(db, log.strategy_id).await?;
             let job = resume_job(deliverer, log, target, &lease);
-            sent += job.targets.iter().flatten().count();
+            let channels = job.targets.iter().flatten().count();
+            tracing::info!(strategy_id = %job.strategy_id, frequency = %job.frequency,
+                dedup_key = %job.dedup_key, channels, "resumed pending deliveries");
+            sent += channels;
             jobs.push(job);
         }
         // Durably before the first request (one statement for the round).
         let ids: Vec<i64> = jobs.iter().map(|job| job.log_id).collect();
-        for job in &jobs {
-            tracing::info!(strategy_id = %job.strategy_id, frequency = %job.frequency,
-                    dedup_key = %job.dedup_key, channels = job.targets.iter().flatten().count(),
-                    "resumed pending deliveries");
-        }
         if let Err(error) = trigger_logs::mark_sending(db, &ids, &lease).await {
-            tracing::warn!(%error,
-                    "could not record that sending began");
+            tracing::warn!(%error, "could not record that sending began");
         }
         deliverer
             .deliver_jobs(futures_util::stream::iter(jobs))
