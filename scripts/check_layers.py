@@ -24,7 +24,7 @@ SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
 WINGS = {
     "top": {"app", "cli", "config", "http"},
     "strategy": {
-        "batches", "conditions", "indicators", "logic_tree", "message", "strategy", "trigger",
+        "backtest", "batches", "conditions", "indicators", "logic_tree", "message", "strategy", "trigger",
     },
     "platform": {"analysis", "ops_alerts", "ops_rules", "platform_health"},
     "floor": {

@@ -143,6 +143,44 @@ impl Frequency {
         }
     }
 
+    /// Every run in `[from, to)`, in order: what the live scheduler would have run over
+    /// that span (the backtest's moments). Empty for `candle_close`, which follows
+    /// candle closes instead. A cron expression is parsed once, not per run.
+    pub fn due_times(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+        let mut times = Vec::new();
+        match self {
+            Frequency::Every(seconds) => {
+                let period = i64::from(*seconds) * 1000;
+                let from_ms = from.timestamp_millis();
+                let mut at = from_ms.div_euclid(period) * period;
+                if at < from_ms {
+                    at += period;
+                }
+                while at < to.timestamp_millis() {
+                    times.extend(DateTime::from_timestamp_millis(at));
+                    at += period;
+                }
+            }
+            Frequency::CandleClose => {}
+            Frequency::Cron(expression) => {
+                let Ok(cron) = CronParser::builder()
+                    .seconds(Seconds::Required)
+                    .year(Year::Disallowed)
+                    .build()
+                    .parse(expression)
+                else {
+                    return times;
+                };
+                let mut next = cron.find_next_occurrence(&from, true).ok();
+                while let Some(at) = next.filter(|at| *at < to) {
+                    times.push(at);
+                    next = cron.find_next_occurrence(&at, false).ok();
+                }
+            }
+        }
+        times
+    }
+
     /// The period in seconds, for fixed frequencies.
     pub fn period_seconds(&self) -> Option<u32> {
         match self {
@@ -207,6 +245,44 @@ mod tests {
             at("2026-11-23T10:10:00Z")
         );
         assert_eq!(Frequency::CandleClose.next_after(now), None);
+    }
+
+    #[test]
+    fn due_times_are_the_runs_of_a_span_start_included_end_excluded() {
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let (from, to) = (at("2026-11-23T10:00:00Z"), at("2026-11-23T10:20:00Z"));
+        let times = |f: &str| Frequency::parse(f).unwrap().due_times(from, to);
+        assert_eq!(
+            times("5m"),
+            ["10:00", "10:05", "10:10", "10:15"].map(|t| at(&format!("2026-11-23T{t}:00Z")))
+        );
+        assert_eq!(
+            times("0 */15 * * * *"),
+            [at("2026-11-23T10:00:00Z"), at("2026-11-23T10:15:00Z")]
+        );
+        assert_eq!(
+            Frequency::parse("5m")
+                .unwrap()
+                .due_times(at("2026-11-23T10:00:01Z"), to)[0],
+            at("2026-11-23T10:05:00Z")
+        );
+        assert!(Frequency::CandleClose.due_times(from, to).is_empty());
+        // The same runs next_after gives, one by one.
+        let cron = Frequency::parse("0 7,31 * * * *").unwrap();
+        let walked: Vec<_> =
+            std::iter::successors(cron.next_after(from - chrono::Duration::seconds(1)), |t| {
+                cron.next_after(*t)
+            })
+            .take_while(|t| *t < to + chrono::Duration::hours(3))
+            .collect();
+        assert_eq!(
+            cron.due_times(from, to + chrono::Duration::hours(3)),
+            walked
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod analysis;
 pub mod app;
+pub mod backtest;
 pub mod batches;
 pub mod bounded_body;
 pub mod cli;

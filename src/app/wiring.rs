@@ -124,8 +124,15 @@ pub fn build(
         alerts: ops_alerts.clone(),
         replica: replica.clone(),
     });
+    let backtester = crate::backtest::Backtester::new(
+        db.clone(),
+        crate::market::candle_history::CandleHistory::new(db.clone(), market.sources().clone()),
+        market.clock().clone(),
+        config.backtest.max_concurrency,
+    );
     AppState {
         analysis,
+        backtester,
         engine,
         replica,
         ownership,

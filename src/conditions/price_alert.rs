@@ -161,6 +161,14 @@ impl PriceAlert {
         }
     }
 
+    /// The window of a percent-change alert, in seconds.
+    pub fn window_seconds(&self) -> Option<u32> {
+        match self.test {
+            PriceTest::PercentChange { window_seconds, .. } => Some(window_seconds),
+            PriceTest::Level(_) => None,
+        }
+    }
+
     /// Whether the alert compares with the previous evaluation's price.
     pub fn remembers_price(&self) -> bool {
         matches!(self.test, PriceTest::Level(c) if c.is_cross())

@@ -500,6 +500,18 @@ pub const KEYS: &[Key] = &[
         Plain,
         "analysis calls started per minute at most",
     ),
+    key(
+        "BACKTEST_MAX_CONCURRENCY",
+        Some("2"),
+        Plain,
+        "backtests running at once per replica; beyond: 429 `backtest_busy`",
+    ),
+    key(
+        "CANDLE_RETENTION_DAYS",
+        Some("400"),
+        Plain,
+        "stored candles (read by backtests) older than this are removed daily",
+    ),
 ];
 
 /// The setting named `name` (an environment variable name), if there is one.

@@ -83,6 +83,7 @@ pub struct Config {
     pub engine: crate::ops_rules::EngineSettings,
     pub health: crate::platform_health::HealthSettings,
     pub analysis: crate::analysis::AnalysisSettings,
+    pub backtest: crate::backtest::BacktestSettings,
     /// Every key as `check-config` shows it (secrets redacted).
     shown: Vec<(&'static str, String)>,
 }
@@ -134,8 +135,10 @@ impl Config {
         let engine = sections::engine(&mut r)?;
         let health = sections::health(&mut r)?;
         let analysis = sections::analysis(&mut r)?;
+        let backtest = sections::backtest(&mut r)?;
         Ok(Self {
             analysis,
+            backtest,
             alerts,
             engine,
             health,

@@ -516,3 +516,19 @@ pub fn analysis(r: &mut Reader) -> Result<crate::analysis::AnalysisSettings, Con
         )?,
     })
 }
+
+/// Backtests: how many at once, how long candles are kept.
+pub fn backtest(r: &mut Reader) -> Result<crate::backtest::BacktestSettings, ConfigError> {
+    Ok(crate::backtest::BacktestSettings {
+        max_concurrency: r.number(
+            "BACKTEST_MAX_CONCURRENCY",
+            1..=64,
+            "must be between 1 and 64",
+        )?,
+        candle_retention_days: r.number(
+            "CANDLE_RETENTION_DAYS",
+            1..=3650,
+            "must be between 1 and 3650 days",
+        )?,
+    })
+}

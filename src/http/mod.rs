@@ -6,6 +6,7 @@
 pub mod alert_stream;
 pub mod alerts;
 pub mod auth;
+pub mod backtest;
 pub mod engine_ticks;
 pub mod error;
 pub mod listener;
@@ -51,6 +52,7 @@ fn api_routes(keys: Arc<ApiKeys>) -> OpenApiRouter<AppState> {
         .routes(routes!(run::run_batch))
         .routes(routes!(reload::reload_strategies))
         .routes(routes!(simulate::simulate_strategy))
+        .routes(routes!(backtest::backtest))
         .routes(routes!(strategy::get_strategy))
         .routes(routes!(alerts::active_alerts))
         .routes(routes!(alert_stream::alert_stream))

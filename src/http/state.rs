@@ -59,4 +59,6 @@ pub struct AppState {
     pub monitors: Arc<crate::monitors::Registry>,
     /// Candle-close analysis of monitored signals (off without `ANALYSIS_URL`).
     pub analysis: crate::analysis::Analysis,
+    /// Backtests: past moments walked by the batch's evaluation.
+    pub backtester: crate::backtest::Backtester,
 }

@@ -227,11 +227,20 @@ impl IndicatorSpec {
     /// replica, batch and simulation computes the same number) and keeps the last two
     /// values of each.
     pub fn compute(self, series: &CandleSeries) -> IndicatorValues {
+        self.compute_window(series, series.len())
+    }
+
+    /// [`IndicatorSpec::compute`] as of candle `end - 1`: on the last
+    /// [`IndicatorSpec::candles_needed`] of the first `end` candles — what a batch
+    /// would have computed when that candle was the last closed one (the backtest's
+    /// walk through a long series).
+    pub fn compute_window(self, series: &CandleSeries, end: usize) -> IndicatorValues {
         use crate::indicators as ta;
-        let from = series.len().saturating_sub(self.candles_needed());
-        let c = &series.close[from..];
-        let (h, l) = (&series.high[from..], &series.low[from..]);
-        let volume = &series.volume[from..];
+        let end = end.min(series.len());
+        let from = end.saturating_sub(self.candles_needed());
+        let c = &series.close[from..end];
+        let (h, l) = (&series.high[from..end], &series.low[from..end]);
+        let volume = &series.volume[from..end];
         let outputs = match self {
             IndicatorSpec::Sma { period } => vec![(Output::Value, ta::sma(c, period.into()))],
             IndicatorSpec::Ema { period } => vec![(Output::Value, ta::ema(c, period.into()))],
@@ -346,5 +355,14 @@ mod tests {
             }
         );
         assert!(values.get(Output::Upper).last.is_nan());
+        // As of an earlier candle: the same as computing on the series cut there.
+        let mut cut = CandleSeries::default();
+        for i in 0..3 {
+            let x = f64::from(i);
+            cut.push(i64::from(i) * 60_000, [x, x, x, x, 1.0]);
+        }
+        let spec = IndicatorSpec::Sma { period: 3 };
+        assert_eq!(spec.compute_window(&series, 3), spec.compute(&cut));
+        assert_eq!(spec.compute_window(&series, 99), values);
     }
 }

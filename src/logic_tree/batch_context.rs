@@ -45,6 +45,25 @@ impl BatchContext {
         }
     }
 
+    /// Sets `key`'s values, computed elsewhere on the snapshot's candles: the
+    /// backtest's seam. It walks past moments in one context updated in place, each
+    /// indicator computed (by [`IndicatorSpec::compute_window`]) on the candles a batch
+    /// at that moment would have had, so the evaluation itself is the batch's.
+    pub fn set_indicator(&mut self, key: &IndicatorKey, values: IndicatorValues) {
+        match self.indicators.get_mut(key) {
+            Some(slot) => *slot = values,
+            None => {
+                self.indicators.insert(key.clone(), values);
+            }
+        }
+    }
+
+    /// The snapshot, to update in place between two evaluations (copied first if an
+    /// evaluation still shares it).
+    pub fn snapshot_mut(&mut self) -> &mut MarketSnapshot {
+        Arc::make_mut(&mut self.snapshot)
+    }
+
     pub fn indicator(&self, key: &IndicatorKey) -> Option<&IndicatorValues> {
         self.indicators.get(key)
     }

@@ -111,6 +111,12 @@ impl MarketData {
         chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_else(chrono::Utc::now)
     }
 
+    /// The upstream clients (what candle history fetches through: the same weight
+    /// budget and pauses as every other call).
+    pub fn sources(&self) -> &Arc<Sources> {
+        self.prefetcher.sources()
+    }
+
     /// Fetches everything `needs` names, each datum once, through the caches.
     pub async fn fetch(&self, needs: &DataNeeds) -> Prefetched {
         self.prefetcher.fetch(needs).await

@@ -58,6 +58,14 @@ impl CandleSeries {
         self.open_time.truncate(closed);
     }
 
+    /// Removes every candle, keeping the columns' memory.
+    pub fn clear(&mut self) {
+        for column in self.price_columns() {
+            column.clear();
+        }
+        self.open_time.clear();
+    }
+
     /// Removes the `n` oldest candles.
     pub fn drop_front(&mut self, n: usize) {
         let n = n.min(self.len());

@@ -30,6 +30,27 @@ pub struct StoredState {
     pub last_period_at: Option<DateTime<Utc>>,
 }
 
+impl StoredState {
+    /// The state [`save`] (or, with `triggered_at`, [`record_claimed`]) leaves after
+    /// `update`, computed in memory: their upsert's rules, for the backtest's walk
+    /// through past moments, which carries state from moment to moment without writing
+    /// it. A test holds the two to the same answers.
+    pub fn apply(&mut self, update: &StateUpdate, triggered_at: Option<DateTime<Utc>>) {
+        self.last_result = update.result;
+        for (id, value) in &update.previous {
+            if let (Ok(id), Some(value)) = (id.parse(), value.as_f64()) {
+                self.previous.insert(id, value);
+            }
+        }
+        self.consecutive_errors = update.consecutive_errors;
+        self.last_candle_open_time = update.candle_open_time.or(self.last_candle_open_time);
+        self.last_period_at = update.period.or(self.last_period_at);
+        if triggered_at.is_some() {
+            self.last_triggered_at = triggered_at;
+        }
+    }
+}
+
 /// One strategy's state after an evaluation.
 #[derive(Debug, Clone)]
 pub struct StateUpdate {

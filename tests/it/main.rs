@@ -2,6 +2,7 @@
 //! that `scripts/test.sh` provisions. One binary keeps link time down.
 
 mod analysis;
+mod backtest;
 mod batches;
 mod cli;
 mod http;
