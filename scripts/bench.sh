@@ -2,7 +2,7 @@
 # The benchmarks, with the throwaway PostgreSQL the loader benchmark needs.
 #
 #   scripts/bench.sh               every benchmark
-#   scripts/bench.sh evaluation    one of: evaluation, loader, indicators, prefetch, pipeline, reload, rules, health_cycle, analysis, http, ticks
+#   scripts/bench.sh evaluation    one of: evaluation, loader, indicators, prefetch, pipeline, reload, rules, health_cycle, analysis, backtest, http, ticks
 #
 # Figures and how to read them: BENCHMARKS.md. The indicators benchmark compares with
 # TA-Lib when its Python wheel is installed (pip install ta-lib numpy).
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
 
-benches=("${@:-evaluation loader indicators prefetch pipeline reload rules health_cycle analysis http ticks}")
+benches=("${@:-evaluation loader indicators prefetch pipeline reload rules health_cycle analysis backtest http ticks}")
 trap services_stop EXIT INT TERM
 services_start "$PWD/target/bench-services"
 export BENCH_POSTGRES_URL=$SERVICES_POSTGRES_URL

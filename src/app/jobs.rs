@@ -61,6 +61,12 @@ pub(super) async fn register_monitors(state: &AppState) {
         }))
         .await;
     monitors
+        .register(Arc::new(crate::backtest::CandleRetentionMonitor {
+            db: state.db.clone(),
+            retention_days: state.config.backtest.candle_retention_days,
+        }))
+        .await;
+    monitors
         .register(Arc::new(crate::ops_rules::OpsRulesMonitor {
             applier: state.engine.applier.clone(),
             settings: state.config.engine.clone(),

@@ -7,8 +7,10 @@
 //! At most `BACKTEST_MAX_CONCURRENCY` run at once per replica; a source failing
 //! mid-fetch answers an error naming the series, never a partial answer.
 
+mod market_at;
 pub mod report;
 pub mod request;
+mod retention_monitor;
 pub mod tape;
 pub mod walk;
 
@@ -22,6 +24,7 @@ use uuid::Uuid;
 
 pub use report::{BacktestReport, Compare, Fire, FiredCondition};
 pub use request::{BacktestRequest, Draft, DraftCondition, SpanError};
+pub use retention_monitor::CandleRetentionMonitor;
 pub use tape::{SeriesGap, SeriesUsed, Tape, Unsupported};
 pub use walk::{Walked, moments, walk};
 

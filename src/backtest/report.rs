@@ -83,12 +83,12 @@ pub fn fire(fired: &Fired) -> Fire {
         conditions: fired
             .conditions
             .iter()
-            .map(|c| FiredCondition {
-                id: c.id,
-                result: c.result,
-                value: c.observed.value,
-                previous: c.observed.previous,
-                compare_to: c.observed.compare_to,
+            .map(|(id, evaluation)| FiredCondition {
+                id: *id,
+                result: evaluation.result.known(),
+                value: evaluation.observed.value,
+                previous: evaluation.observed.previous,
+                compare_to: evaluation.observed.compare_to,
             })
             .collect(),
     }

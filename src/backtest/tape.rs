@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::walk::minute_series;
+use super::market_at::minute_series;
 use crate::conditions::Condition;
 use crate::market::candle_history::{CandleHistory, HistoryError};
 use crate::market::{CandleSeries, Interval, SeriesKey, Source};

@@ -124,18 +124,31 @@ impl LastTwo {
     }
 }
 
-/// An indicator's outputs on one series, reduced to their last two values.
-#[derive(Debug, Clone, PartialEq)]
+/// An indicator's outputs on one series, reduced to their last two values. At most
+/// three outputs, held inline: a backtest makes one per indicator and moment.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IndicatorValues {
-    outputs: Vec<(Output, LastTwo)>,
+    outputs: [(Output, LastTwo); 3],
+    len: usize,
 }
 
 impl IndicatorValues {
     pub fn get(&self, output: Output) -> LastTwo {
-        self.outputs
+        self.outputs[..self.len]
             .iter()
             .find(|(o, _)| *o == output)
             .map_or(LastTwo::UNKNOWN, |(_, v)| *v)
+    }
+
+    fn of(outputs: &[(Output, Vec<f64>)]) -> Self {
+        let mut values = Self {
+            outputs: [(Output::Value, LastTwo::UNKNOWN); 3],
+            len: outputs.len().min(3),
+        };
+        for (slot, (output, series)) in values.outputs.iter_mut().zip(outputs) {
+            *slot = (*output, LastTwo::of(series));
+        }
+        values
     }
 }
 
@@ -280,12 +293,7 @@ impl IndicatorSpec {
                 vec![(Output::K, s.k), (Output::D, s.d)]
             }
         };
-        IndicatorValues {
-            outputs: outputs
-                .into_iter()
-                .map(|(o, values)| (o, LastTwo::of(&values)))
-                .collect(),
-        }
+        IndicatorValues::of(&outputs)
     }
 }
 

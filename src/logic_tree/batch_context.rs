@@ -1,7 +1,6 @@
 //! The context a batch evaluates in: the market snapshot and every indicator its
 //! conditions use, each distinct (series, indicator, parameters) computed once.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::indicators::{IndicatorSpec, IndicatorValues};
@@ -19,7 +18,8 @@ pub struct IndicatorKey {
 #[derive(Debug, Clone, Default)]
 pub struct BatchContext {
     pub snapshot: Arc<MarketSnapshot>,
-    indicators: HashMap<IndicatorKey, IndicatorValues>,
+    /// Hashed with foldhash: looked up for every condition of every evaluation.
+    indicators: foldhash::HashMap<IndicatorKey, IndicatorValues>,
 }
 
 impl BatchContext {
@@ -30,7 +30,7 @@ impl BatchContext {
         snapshot: Arc<MarketSnapshot>,
         keys: impl IntoIterator<Item = &'k IndicatorKey>,
     ) -> Self {
-        let mut indicators = HashMap::new();
+        let mut indicators = foldhash::HashMap::default();
         for key in keys {
             if indicators.contains_key(key) {
                 continue;

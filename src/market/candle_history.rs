@@ -55,6 +55,8 @@ pub struct CandleHistory {
     sources: Arc<Sources>,
     /// One fill per series at a time.
     turns: Arc<Mutex<HashMap<SeriesName, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Stretches the source was asked for and lacks, by series, in Unix ms.
+    known_gaps: Arc<Mutex<HashMap<SeriesName, Vec<(i64, i64)>>>>,
 }
 
 impl CandleHistory {
@@ -63,6 +65,7 @@ impl CandleHistory {
             db,
             sources,
             turns: Arc::default(),
+            known_gaps: Arc::default(),
         }
     }
 
@@ -94,30 +97,88 @@ impl CandleHistory {
         let turn = self.turn(&series);
         let _turn = turn.lock().await;
         let stored = candles::span(&self.db, &series, at(first), end).await?;
-        let from_store = stored.len();
+        let mut from_store = stored.len();
         let mut fetched = 0;
-        for (missing_from, missing_to) in missing_runs(&expected, &stored, interval) {
-            fetched += self
-                .fetch(&series, interval, missing_from, missing_to, now)
-                .await?;
+        let mut candles = stored;
+        if self
+            .missing(&series, &expected, &candles, interval)
+            .next()
+            .is_some()
+        {
+            // Another replica may be filling the same series: take turns with it, then
+            // look again at what is missing.
+            let mut turn_across_replicas = self.db.begin().await?;
+            candles::lock_series(&mut turn_across_replicas, &series).await?;
+            candles = candles::span(&self.db, &series, at(first), end).await?;
+            from_store = candles.len();
+            let missing: Vec<(i64, i64)> = self
+                .missing(&series, &expected, &candles, interval)
+                .collect();
+            for (missing_from, missing_to) in missing {
+                fetched += self
+                    .fetch(&series, interval, missing_from, missing_to, now)
+                    .await?;
+            }
+            if fetched > 0 {
+                candles = candles::span(&self.db, &series, at(first), end).await?;
+            }
+            turn_across_replicas.commit().await?;
         }
-        let candles = if fetched == 0 {
-            stored
-        } else {
-            candles::span(&self.db, &series, at(first), end).await?
-        };
-        let gaps = missing_runs(&expected, &candles, interval)
+        let gaps: Vec<Gap> = missing_runs(&expected, &candles, interval)
             .map(|(from, to)| Gap {
                 from: at(from),
                 to: at(to),
             })
             .collect();
+        self.remember_gaps(&series, &gaps, &candles);
         Ok(History {
-            candles,
             from_store,
             fetched,
+            candles,
             gaps,
         })
+    }
+
+    /// The runs of `expected` that `have` lacks and the source is not known to lack.
+    fn missing<'a>(
+        &self,
+        series: &SeriesName,
+        expected: &'a [i64],
+        have: &'a [StoredCandle],
+        interval: Interval,
+    ) -> impl Iterator<Item = (i64, i64)> + 'a {
+        let known = self
+            .known_gaps
+            .lock()
+            .expect("gaps lock")
+            .get(series)
+            .cloned()
+            .unwrap_or_default();
+        missing_runs(expected, have, interval)
+            .filter(move |(from, to)| !known.iter().any(|(f, t)| f <= from && to <= t))
+    }
+
+    /// Remembers the gaps the source has later candles after: a stretch it skipped (an
+    /// outage), not one it has yet to close. Asked once, not at every backtest.
+    fn remember_gaps(&self, series: &SeriesName, gaps: &[Gap], candles: &[StoredCandle]) {
+        let Some(newest) = candles.last().map(|c| c.open_time) else {
+            return;
+        };
+        let settled: Vec<(i64, i64)> = gaps
+            .iter()
+            .filter(|gap| gap.to <= newest)
+            .map(|gap| (gap.from.timestamp_millis(), gap.to.timestamp_millis()))
+            .collect();
+        if settled.is_empty() {
+            return;
+        }
+        let mut known = self.known_gaps.lock().expect("gaps lock");
+        let entry = known.entry(series.clone()).or_default();
+        for gap in settled {
+            if !entry.contains(&gap) {
+                entry.push(gap);
+            }
+        }
     }
 
     fn turn(&self, series: &SeriesName) -> Arc<tokio::sync::Mutex<()>> {
@@ -140,15 +201,7 @@ impl CandleHistory {
         let mut start = from_ms;
         let mut stored = 0;
         while start < to_ms {
-            let page = self
-                .sources
-                .binance
-                .klines(&series.symbol, interval, Some(start), MAX_KLINES)
-                .await
-                .map_err(|cause| HistoryError::Unavailable {
-                    series: format!("binance {} {}", series.symbol, series.interval),
-                    cause,
-                })?;
+            let page = self.page(series, interval, start).await?;
             let Some(newest) = page.last().map(|k| k.open_time) else {
                 break;
             };
@@ -174,6 +227,43 @@ impl CandleHistory {
         Ok(stored)
     }
 }
+
+impl CandleHistory {
+    /// One page of klines from `start`. Over the weight budget, it waits for the next
+    /// minute's budget (twice at most) rather than fail a long fill halfway.
+    async fn page(
+        &self,
+        series: &SeriesName,
+        interval: Interval,
+        start: i64,
+    ) -> Result<Vec<super::sources::Kline>, HistoryError> {
+        let mut waits = 0;
+        loop {
+            let answer = self
+                .sources
+                .binance
+                .klines(&series.symbol, interval, Some(start), MAX_KLINES)
+                .await;
+            match answer {
+                Err(UpstreamError::WeightBudget) if waits < BUDGET_WAITS => {
+                    waits += 1;
+                    let into_minute = crate::market::clock::system_now_ms().rem_euclid(60_000);
+                    let wait = u64::try_from(60_000 - into_minute).unwrap_or(60_000);
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                }
+                other => {
+                    return other.map_err(|cause| HistoryError::Unavailable {
+                        series: format!("binance {} {}", series.symbol, series.interval),
+                        cause,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// How many minutes a fill waits for the weight budget before giving up.
+const BUDGET_WAITS: u32 = 2;
 
 fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)

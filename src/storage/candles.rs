@@ -78,6 +78,22 @@ pub async fn span(
     .await
 }
 
+/// Holds the fill of `series` until `tx` ends: replicas (and processes) filling one
+/// series take turns, the second finding what the first stored.
+pub async fn lock_series(
+    tx: &mut sqlx::PgConnection,
+    series: &SeriesName,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!(
+            "candles:{}:{}:{}",
+            series.source, series.symbol, series.interval
+        ))
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 /// Removes every candle opened before `before`; answers how many.
 pub async fn remove_before(db: &PgPool, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
     let result = sqlx::query("DELETE FROM candles WHERE open_time < $1")

@@ -157,6 +157,21 @@ async fn a_source_failing_mid_fetch_is_503_naming_the_series_and_a_gap_is_report
                 "from": rfc3339(gap_from), "to": rfc3339(gap_to)}])
     );
 
+    // Again: the gap is still reported, and Binance is not asked for it twice.
+    let requests = binance_requests(&sim, KLINES);
+    let (status, again) = backtest(
+        &app,
+        json!({"strategy": strategy, "from": rfc3339(hour(72) - 24 * HOUR)}),
+    )
+    .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["gaps"], report["gaps"]);
+    assert_eq!(
+        binance_requests(&sim, KLINES),
+        requests,
+        "a known gap is not asked again"
+    );
+
     // A longer span needs candles not stored yet; Binance fails while they are fetched.
     sim.state.faults.push(Fault {
         provider: Provider::Binance,

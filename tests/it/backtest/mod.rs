@@ -6,6 +6,7 @@ mod golden_rsi;
 mod limits;
 mod live_agreement;
 mod modes;
+mod retention;
 mod state_carry;
 
 use market_sim::{Script, ScriptedPath, SimConfig, SimHandle};

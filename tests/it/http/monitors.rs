@@ -121,6 +121,7 @@ async fn each_monitor_run_by_name_leaves_its_ledger_and_heartbeat_rows(pool: PgP
     app.wait_ready().await;
     let names = [
         "batch:1m",
+        "candle_retention",
         "expiry",
         "ops_rules",
         "platform_health",

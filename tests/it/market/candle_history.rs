@@ -170,3 +170,34 @@ async fn a_stretch_the_source_lacks_is_reported_as_a_gap_never_filled(pool: PgPo
         "nothing invented inside the gap"
     );
 }
+
+#[sqlx::test]
+async fn two_replicas_filling_one_series_fetch_it_once_between_them(pool: PgPool) {
+    let now = hour(44) + 30_000;
+    let sim = frozen_sim(now, &[]).await;
+    // Two replicas: each its own candle history (its own in-process turns), one store.
+    let replica = || {
+        CandleHistory::new(
+            pool.clone(),
+            Arc::new(Sources::new(&sources_config(&sim), metrics())),
+        )
+    };
+    let (a, b) = (replica(), replica());
+    let (from, to) = (at(now - 1_500 * 3_600_000), at(now));
+    let (one, other) = tokio::join!(
+        a.span("SOLUSDT", Interval::H1, from, to, at(now)),
+        b.span("SOLUSDT", Interval::H1, from, to, at(now)),
+    );
+    let (one, other) = (one.unwrap(), other.unwrap());
+    assert_eq!(
+        binance_requests(&sim, KLINES),
+        2,
+        "the second replica waited its turn"
+    );
+    assert_eq!(
+        one.fetched + other.fetched,
+        1_499,
+        "fetched once between them"
+    );
+    assert!(one.candles == other.candles, "both read the same candles");
+}
