@@ -8,6 +8,7 @@
 
 mod alerts;
 mod api;
+mod backtest;
 mod health;
 mod metrics;
 mod monitors;
@@ -121,6 +122,21 @@ pub enum ClientCommand {
     /// Evaluates a strategy now without side effects: each condition, its value, its
     /// comparison and its result.
     Simulate { strategy_id: Uuid },
+    /// When would a strategy have fired? A stored one (ID), a draft (--strategy-file,
+    /// JSON as `POST /internal/backtest`'s `strategy`), or both (the edit's preview).
+    Backtest {
+        strategy_id: Option<Uuid>,
+        /// A draft strategy, JSON: frequency, trigger_mode, cooldown_seconds,
+        /// logic_tree, conditions.
+        #[arg(long, value_name = "PATH")]
+        strategy_file: Option<PathBuf>,
+        /// RFC 3339 (default: 30 days before --to).
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// RFC 3339, exclusive (default: now).
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+    },
     /// Sends a test message to a severity's route (or one channel); exit 1 when a
     /// delivery failed.
     NotifyTest {
@@ -238,6 +254,20 @@ async fn dispatch(api: &Api, out: &Output, command: ClientCommand) -> Result<u8,
         ClientCommand::Reload { strategy_ids } => strategies::reload(api, out, &strategy_ids).await,
         ClientCommand::Simulate { strategy_id } => {
             strategies::simulate(api, out, strategy_id).await
+        }
+        ClientCommand::Backtest {
+            strategy_id,
+            strategy_file,
+            from,
+            to,
+        } => {
+            let args = backtest::BacktestArgs {
+                strategy_id,
+                strategy_file: strategy_file.as_deref(),
+                from: from.as_deref(),
+                to: to.as_deref(),
+            };
+            backtest::backtest(api, out, args).await
         }
         ClientCommand::NotifyTest { route, channel } => {
             notify::notify_test(api, out, route.as_deref(), channel.as_deref()).await

@@ -2,6 +2,7 @@
 //! fires equal to TA-Lib's, the trigger modes' semantics, live and backtest agreeing,
 //! the candle store asked once, and every refusal.
 
+mod cli;
 mod golden_rsi;
 mod limits;
 mod live_agreement;
