@@ -120,7 +120,7 @@ fn walk_case(name: &str, days: i64, interval: Interval, frequency: &str, mode: &
         let moments = backtest::moments(&strategy, at(from), at(END));
         let walked = backtest::walk(&strategy, &tape, &moments);
         times.push(started.elapsed().as_secs_f64() * 1000.0);
-        found = Some((walked.moments, walked.fires.len()));
+        found = Some((walked.moments, walked.fire_times.len()));
     }
     let (moments, fires) = found.unwrap();
     let talib = talib_ms(&closes);

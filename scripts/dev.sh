@@ -102,5 +102,11 @@ base=http://$MONITORING_HOST:${MONITORING_PORT:-9000}
     -H "X-MONITORING-KEY: ${MONITORING_API_KEY%%,*}" -H 'content-type: application/json' \
     -d "{\"engine_id\": \"demo-1\", \"timestamp\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",
          \"risk\": {\"circuit_breaker_active\": true, \"daily_loss_pct\": -0.25}}" || true
+  # When would the ETH trend flip have fired over the last 30 days? A backtest: its 4h
+  # candles fetched from the simulator once and stored, the strategy walked through
+  # every 5m moment by the batches' own evaluation.
+  echo "backtest of the ETH trend flip over the last 30 days:" >&2
+  target/debug/monitoring-service backtest 00000000-0000-4000-8000-000000000002 \
+    --url "$base" >&2 || true
 ) &
 target/debug/monitoring-service serve

@@ -61,7 +61,7 @@ pub(super) async fn register_monitors(state: &AppState) {
         }))
         .await;
     monitors
-        .register(Arc::new(crate::backtest::CandleRetentionMonitor {
+        .register(Arc::new(crate::market::CandleRetentionMonitor {
             db: state.db.clone(),
             retention_days: state.config.backtest.candle_retention_days,
         }))

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::tape::Tape;
+use super::tape::{Tape, minute_series};
 use crate::batches::Moment;
 use crate::conditions::Condition;
 use crate::indicators::{IndicatorSpec, IndicatorValues};
@@ -198,15 +198,6 @@ impl<'t> MarketAt<'t> {
                 None => snapshot.prices_ago.remove(&(key.clone(), *window)),
             };
         }
-    }
-}
-
-/// The 1m series a price is read from.
-pub fn minute_series(key: &PriceKey) -> SeriesKey {
-    SeriesKey {
-        source: key.source,
-        symbol: key.symbol.clone(),
-        interval: Interval::M1,
     }
 }
 

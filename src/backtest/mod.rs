@@ -10,7 +10,6 @@
 mod market_at;
 pub mod report;
 pub mod request;
-mod retention_monitor;
 pub mod tape;
 pub mod walk;
 
@@ -24,7 +23,6 @@ use uuid::Uuid;
 
 pub use report::{BacktestReport, Compare, Fire, FiredCondition};
 pub use request::{BacktestRequest, Draft, DraftCondition, SpanError};
-pub use retention_monitor::CandleRetentionMonitor;
 pub use tape::{SeriesGap, SeriesUsed, Tape, Unsupported};
 pub use walk::{Walked, moments, walk};
 
@@ -174,7 +172,7 @@ impl Backtester {
                 .take(report::MAX_FIRES_LISTED)
                 .map(report::fire)
                 .collect(),
-            fires_total: walked.fires.len(),
+            fires_total: walked.fire_times.len(),
             suppressed: walked.suppressed,
             series: tape.used,
             gaps: tape.gaps,

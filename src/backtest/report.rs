@@ -13,7 +13,7 @@ use super::tape::{SeriesGap, SeriesUsed};
 use super::walk::{Fired, Walked};
 
 /// The most fires an answer lists (`fires_total` counts them all).
-pub const MAX_FIRES_LISTED: usize = 10_000;
+pub const MAX_FIRES_LISTED: usize = super::walk::MAX_FIRES_KEPT;
 
 /// How a backtest prices a Binance `price_alert`: the close of the last closed minute.
 pub const PRICE_MODEL: &str = "last_1m_close";
@@ -97,7 +97,7 @@ pub fn fire(fired: &Fired) -> Fire {
 /// The fires of `draft` that `stored` lacks, and the reverse.
 pub fn compare(stored: &Walked, draft: &Walked) -> Compare {
     let times = |walked: &Walked| -> BTreeSet<DateTime<Utc>> {
-        walked.fires.iter().map(|f| f.at).collect()
+        walked.fire_times.iter().copied().collect()
     };
     let (before, after) = (times(stored), times(draft));
     let listed = |set: BTreeSet<DateTime<Utc>>| set.into_iter().take(MAX_FIRES_LISTED).collect();

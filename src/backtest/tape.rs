@@ -8,10 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::market_at::minute_series;
 use crate::conditions::Condition;
 use crate::market::candle_history::{CandleHistory, HistoryError};
-use crate::market::{CandleSeries, Interval, SeriesKey, Source};
+use crate::market::{CandleSeries, Interval, PriceKey, SeriesKey, Source};
 use crate::strategy::CompiledStrategy;
 
 /// One series as a backtest used it.
@@ -121,6 +120,15 @@ impl Tape {
             tape.series.insert(key, series);
         }
         Ok(tape)
+    }
+}
+
+/// The 1m series a price is read from.
+pub fn minute_series(key: &PriceKey) -> SeriesKey {
+    SeriesKey {
+        source: key.source,
+        symbol: key.symbol.clone(),
+        interval: Interval::M1,
     }
 }
 

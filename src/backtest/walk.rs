@@ -17,6 +17,9 @@ use crate::storage::strategy_state::StoredState;
 use crate::strategy::{CompiledStrategy, TriggerMode};
 use crate::trigger::{Decision, Suppression};
 
+/// How many fires a walk keeps in full.
+pub const MAX_FIRES_KEPT: usize = 10_000;
+
 /// One moment at which the strategy would have triggered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fired {
@@ -33,6 +36,10 @@ pub struct Fired {
 pub struct Walked {
     /// How many moments were evaluated.
     pub moments: u64,
+    /// Every fire's time, in order.
+    pub fire_times: Vec<DateTime<Utc>>,
+    /// The first [`MAX_FIRES_KEPT`] fires in full (a 10 s strategy true all year fires
+    /// three million times: their times are kept, not their details).
     pub fires: Vec<Fired>,
     /// True evaluations that did not fire, by reason (`cooldown`, `same_bar`, …).
     pub suppressed: BTreeMap<&'static str, u64>,
@@ -101,16 +108,19 @@ pub fn walk(strategy: &CompiledStrategy, tape: &Tape, moments: &[Moment]) -> Wal
         match decision {
             Decision::Fire { .. } => {
                 fired_once = strategy.trigger_mode == TriggerMode::Once;
-                walked.fires.push(Fired {
-                    at: moment.due,
-                    bar_open_time: moment.bar_open_ms.and_then(DateTime::from_timestamp_millis),
-                    conditions: strategy
-                        .condition_ids
-                        .iter()
-                        .copied()
-                        .zip(outcome.evaluations.iter().copied())
-                        .collect(),
-                });
+                walked.fire_times.push(moment.due);
+                if walked.fires.len() < MAX_FIRES_KEPT {
+                    walked.fires.push(Fired {
+                        at: moment.due,
+                        bar_open_time: moment.bar_open_ms.and_then(DateTime::from_timestamp_millis),
+                        conditions: strategy
+                            .condition_ids
+                            .iter()
+                            .copied()
+                            .zip(outcome.evaluations.iter().copied())
+                            .collect(),
+                    });
+                }
                 state.apply(&outcome.update, Some(moment.due));
             }
             Decision::Suppressed(Suppression::NotTrue) => state.apply(&outcome.update, None),

@@ -48,6 +48,9 @@ pub enum HistoryError {
     Storage(#[from] sqlx::Error),
 }
 
+/// Open times `[from, to)` in Unix milliseconds.
+type Stretch = (i64, i64);
+
 /// Reads and fills Binance candle history.
 #[derive(Debug, Clone)]
 pub struct CandleHistory {
@@ -56,7 +59,7 @@ pub struct CandleHistory {
     /// One fill per series at a time.
     turns: Arc<Mutex<HashMap<SeriesName, Arc<tokio::sync::Mutex<()>>>>>,
     /// Stretches the source was asked for and lacks, by series, in Unix ms.
-    known_gaps: Arc<Mutex<HashMap<SeriesName, Vec<(i64, i64)>>>>,
+    known_gaps: Arc<Mutex<HashMap<SeriesName, Vec<Stretch>>>>,
 }
 
 impl CandleHistory {

@@ -4,6 +4,7 @@
 
 pub mod candle_feed;
 pub mod candle_history;
+mod candle_retention;
 pub mod clock;
 mod codec;
 mod interval;
@@ -19,6 +20,7 @@ pub mod sources;
 pub mod websocket_feed;
 
 pub use candle_feed::{CandleClosed, ClosedVia};
+pub use candle_retention::CandleRetentionMonitor;
 pub use clock::Clock;
 pub use interval::Interval;
 pub use kline_cache::KlineCache;

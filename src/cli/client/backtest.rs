@@ -92,7 +92,10 @@ fn fires(report: &Value) -> Table {
                 Some(false) => "✗",
                 None => "?",
             };
-            row.push(format!("{mark} {value} vs {}", number(&condition["compare_to"])));
+            row.push(format!(
+                "{mark} {value} vs {}",
+                number(&condition["compare_to"])
+            ));
         }
         table.row(&row);
     }
@@ -108,7 +111,9 @@ fn summary(report: &Value) -> Vec<String> {
         cell(&report["from"]),
         cell(&report["to"]),
         cell(&report["unknown"]),
-        report["duration_ms"].as_f64().map_or("-".into(), milliseconds),
+        report["duration_ms"]
+            .as_f64()
+            .map_or("-".into(), milliseconds),
     )];
     if let Some(suppressed) = report["suppressed"].as_object() {
         let counts: Vec<String> = suppressed
@@ -140,7 +145,11 @@ fn summary(report: &Value) -> Vec<String> {
     if let Some(compare) = report.get("compare") {
         let times = |list: &Value| {
             let times: Vec<String> = list.as_array().into_iter().flatten().map(cell).collect();
-            if times.is_empty() { "none".to_owned() } else { times.join(", ") }
+            if times.is_empty() {
+                "none".to_owned()
+            } else {
+                times.join(", ")
+            }
         };
         lines.push(format!("the edit adds: {}", times(&compare["added"])));
         lines.push(format!("the edit removes: {}", times(&compare["removed"])));

@@ -1,5 +1,5 @@
-//! The `candle_retention` monitor: stored candles (what backtests read) older than
-//! `CANDLE_RETENTION_DAYS` are removed, daily, on one replica.
+//! The `candle_retention` monitor: stored candles (the candle history backtests read)
+//! older than `CANDLE_RETENTION_DAYS` are removed, daily, on one replica.
 
 use std::time::Duration;
 
