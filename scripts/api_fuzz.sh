@@ -61,7 +61,7 @@ curl -fsS -H "X-MONITORING-KEY: $key" "http://127.0.0.1:$port/internal/openapi.j
 
 status=0
 # Run from $out so schemathesis' own cache (.schemathesis/) stays under target/.
-(cd "$out" && "$OLDPWD/$venv/bin/schemathesis" run openapi.json \
+(cd "$out" && "$OLDPWD/$venv/bin/schemathesis" --config-file "$OLDPWD/scripts/schemathesis.toml" run openapi.json \
   --url "http://127.0.0.1:$port" \
   --header "X-MONITORING-KEY: $key" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,negative_data_rejection \
