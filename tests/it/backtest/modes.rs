@@ -83,3 +83,23 @@ async fn a_rising_edge_fires_on_edges_only(pool: PgPool) {
     assert_eq!(report["suppressed"]["not_rising_edge"], 12 * 2);
     assert_eq!(report["suppressed"]["cooldown"], 0);
 }
+
+#[sqlx::test]
+async fn a_percent_change_reads_the_price_a_window_ago_from_the_minutes(pool: PgPool) {
+    // One dollar a minute: over 5 minutes the change is 5 / (95 + i) %, above 4 % until
+    // the close of minute 29.
+    let (sim, from, to) = minutes(|i| 100.0 + i as f64).await;
+    let change = json!({"source": "binance", "symbol": "BTCUSDT",
+                        "operator": "pct_change_above", "value": 4, "window": "5m"});
+    let strategy = draft("1m", "every_time", 0, "price_alert", change);
+    let report = run(&sim, pool, strategy, from, to).await;
+    let expected: Vec<i64> = (0..20).map(|k| from + k * MINUTE).collect();
+    assert_eq!(fire_times(&report), expected);
+    let first = &report["fires"][0]["conditions"][0];
+    assert_eq!(
+        first["previous"], 105.0,
+        "the price at 10:05, five minutes before"
+    );
+    let value = first["value"].as_f64().unwrap();
+    assert!((value - 5.0 / 105.0 * 100.0).abs() < 1e-9, "{value}");
+}
