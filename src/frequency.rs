@@ -24,6 +24,15 @@ const FIXED: [(&str, u32); 9] = [
 /// delivery budgets assume (DESIGN §5).
 pub const MIN_PERIOD_SECONDS: i64 = 10;
 
+/// A 6-field cron expression (seconds required, no year), as strategies write them.
+fn parse_cron(text: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    CronParser::builder()
+        .seconds(Seconds::Required)
+        .year(Year::Disallowed)
+        .build()
+        .parse(text)
+}
+
 /// Occurrences sampled to find a cron expression's shortest gap.
 const GAP_SAMPLES: usize = 128;
 
@@ -78,12 +87,7 @@ impl Frequency {
                 FIXED.map(|(n, _)| n).join(", "),
             ));
         }
-        let cron = CronParser::builder()
-            .seconds(Seconds::Required)
-            .year(Year::Disallowed)
-            .build()
-            .parse(text)
-            .map_err(|err| format!("invalid cron expression: {err}"))?;
+        let cron = parse_cron(text).map_err(|err| format!("invalid cron expression: {err}"))?;
         if let Some(gap) = shortest_gap(&cron).filter(|gap| *gap < MIN_PERIOD_SECONDS) {
             return Err(format!(
                 "a cron expression may fire at most every {MIN_PERIOD_SECONDS} s; `{text}` fires {gap} s apart"
@@ -104,12 +108,7 @@ impl Frequency {
             }
             Frequency::CandleClose => None,
             Frequency::Cron(expression) => {
-                let cron = CronParser::builder()
-                    .seconds(Seconds::Required)
-                    .year(Year::Disallowed)
-                    .build()
-                    .parse(expression)
-                    .ok()?;
+                let cron = parse_cron(expression).ok()?;
                 cron.find_next_occurrence(&after, false).ok()
             }
         }
@@ -131,11 +130,7 @@ impl Frequency {
         match self {
             Frequency::Every(_) => Some(self.due_at_or_before(at)),
             Frequency::CandleClose => None,
-            Frequency::Cron(expression) => CronParser::builder()
-                .seconds(Seconds::Required)
-                .year(Year::Disallowed)
-                .build()
-                .parse(expression)
+            Frequency::Cron(expression) => parse_cron(expression)
                 .ok()?
                 // Cron times are whole seconds: so is the boundary found.
                 .find_previous_occurrence(&chrono::SubsecRound::trunc_subsecs(at, 0), true)
@@ -163,12 +158,7 @@ impl Frequency {
             }
             Frequency::CandleClose => {}
             Frequency::Cron(expression) => {
-                let Ok(cron) = CronParser::builder()
-                    .seconds(Seconds::Required)
-                    .year(Year::Disallowed)
-                    .build()
-                    .parse(expression)
-                else {
+                let Ok(cron) = parse_cron(expression) else {
                     return times;
                 };
                 let mut next = cron.find_next_occurrence(&from, true).ok();

@@ -138,13 +138,17 @@ impl Backtester {
                 "give strategy_id, strategy, or both",
             )));
         };
-        for strategy in &strategies {
-            tape::check_sources(strategy).map_err(|mut unsupported| {
-                if draft.is_some() && std::ptr::eq(*strategy, subject) {
-                    unsupported.path = format!("strategy.{}", unsupported.path);
-                }
-                BacktestError::Unsupported(unsupported)
+        // A draft's conditions are named under `strategy.`; the stored one's as stored.
+        if let Some(draft) = &draft {
+            tape::check_sources(draft).map_err(|unsupported| {
+                BacktestError::Unsupported(Unsupported {
+                    path: format!("strategy.{}", unsupported.path),
+                    ..unsupported
+                })
             })?;
+        }
+        if let Some(stored) = &stored {
+            tape::check_sources(stored).map_err(BacktestError::Unsupported)?;
         }
         let tape = Tape::load(&self.history, &strategies, from, to, now).await?;
         let subject = subject.clone();
@@ -166,12 +170,7 @@ impl Backtester {
             moments: walked.moments,
             unknown: walked.unknown,
             price_model: report::PRICE_MODEL,
-            fires: walked
-                .fires
-                .iter()
-                .take(report::MAX_FIRES_LISTED)
-                .map(report::fire)
-                .collect(),
+            fires: walked.fires.iter().map(report::fire).collect(),
             fires_total: walked.fire_times.len(),
             suppressed: walked.suppressed,
             series: tape.used,

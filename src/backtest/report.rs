@@ -10,10 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::tape::{SeriesGap, SeriesUsed};
-use super::walk::{Fired, Walked};
-
-/// The most fires an answer lists (`fires_total` counts them all).
-pub const MAX_FIRES_LISTED: usize = super::walk::MAX_FIRES_KEPT;
+use super::walk::{Fired, MAX_FIRES_KEPT, Walked};
 
 /// How a backtest prices a Binance `price_alert`: the close of the last closed minute.
 pub const PRICE_MODEL: &str = "last_1m_close";
@@ -100,7 +97,7 @@ pub fn compare(stored: &Walked, draft: &Walked) -> Compare {
         walked.fire_times.iter().copied().collect()
     };
     let (before, after) = (times(stored), times(draft));
-    let listed = |set: BTreeSet<DateTime<Utc>>| set.into_iter().take(MAX_FIRES_LISTED).collect();
+    let listed = |set: BTreeSet<DateTime<Utc>>| set.into_iter().take(MAX_FIRES_KEPT).collect();
     Compare {
         added: listed(after.difference(&before).copied().collect()),
         removed: listed(before.difference(&after).copied().collect()),

@@ -89,22 +89,11 @@ impl Tape {
             let history = history
                 .span(&key.symbol, key.interval, start, to, now)
                 .await?;
-            let name = |key: &SeriesKey| {
-                (
-                    key.source.to_string(),
-                    key.symbol.to_string(),
-                    key.interval.as_str().to_owned(),
-                )
-            };
-            let (source, symbol, interval) = name(&key);
-            tape.used.push(SeriesUsed {
-                source: source.clone(),
-                symbol: symbol.clone(),
-                interval: interval.clone(),
-                candles: history.candles.len(),
-                from_store: history.from_store,
-                fetched: history.fetched,
-            });
+            let (source, symbol, interval) = (
+                key.source.to_string(),
+                key.symbol.to_string(),
+                key.interval.as_str().to_owned(),
+            );
             tape.gaps.extend(history.gaps.iter().map(|gap| SeriesGap {
                 source: source.clone(),
                 symbol: symbol.clone(),
@@ -112,6 +101,14 @@ impl Tape {
                 from: gap.from,
                 to: gap.to,
             }));
+            tape.used.push(SeriesUsed {
+                source,
+                symbol,
+                interval,
+                candles: history.candles.len(),
+                from_store: history.from_store,
+                fetched: history.fetched,
+            });
             let mut series = CandleSeries::default();
             for c in &history.candles {
                 let ohlcv = [c.open, c.high, c.low, c.close, c.volume];

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::market_at::MarketAt;
 use super::tape::Tape;
-use crate::batches::{Moment, evaluate, fires_on_close};
+use crate::batches::{Moment, closes_on_timer, evaluate, fires_on_close};
 use crate::conditions::Evaluation;
 use crate::logic_tree::Tri;
 use crate::storage::strategy_state::StoredState;
@@ -52,9 +52,7 @@ pub struct Walked {
 /// else its frequency's runs.
 pub fn moments(strategy: &CompiledStrategy, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Moment> {
     match strategy.bar_interval {
-        Some(interval)
-            if fires_on_close(strategy) && strategy.indicator_keys().next().is_some() =>
-        {
+        Some(interval) if fires_on_close(strategy) && !closes_on_timer(strategy) => {
             let step = interval.millis();
             // The first close at or after `from`.
             let mut close = interval.open_time(from.timestamp_millis() + step - 1);
@@ -79,13 +77,13 @@ pub fn walk(strategy: &CompiledStrategy, tape: &Tape, moments: &[Moment]) -> Wal
     let mut market = MarketAt::new(strategy, tape, moments);
     let mut state = StoredState::default();
     let mut walked = Walked::default();
-    for key in [
-        "cooldown",
-        "same_bar",
-        "not_rising_edge",
-        "already_triggered",
+    for always_counted in [
+        Suppression::Cooldown,
+        Suppression::SameBar,
+        Suppression::NotRisingEdge,
+        Suppression::AlreadyTriggered,
     ] {
-        walked.suppressed.insert(key, 0);
+        walked.suppressed.insert(always_counted.as_str(), 0);
     }
     let mut fired_once = false;
     for moment in moments {

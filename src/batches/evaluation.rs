@@ -83,7 +83,7 @@ pub fn fires_on_close(strategy: &CompiledStrategy) -> bool {
 /// Whether `strategy`'s bar closes on its timer: `once_per_bar_close` with no candle
 /// series of its own (its bar interval is its frequency's period, so each period
 /// boundary is a close).
-fn closes_on_timer(strategy: &CompiledStrategy) -> bool {
+pub fn closes_on_timer(strategy: &CompiledStrategy) -> bool {
     strategy.trigger_mode == TriggerMode::OncePerBarClose
         && strategy.indicator_keys().next().is_none()
 }

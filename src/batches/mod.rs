@@ -23,7 +23,7 @@ mod simulation;
 pub use batch::{BatchError, BatchReport, BatchRunner};
 pub use bucket_monitors::{BatchMonitor, follow_buckets};
 pub use candle_closes::run_candle_closes;
-pub use evaluation::{Moment, Outcome, evaluate, fires_on_close};
+pub use evaluation::{Moment, Outcome, closes_on_timer, evaluate, fires_on_close};
 pub use expiry_monitor::ExpiryMonitor;
 pub use follow::follow_index;
 pub use last_run::LastRun;

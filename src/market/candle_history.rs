@@ -229,9 +229,7 @@ impl CandleHistory {
         }
         Ok(stored)
     }
-}
 
-impl CandleHistory {
     /// One page of klines from `start`. Over the weight budget, it waits for the next
     /// minute's budget (twice at most) rather than fail a long fill halfway.
     async fn page(
