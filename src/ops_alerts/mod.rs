@@ -9,6 +9,7 @@
 //! and listed but not notified.
 
 mod dispatch;
+pub mod filter_syntax;
 mod journal;
 mod notice;
 mod rules;
