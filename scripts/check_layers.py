@@ -26,7 +26,7 @@ WINGS = {
     "strategy": {
         "backtest", "batches", "conditions", "indicators", "logic_tree", "message", "strategy", "trigger",
     },
-    "platform": {"analysis", "ops_alerts", "ops_rules", "platform_health"},
+    "platform": {"alertmanager", "analysis", "ops_alerts", "ops_rules", "platform_health"},
     "floor": {
         "bounded_body", "digest", "failpoint", "frequency", "market", "metrics", "monitors",
         "notify", "outbound", "sharding", "storage", "telemetry", "validation",

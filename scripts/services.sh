@@ -9,7 +9,8 @@
 #   services_stop          stops both and removes <dir>. Safe to call twice.
 #   test_services_start <dir>
 #                          services_start with Redis required, plus what the tests
-#                          need (the SMTP server's Python, promtool), and exports the
+#                          need (the SMTP server's Python, Prometheus and promtool,
+#                          amtool), and exports the
 #                          variables the tests read (DATABASE_URL, TEST_*).
 
 set -euo pipefail
@@ -152,8 +153,13 @@ test_services_start() {
   fi
   export TEST_SMTP_PYTHON=/usr/bin/python3
   # The metrics tests check a scrape with promtool, from Debian's prometheus package.
-  if ! command -v promtool >/dev/null 2>&1; then
+  # The Alertmanager API tests run a real Prometheus (same package) and amtool (from
+  # Debian's prometheus-alertmanager, 0.25).
+  if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
     apt_install prometheus
+  fi
+  if ! command -v amtool >/dev/null 2>&1; then
+    apt_install prometheus-alertmanager
   fi
 }
 

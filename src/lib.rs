@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alertmanager;
 pub mod analysis;
 pub mod app;
 pub mod backtest;

@@ -4,7 +4,11 @@
 # request on POST /api/v2/alerts:
 #   1. paced: 10 connections, 20 ms between requests each (≈ 500 ticks/s from 50
 #      engines) for 60 s — the latency a steady fleet sees;
-#   2. flat out: 10 connections for 30 s — the throughput ceiling.
+#   2. flat out: 10 connections for 30 s — the throughput ceiling;
+#   3. posted alerts (issue 33): POST /api/v2/alerts with batches of 100 alerts on both,
+#      flat out for 30 s — every alert stored (one statement per batch) before the
+#      answer on our side, in memory on Alertmanager's.
+# `run.sh ticks` runs 1 and 2 only, `run.sh alerts` 3 only; no argument: all.
 # Every tick is committed to Postgres (and judged) before its answer. The rules' own
 # time per tick is read from monitoring_ops_rule_evaluation_seconds afterwards. wrk,
 # the service, Postgres and Alertmanager share this machine's cores.
@@ -30,7 +34,7 @@ export BENCH_KEY=bench-key-0123456789abcdef
 export MONITORING_API_KEY=$BENCH_KEY MONITORING_HOST=127.0.0.1 MONITORING_PORT=$port
 export LOG_FORMAT=json RUST_LOG=warn ENABLE_WEBSOCKETS=false ENABLE_SCHEDULER=false
 export BINANCE_BASE_URL=http://127.0.0.1:9 COINGECKO_BASE_URL=http://127.0.0.1:9
-export ENGINE_TICKS_RATE_LIMIT_PER_MINUTE=0 ALERT_LOG_DIR= METRICS_SNAPSHOT_DIR= HEALTH_CHECK_INTERVAL=0
+export ENGINE_TICKS_RATE_LIMIT_PER_MINUTE=0 ALERT_INGEST_RATE_LIMIT_PER_MINUTE=0 ALERT_LOG_DIR= METRICS_SNAPSHOT_DIR= HEALTH_CHECK_INTERVAL=0
 target/release/monitoring-service migrate
 serve_until_ready target/release/monitoring-service "$work/service.log"
 
@@ -54,6 +58,20 @@ done
 report() { grep -E "Requests/sec|^ +(50|90|99)%|Non-2xx|Socket errors"; }
 ticks="http://127.0.0.1:$port/internal/engine/ticks"
 alerts="http://127.0.0.1:$am_port/api/v2/alerts"
+part=${1:-all}
+
+if [ "$part" = all ] || [ "$part" = alerts ]; then
+  echo "==> posted alerts, batches of 100, flat out for 30 s: wrk -t2 -c10 -d30s --latency"
+  echo "--- monitoring-service POST /api/v2/alerts"
+  BENCH_BEARER=$BENCH_KEY wrk -t2 -c10 -d30s --latency -s benches/ticks/alert_batch.lua \
+    "http://127.0.0.1:$port/api/v2/alerts" | report
+  echo "--- alertmanager POST /api/v2/alerts"
+  wrk -t2 -c10 -d30s --latency -s benches/ticks/alert_batch.lua "$alerts" | report
+  "$psql" "$POSTGRES_URL" -Atc "SELECT count(*) || ' episodes, ' || sum((last_seen_at > started_at)::int) || ' seen again' FROM ops_alerts WHERE rule = 'BenchAlert'"
+  "$psql" "$POSTGRES_URL" -Atc "SELECT count(*) || ' raised events' FROM ops_alert_events WHERE event = 'raised'"
+  [ "$part" = alerts ] && exit 0
+fi
+
 echo "==> paced ≈ 500/s for 60 s: wrk -t2 -c10 -d60s --latency (WRK_DELAY_MS=20)"
 echo "--- monitoring-service POST /internal/engine/ticks"
 WRK_DELAY_MS=20 wrk -t2 -c10 -d60s --latency -s benches/ticks/tick.lua "$ticks" | report

@@ -62,6 +62,13 @@ pub(super) fn spawn_alert_tasks(state: &AppState) {
         state.metrics.alerts.clone(),
     );
     state.tasks.spawn(dispatcher.run(state.shutdown.clone()));
+    // Posted alerts not re-sent by their end resolve (DESIGN §18).
+    state.tasks.spawn(
+        state
+            .ops_alerts
+            .clone()
+            .run_expiry(Duration::from_secs(1), state.shutdown.clone()),
+    );
     if let Some(url) = state.config.database.redis_url.clone() {
         state.tasks.spawn(
             state

@@ -39,6 +39,7 @@ pub fn build(
         config.server.internal_rate_limit_burst,
     )
     .with_ticks_limit(config.engine.ticks_rate_limit_per_minute)
+    .with_ingest_limit(config.alerts.ingest_rate_limit_per_minute)
     .with_stream_limit(config.alerts.streams_per_key);
     // This process's identity among replicas: its leases are held under it.
     let replica = format!(

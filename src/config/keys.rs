@@ -76,7 +76,7 @@ pub const KEYS: &[Key] = &[
         "MONITORING_API_KEY",
         Some(""),
         KeyCount,
-        "comma-separated keys for `/internal/*` (≥ 16 chars each); empty refuses all",
+        "comma-separated keys for `/internal/*` and `/api/v2/*` (≥ 16 chars each; sent as `X-MONITORING-KEY` or `Authorization: Bearer`); empty refuses all",
     ),
     key(
         "ENABLE_WEBSOCKETS",
@@ -337,6 +337,18 @@ pub const KEYS: &[Key] = &[
         Some("30"),
         Plain,
         "the longest a silence may last (longer: 400 naming `ends_at`)",
+    ),
+    key(
+        "ALERT_RESOLVE_TIMEOUT_SECONDS",
+        Some("300"),
+        Plain,
+        "a posted alert (Alertmanager API) without `endsAt` resolves when not re-sent within this",
+    ),
+    key(
+        "ALERT_INGEST_RATE_LIMIT_PER_MINUTE",
+        Some("6000"),
+        Plain,
+        "`POST /api/v2/alerts` requests per minute and API key (a budget apart from the operator routes'); 0 = unlimited",
     ),
     key(
         "ENGINE_TICKS_RATE_LIMIT_PER_MINUTE",

@@ -361,6 +361,13 @@ pub fn alerts(r: &mut Reader) -> Result<crate::ops_alerts::AlertSettings, Config
             1..=3650,
             "must be between 1 and 3650 days",
         )?,
+        resolve_timeout: seconds(r, "ALERT_RESOLVE_TIMEOUT_SECONDS", 86_400)?
+            .max(Duration::from_secs(1)),
+        ingest_rate_limit_per_minute: r.number(
+            "ALERT_INGEST_RATE_LIMIT_PER_MINUTE",
+            0..=10_000_000,
+            "must be between 0 (unlimited) and 10000000",
+        )?,
     })
 }
 

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use crate::ops_alerts::{Severity, check_not_everything, parse_matchers};
+use crate::ops_alerts::{Severity, SilenceFields, check_silence, parse_matchers};
 use crate::storage::ops_alerts::{AlertRow, HistoryFilter, Refused};
 use crate::storage::ops_silences::SilenceRow;
 
@@ -259,7 +259,7 @@ pub async fn list_silences(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSilence {
-    /// `[{"name": "rule" | "severity" | "component" | <label>, "value": text, "is_regex": bool}]`.
+    /// `[{"name": "rule" | "alertname" | "severity" | "component" | <label>, "value": text, "is_regex": bool, "is_equal": bool}]` (`is_regex` false and `is_equal` true when left out).
     #[schema(value_type = Vec<Object>)]
     pub matchers: Value,
     /// Default: now.
@@ -289,36 +289,31 @@ pub async fn add_silence(
 ) -> Result<(StatusCode, Json<SilenceRow>), ApiError> {
     let request: NewSilence = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_body", format!("{e}")))?;
-    // Postgres stores no NUL character in text or jsonb.
-    for (field, has_nul) in [
-        ("matchers", request.matchers.to_string().contains("\\u0000")),
-        ("created_by", request.created_by.contains('\0')),
-        ("comment", request.comment.contains('\0')),
-    ] {
-        if has_nul {
-            return Err(ApiError::bad_request(
-                "invalid_silence",
-                format!("{field}: must not contain a NUL character"),
-            ));
-        }
+    if request.matchers.to_string().contains("\\u0000") {
+        return Err(ApiError::bad_request(
+            "invalid_silence",
+            "matchers: must not contain a NUL character",
+        ));
     }
-    let matchers = parse_matchers(&request.matchers)
-        .and_then(|matchers| check_not_everything(&matchers).map(|()| matchers))
-        .map_err(|e| ApiError::bad_request("invalid_silence", e.to_string()))?;
     let starts_at = request.starts_at.unwrap_or_else(Utc::now);
-    if request.ends_at <= starts_at {
-        return Err(ApiError::bad_request(
-            "invalid_silence",
-            "ends_at: must be after starts_at",
-        ));
-    }
-    let max_days = config.alerts.silence_max_days;
-    if request.ends_at - starts_at > chrono::Duration::days(i64::from(max_days)) {
-        return Err(ApiError::bad_request(
-            "invalid_silence",
-            format!("ends_at: a silence lasts at most {max_days} days (SILENCE_MAX_DAYS)"),
-        ));
-    }
+    let matchers = parse_matchers(&request.matchers)
+        .and_then(|matchers| {
+            check_silence(
+                &matchers,
+                (starts_at, request.ends_at),
+                &[
+                    ("created_by", &request.created_by),
+                    ("comment", &request.comment),
+                ],
+                config.alerts.silence_max_days,
+                SilenceFields {
+                    starts_at: "starts_at",
+                    ends_at: "ends_at",
+                },
+            )
+            .map(|()| matchers)
+        })
+        .map_err(|e| ApiError::bad_request("invalid_silence", e.to_string()))?;
     let silence = SilenceRow {
         id: Uuid::new_v4(),
         matchers: Value::Array(matchers.iter().map(|m| m.to_json()).collect()),
@@ -326,6 +321,7 @@ pub async fn add_silence(
         ends_at: request.ends_at,
         created_by: request.created_by,
         comment: request.comment,
+        updated_at: Utc::now(),
     };
     ops_alerts.add_silence(&silence).await?;
     Ok((StatusCode::CREATED, Json(silence)))

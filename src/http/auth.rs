@@ -1,10 +1,13 @@
-//! The `X-MONITORING-KEY` guard on `/internal/*`.
+//! The API key guard on `/internal/*` and `/api/v2/*`: `X-MONITORING-KEY: <key>`, or
+//! `Authorization: Bearer <key>` (what Prometheus' `authorization` and amtool's
+//! `--http.config.file` send).
 //!
 //! Keys are kept only as SHA-256 digests and a presented key is hashed and compared
 //! against every digest in constant time, so neither the key's content nor its length
 //! leaks through timing, and rotation (several comma-separated keys) costs nothing.
 //! Keys are never logged. Each key has its own request budget (governor's GCRA): over
-//! it, 429 `rate_limited` with `Retry-After`.
+//! it, 429 `rate_limited` with `Retry-After`. Engine ticks and posted alerts each have
+//! a budget of their own, so a flood of either leaves the operators' routes usable.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -37,6 +40,8 @@ pub struct ApiKeys {
     limiter: Option<KeyLimiter>,
     /// Engine ticks have a budget of their own, apart from the operator routes'.
     ticks_limiter: Option<KeyLimiter>,
+    /// So have alerts posted through the Alertmanager API.
+    ingest_limiter: Option<KeyLimiter>,
     /// Alert streams each key may hold open at once, by key position.
     streams: Vec<Arc<tokio::sync::Semaphore>>,
 }
@@ -48,6 +53,16 @@ pub struct KeyPosition(pub usize);
 
 /// The route whose requests count against the ticks' budget.
 pub const TICKS_PATH: &str = "/internal/engine/ticks";
+/// The route whose POSTs count against the posted alerts' budget.
+pub const INGEST_PATH: &str = "/api/v2/alerts";
+
+/// Which request budget a request draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Budget {
+    Operator,
+    Ticks,
+    Ingest,
+}
 
 impl std::fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -79,6 +94,7 @@ impl ApiKeys {
                 .collect(),
             limiter,
             ticks_limiter: None,
+            ingest_limiter: None,
             streams: Vec::new(),
         }
     }
@@ -106,10 +122,13 @@ impl ApiKeys {
     /// Gives engine ticks a budget of their own: `per_minute` per key, with a burst of
     /// a second's worth (0: no limit).
     pub fn with_ticks_limit(mut self, per_minute: u32) -> Self {
-        self.ticks_limiter = NonZeroU32::new(per_minute).map(|rate| {
-            let burst = NonZeroU32::new(per_minute / 60).unwrap_or(NonZeroU32::MIN);
-            RateLimiter::dashmap(Quota::per_minute(rate).allow_burst(burst))
-        });
+        self.ticks_limiter = per_second_burst(per_minute);
+        self
+    }
+
+    /// Gives posted alerts (`POST /api/v2/alerts`) a budget of their own, as ticks.
+    pub fn with_ingest_limit(mut self, per_minute: u32) -> Self {
+        self.ingest_limiter = per_second_burst(per_minute);
         self
     }
 
@@ -131,13 +150,12 @@ impl ApiKeys {
         bool::from(matched).then_some(position as usize)
     }
 
-    /// How long key `position` must wait, if it is over its budget (the ticks' budget
-    /// for a tick, else the operator routes').
-    fn wait_for(&self, position: usize, tick: bool) -> Option<Duration> {
-        let limiter = if tick {
-            self.ticks_limiter.as_ref()?
-        } else {
-            self.limiter.as_ref()?
+    /// How long key `position` must wait, if it is over `budget`.
+    fn wait_for(&self, position: usize, budget: Budget) -> Option<Duration> {
+        let limiter = match budget {
+            Budget::Operator => self.limiter.as_ref()?,
+            Budget::Ticks => self.ticks_limiter.as_ref()?,
+            Budget::Ingest => self.ingest_limiter.as_ref()?,
         };
         limiter
             .check_key(&position)
@@ -151,16 +169,33 @@ impl ApiKeys {
     }
 }
 
+/// A limiter of `per_minute` requests per key with a burst of a second's worth (0: none).
+fn per_second_burst(per_minute: u32) -> Option<KeyLimiter> {
+    NonZeroU32::new(per_minute).map(|rate| {
+        let burst = NonZeroU32::new(per_minute / 60).unwrap_or(NonZeroU32::MIN);
+        RateLimiter::dashmap(Quota::per_minute(rate).allow_burst(burst))
+    })
+}
+
+/// The key a request presents: `X-MONITORING-KEY`, else `Authorization: Bearer`.
+pub fn presented_key(headers: &axum::http::HeaderMap) -> Option<&[u8]> {
+    if let Some(key) = headers.get(API_KEY_HEADER) {
+        return Some(key.as_bytes());
+    }
+    let authorization = headers.get(axum::http::header::AUTHORIZATION)?.as_bytes();
+    let scheme = authorization.get(..7)?;
+    scheme
+        .eq_ignore_ascii_case(b"bearer ")
+        .then(|| authorization[7..].trim_ascii())
+}
+
 /// Middleware: lets the request through only with a valid key, else 401.
 pub async fn require_api_key(
     State(keys): State<Arc<ApiKeys>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let position = request
-        .headers()
-        .get(API_KEY_HEADER)
-        .and_then(|value| keys.position(value.as_bytes()));
+    let position = presented_key(request.headers()).and_then(|key| keys.position(key));
     let Some(position) = position else {
         return ApiError::unauthorized().into_response();
     };
@@ -171,8 +206,14 @@ pub async fn require_api_key(
         .extensions()
         .get::<axum::extract::OriginalUri>()
         .map_or(request.uri().path(), |original| original.path());
-    let tick = path == TICKS_PATH;
-    match keys.wait_for(position, tick) {
+    let budget = if path == TICKS_PATH {
+        Budget::Ticks
+    } else if path == INGEST_PATH && request.method() == axum::http::Method::POST {
+        Budget::Ingest
+    } else {
+        Budget::Operator
+    };
+    match keys.wait_for(position, budget) {
         None => next.run(request).await,
         Some(wait) => {
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -205,6 +246,26 @@ mod tests {
         assert!(!keys.verify(b"current-key-012345678"));
         assert!(!keys.verify(b""));
         assert!(!format!("{keys:?}").contains("current"));
+    }
+
+    #[test]
+    fn a_bearer_token_is_a_key_and_the_header_comes_first() {
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut map = axum::http::HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, value.parse().unwrap());
+            }
+            map
+        };
+        let bearer = headers(&[("authorization", "Bearer  k-123 ")]);
+        assert_eq!(presented_key(&bearer), Some(&b"k-123"[..]));
+        let lower = headers(&[("authorization", "bearer k")]);
+        assert_eq!(presented_key(&lower), Some(&b"k"[..]));
+        let basic = headers(&[("authorization", "Basic azpr")]);
+        assert_eq!(presented_key(&basic), None);
+        let both = headers(&[("authorization", "Bearer b"), ("x-monitoring-key", "h")]);
+        assert_eq!(presented_key(&both), Some(&b"h"[..]));
+        assert_eq!(presented_key(&headers(&[])), None);
     }
 
     #[test]

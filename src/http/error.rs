@@ -40,7 +40,7 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "a valid X-MONITORING-KEY header is required",
+            "a valid X-MONITORING-KEY header (or Authorization: Bearer <key>) is required",
         )
     }
 

@@ -4,6 +4,7 @@
 //! tests can iterate every route from it.
 
 pub mod alert_stream;
+pub mod alertmanager;
 pub mod alerts;
 pub mod auth;
 pub mod backtest;
@@ -91,6 +92,14 @@ pub fn openapi_document() -> OpenApi {
 /// The complete application: routes, auth, and the middleware stack.
 pub fn router(state: AppState) -> Router {
     let (routes, _) = api_routes(state.api_keys.clone()).split_for_parts();
+    // Alertmanager's API is described by Alertmanager's own document, not ours.
+    let routes =
+        routes.nest(
+            "/api/v2",
+            alertmanager::routes().fallback(unknown_route).layer(
+                axum::middleware::from_fn_with_state(state.api_keys.clone(), require_api_key),
+            ),
+        );
     let config = &state.config;
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(
@@ -147,17 +156,19 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// A path outside every nest: `/internal` itself and `/internal/` (which the nest does
-/// not reach) are refused without a key like every other `/internal` path.
+/// not reach), and the same of `/api/v2`, are refused without a key like every other
+/// path under them.
 async fn unknown_outer_route(
     State(state): State<AppState>,
     method: Method,
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
 ) -> ApiError {
-    let internal = uri.path() == "/internal" || uri.path().starts_with("/internal/");
-    let keyed = headers
-        .get(API_KEY_HEADER)
-        .is_some_and(|key| state.api_keys.verify(key.as_bytes()));
+    let path = uri.path();
+    let internal = ["/internal", "/api/v2"]
+        .iter()
+        .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")));
+    let keyed = auth::presented_key(&headers).is_some_and(|key| state.api_keys.verify(key));
     if internal && !keyed {
         return ApiError::unauthorized();
     }

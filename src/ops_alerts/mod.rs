@@ -10,6 +10,7 @@
 
 mod dispatch;
 pub mod filter_syntax;
+mod ingest;
 mod journal;
 mod notice;
 mod rules;
@@ -23,10 +24,13 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
 pub use dispatch::{DispatchTiming, Dispatcher};
+pub use ingest::{Ingested, PostedAlert, severity_of};
 pub use journal::{EventLine, Journal, remove_older_than};
 pub use notice::NoticeKind;
 pub use rules::{PlatformStatus, RULES, rule_label};
-pub use silence::{Matcher, Silence, Subject, check_not_everything, parse_matchers};
+pub use silence::{
+    Matcher, Silence, SilenceFields, Subject, check_not_everything, check_silence, parse_matchers,
+};
 pub use stream::{EVENTS_CHANNEL, EventStream, StreamEvent};
 
 use crate::metrics::AlertMetrics;
@@ -96,6 +100,11 @@ pub struct AlertSettings {
     pub streams_per_key: usize,
     /// `SILENCE_MAX_DAYS`: the longest a silence may last.
     pub silence_max_days: u32,
+    /// `ALERT_RESOLVE_TIMEOUT_SECONDS`: a posted alert without `endsAt` resolves when
+    /// not re-sent within this (Alertmanager's `resolve_timeout`).
+    pub resolve_timeout: std::time::Duration,
+    /// `ALERT_INGEST_RATE_LIMIT_PER_MINUTE`: posted batches per minute and API key.
+    pub ingest_rate_limit_per_minute: u32,
 }
 
 /// The channels each severity's alerts go to.
@@ -230,6 +239,7 @@ impl OpsAlerts {
         let rows = ops_alerts::remove_closed_before(&self.db, before).await?;
         ops_alert_events::remove_before(&self.db, before).await?;
         ops_alert_notifications::remove_before(&self.db, before).await?;
+        ops_silences::remove_ended_before(&self.db, before).await?;
         let files = log_dir.map_or(0, |dir| {
             remove_older_than(dir, days, Utc::now().date_naive())
         });
@@ -373,6 +383,20 @@ impl OpsAlerts {
         ops_alerts::history(&self.db, filter).await
     }
 
+    /// The silences in force at `now`.
+    async fn silences_in_force(
+        &self,
+        conn: &mut PgConnection,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Vec<Silence>, sqlx::Error> {
+        Ok(ops_silences::unexpired(conn, now)
+            .await?
+            .iter()
+            .filter_map(silence_of)
+            .filter(|silence| silence.starts_at <= now)
+            .collect())
+    }
+
     /// Whether a silence in force now covers `subject`.
     pub async fn is_silenced(
         &self,
@@ -380,10 +404,10 @@ impl OpsAlerts {
         subject: &Subject<'_>,
     ) -> Result<bool, sqlx::Error> {
         let now = Utc::now();
-        Ok(ops_silences::unexpired(conn, now)
+        Ok(self
+            .silences_in_force(conn, now)
             .await?
             .iter()
-            .filter_map(as_silence)
             .any(|silence| silence.silences(subject, now)))
     }
 
@@ -394,11 +418,7 @@ impl OpsAlerts {
         alerts: &[AlertRow],
     ) -> Result<Vec<bool>, sqlx::Error> {
         let now = Utc::now();
-        let silences: Vec<Silence> = ops_silences::unexpired(conn, now)
-            .await?
-            .iter()
-            .filter_map(as_silence)
-            .collect();
+        let silences = self.silences_in_force(conn, now).await?;
         Ok(alerts
             .iter()
             .map(|alert| {
@@ -467,10 +487,29 @@ impl OpsAlerts {
     pub async fn delete_silence(&self, id: uuid::Uuid) -> Result<bool, sqlx::Error> {
         ops_silences::delete(&self.db, id).await
     }
+
+    /// Every silence, ended ones included (until the retention removes them).
+    pub async fn all_silences(&self) -> Result<Vec<SilenceRow>, sqlx::Error> {
+        ops_silences::all(&self.db).await
+    }
+
+    pub async fn silence(&self, id: uuid::Uuid) -> Result<Option<SilenceRow>, sqlx::Error> {
+        ops_silences::get(&self.db, id).await
+    }
+
+    /// Replaces a silence not yet ended; false when there is none with its id.
+    pub async fn update_silence(&self, silence: &SilenceRow) -> Result<bool, sqlx::Error> {
+        ops_silences::update_unexpired(&self.db, silence).await
+    }
+
+    /// Ends a silence now, keeping it listed as expired; false when there is none.
+    pub async fn expire_silence(&self, id: uuid::Uuid) -> Result<bool, sqlx::Error> {
+        ops_silences::expire(&self.db, id).await
+    }
 }
 
 /// A stored silence as a matcher set (rows were checked when added).
-fn as_silence(row: &SilenceRow) -> Option<Silence> {
+pub fn silence_of(row: &SilenceRow) -> Option<Silence> {
     Some(Silence {
         matchers: parse_matchers(&row.matchers).ok()?,
         starts_at: row.starts_at,

@@ -34,11 +34,18 @@ pub struct AlertRow {
     pub silenced: bool,
     /// When its last firing notification went out (none yet: `null`).
     pub notified_at: Option<DateTime<Utc>>,
+    /// A posted alert's annotations (`{}` for our own).
+    #[schema(value_type = Object)]
+    pub annotations: Value,
+    /// A posted alert's `generatorURL` (empty for our own).
+    pub generator_url: String,
+    /// A posted alert's end: it resolves when not re-sent by then (`null` for our own).
+    pub ends_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "alert_id, rule, severity, title, message, component, labels, context,
     state, started_at, last_seen_at, resolved_at, acknowledged, acknowledged_at,
-    acknowledged_by, silenced, notified_at";
+    acknowledged_by, silenced, notified_at, annotations, generator_url, ends_at";
 
 /// What a raise carries.
 #[derive(Debug, Clone)]
@@ -55,12 +62,29 @@ pub struct NewAlert<'a> {
     pub silenced: bool,
 }
 
+/// A row returned by an upsert, and whether it was inserted.
+#[derive(sqlx::FromRow)]
+struct Returned {
+    #[sqlx(flatten)]
+    row: AlertRow,
+    opened: bool,
+}
+
 /// What a raise did: opened an episode, or touched the open one (a firing episode, or
 /// a cleared one not yet re-armed).
 #[derive(Debug, Clone)]
 pub struct Raised {
     pub row: AlertRow,
     pub opened: bool,
+}
+
+impl From<Returned> for Raised {
+    fn from(returned: Returned) -> Self {
+        Self {
+            row: returned.row,
+            opened: returned.opened,
+        }
+    }
 }
 
 /// Opens an episode for `alert`'s fingerprint, or, when one is open, updates its
@@ -75,12 +99,6 @@ pub async fn raise(db: &mut PgConnection, alert: &NewAlert<'_>) -> Result<Raised
                        context = EXCLUDED.context
          RETURNING {COLUMNS}, (xmax = 0) AS opened"
     );
-    #[derive(sqlx::FromRow)]
-    struct Returned {
-        #[sqlx(flatten)]
-        row: AlertRow,
-        opened: bool,
-    }
     let returned: Returned = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(alert.alert_id)
         .bind(alert.fingerprint)
@@ -94,10 +112,119 @@ pub async fn raise(db: &mut PgConnection, alert: &NewAlert<'_>) -> Result<Raised
         .bind(alert.silenced)
         .fetch_one(db)
         .await?;
-    Ok(Raised {
-        row: returned.row,
-        opened: returned.opened,
-    })
+    Ok(returned.into())
+}
+
+/// A posted alert (DESIGN §18), ready to store: the mapping from its labels is done.
+#[derive(Debug, Clone)]
+pub struct PostedRow {
+    pub alert_id: String,
+    pub fingerprint: String,
+    pub rule: String,
+    pub severity: &'static str,
+    pub title: String,
+    pub message: String,
+    pub component: String,
+    pub labels: Value,
+    pub annotations: Value,
+    pub generator_url: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub silenced: bool,
+}
+
+/// Stores a batch of posted alerts in one statement: each opens an episode for its
+/// fingerprint or refreshes the open one (`last_seen_at`, `ends_at`, annotations,
+/// title, message). Fingerprints must be distinct; in fingerprint order, so two
+/// replicas storing overlapping batches lock rows in the same order and never deadlock.
+pub async fn ingest(
+    db: &mut PgConnection,
+    alerts: &[PostedRow],
+) -> Result<Vec<Raised>, sqlx::Error> {
+    fn column<T>(alerts: &[PostedRow], f: impl Fn(&PostedRow) -> T) -> Vec<T> {
+        alerts.iter().map(f).collect()
+    }
+    let sql = format!(
+        "INSERT INTO ops_alerts (alert_id, fingerprint, rule, severity, title, message,
+                                 component, labels, annotations, generator_url, started_at,
+                                 ends_at, silenced, state)
+         SELECT *, 'firing' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::text[],
+                $11::timestamptz[], $12::timestamptz[], $13::bool[])
+         ON CONFLICT (fingerprint) WHERE state = 'firing' OR (state = 'cleared' AND NOT rearmed)
+         DO UPDATE SET last_seen_at = now(), ends_at = EXCLUDED.ends_at,
+                       annotations = EXCLUDED.annotations, title = EXCLUDED.title,
+                       message = EXCLUDED.message, generator_url = EXCLUDED.generator_url
+         RETURNING {COLUMNS}, (xmax = 0) AS opened"
+    );
+    let returned: Vec<Returned> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(column(alerts, |a| a.alert_id.clone()))
+        .bind(column(alerts, |a| a.fingerprint.clone()))
+        .bind(column(alerts, |a| a.rule.clone()))
+        .bind(column(alerts, |a| a.severity))
+        .bind(column(alerts, |a| a.title.clone()))
+        .bind(column(alerts, |a| a.message.clone()))
+        .bind(column(alerts, |a| a.component.clone()))
+        .bind(column(alerts, |a| a.labels.clone()))
+        .bind(column(alerts, |a| a.annotations.clone()))
+        .bind(column(alerts, |a| a.generator_url.clone()))
+        .bind(column(alerts, |a| a.starts_at))
+        .bind(column(alerts, |a| a.ends_at))
+        .bind(column(alerts, |a| a.silenced))
+        .fetch_all(db)
+        .await?;
+    Ok(returned.into_iter().map(Raised::from).collect())
+}
+
+/// Posted alerts whose `endsAt` has come: their firing episodes resolve (returned),
+/// resolved at that end; cleared ones are re-armed.
+pub async fn resolve_posted(
+    db: &mut PgConnection,
+    ended: &[(String, DateTime<Utc>)],
+) -> Result<Vec<AlertRow>, sqlx::Error> {
+    let (fingerprints, ends): (Vec<String>, Vec<DateTime<Utc>>) = ended.iter().cloned().unzip();
+    sqlx::query(
+        "UPDATE ops_alerts SET rearmed = true
+          WHERE fingerprint = ANY($1) AND state = 'cleared' AND NOT rearmed",
+    )
+    .bind(&fingerprints)
+    .execute(&mut *db)
+    .await?;
+    let sql = format!(
+        "UPDATE ops_alerts a SET state = 'resolved', ends_at = e.ends_at,
+                resolved_at = GREATEST(a.started_at, LEAST(now(), e.ends_at))
+           FROM unnest($1::text[], $2::timestamptz[]) AS e(fingerprint, ends_at)
+          WHERE a.fingerprint = e.fingerprint AND a.state = 'firing'
+         RETURNING {}",
+        COLUMNS
+            .split(',')
+            .map(|c| format!("a.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&fingerprints)
+        .bind(&ends)
+        .fetch_all(db)
+        .await
+}
+
+/// Posted alerts not re-sent by their `ends_at`: firing episodes resolve (returned,
+/// resolved at their end) and cleared ones are re-armed. Each row changes once, on
+/// whichever replica's sweep takes it first.
+pub async fn expire_ended(db: &PgPool) -> Result<Vec<AlertRow>, sqlx::Error> {
+    sqlx::query(
+        "UPDATE ops_alerts SET rearmed = true
+          WHERE ends_at <= now() AND state = 'cleared' AND NOT rearmed",
+    )
+    .execute(db)
+    .await?;
+    let sql = format!(
+        "UPDATE ops_alerts SET state = 'resolved', resolved_at = GREATEST(started_at, ends_at)
+          WHERE ends_at <= now() AND state = 'firing'
+         RETURNING {COLUMNS}"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(db).await
 }
 
 /// The rule stopped holding for `fingerprint`: a firing episode is resolved (returned),

@@ -1,6 +1,7 @@
 //! Integration tests: the real server and binary against the real Postgres and Redis
 //! that `scripts/test.sh` provisions. One binary keeps link time down.
 
+mod alertmanager;
 mod analysis;
 mod backtest;
 mod batches;

@@ -159,7 +159,7 @@ pub enum ClientCommand {
 pub enum SilenceCommand {
     /// Adds a silence from now.
     Add {
-        /// `name=value` or `name=~regex` over rule, severity, component or a label;
+        /// `name=value`, `name=~regex`, `name!=value` or `name!~regex` over rule (or alertname), severity, component or a label;
         /// repeatable (all must match).
         #[arg(long = "matcher", value_name = "MATCHER", required = true)]
         matchers: Vec<String>,

@@ -1,5 +1,6 @@
-//! `silence add | ls | rm`: matchers written as `name=value` (exact) or `name=~regex`,
-//! a duration from now, a comment and an author.
+//! `silence add | ls | rm`: matchers written as `name=value` (exact), `name=~regex`, and
+//! their negations `name!=value` and `name!~regex`, a duration from now, a comment and
+//! an author.
 
 use std::time::Duration;
 
@@ -10,24 +11,32 @@ use uuid::Uuid;
 use super::output::{Output, Table, age};
 use super::{Api, ClientError};
 
-/// `rule=x` → `{"name": "rule", "value": "x", "is_regex": false}`; `rule=~x.*` → a regex.
+/// `rule=x` → `{"name": "rule", "value": "x", "is_regex": false, "is_equal": true}`;
+/// `rule=~x.*` → a regex; `!=` and `!~` → their negations.
 pub fn parse_matcher(text: &str) -> Result<Value, ClientError> {
-    let (name, value) = text.split_once('=').ok_or_else(|| {
+    let usage = || {
         ClientError::Usage(format!(
-            "--matcher {text}: expected name=value or name=~regex"
+            "--matcher {text}: expected name=value, name=~regex, name!=value or name!~regex"
         ))
-    })?;
+    };
+    let at = text.find(['=', '!']).ok_or_else(usage)?;
+    let (name, operator) = text.split_at(at);
+    let (equal, is_regex, value) = [
+        ("!=", false, false),
+        ("!~", false, true),
+        ("=~", true, true),
+        ("=", true, false),
+    ]
+    .into_iter()
+    .find_map(|(op, equal, regex)| Some((equal, regex, operator.strip_prefix(op)?)))
+    .ok_or_else(usage)?;
     let name = name.trim();
     if name.is_empty() {
         return Err(ClientError::Usage(format!(
-            "--matcher {text}: the name before = is empty"
+            "--matcher {text}: the name before the operator is empty"
         )));
     }
-    let (value, is_regex) = match value.strip_prefix('~') {
-        Some(regex) => (regex, true),
-        None => (value, false),
-    };
-    Ok(json!({"name": name, "value": value, "is_regex": is_regex}))
+    Ok(json!({"name": name, "value": value, "is_regex": is_regex, "is_equal": equal}))
 }
 
 /// Adds a silence from now for `duration`.
@@ -89,14 +98,19 @@ pub async fn list(api: &Api, out: &Output) -> Result<u8, ClientError> {
     Ok(0)
 }
 
-/// `rule=x,engine_id=~live-.*`.
+/// `rule=x,engine_id=~live-.*,env!=prod`.
 fn matchers_text(matchers: &Value) -> String {
     matchers
         .as_array()
         .map(|list| {
             list.iter()
                 .map(|m| {
-                    let op = if m["is_regex"] == true { "=~" } else { "=" };
+                    let op = match (m["is_equal"] != false, m["is_regex"] == true) {
+                        (true, false) => "=",
+                        (true, true) => "=~",
+                        (false, false) => "!=",
+                        (false, true) => "!~",
+                    };
                     format!(
                         "{}{op}{}",
                         m["name"].as_str().unwrap_or("?"),
@@ -125,15 +139,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn matchers_are_exact_or_regex() {
+    fn matchers_are_exact_or_regex_and_may_be_negated() {
         assert_eq!(
             parse_matcher("rule=heartbeat_lapsed").unwrap(),
-            json!({"name": "rule", "value": "heartbeat_lapsed", "is_regex": false})
+            json!({"name": "rule", "value": "heartbeat_lapsed", "is_regex": false, "is_equal": true})
         );
         assert_eq!(
             parse_matcher("engine_id=~live-.*").unwrap(),
-            json!({"name": "engine_id", "value": "live-.*", "is_regex": true})
+            json!({"name": "engine_id", "value": "live-.*", "is_regex": true, "is_equal": true})
         );
+        assert_eq!(
+            parse_matcher("env!=prod").unwrap(),
+            json!({"name": "env", "value": "prod", "is_regex": false, "is_equal": false})
+        );
+        assert_eq!(
+            parse_matcher("env!~pr.*").unwrap(),
+            json!({"name": "env", "value": "pr.*", "is_regex": true, "is_equal": false})
+        );
+        assert!(parse_matcher("env!prod").is_err());
         // Only the first = splits: values may hold one.
         assert_eq!(parse_matcher("component=a=b").unwrap()["value"], "a=b");
         assert!(parse_matcher("rule").is_err());
@@ -141,9 +164,11 @@ mod tests {
         assert_eq!(
             matchers_text(&json!([
                 parse_matcher("rule=x").unwrap(),
-                parse_matcher("engine_id=~l.*").unwrap()
+                parse_matcher("engine_id=~l.*").unwrap(),
+                parse_matcher("env!=prod").unwrap(),
+                parse_matcher("env!~d.*").unwrap()
             ])),
-            "rule=x,engine_id=~l.*"
+            "rule=x,engine_id=~l.*,env!=prod,env!~d.*"
         );
     }
 }

@@ -284,8 +284,8 @@ async fn alerts_ack_clear_status_and_silences(pool: PgPool) {
     .unwrap();
     assert_eq!(
         matchers,
-        json!([{"name": "rule", "value": "heartbeat_lapsed", "is_regex": false},
-               {"name": "engine_id", "value": "cli-.*", "is_regex": true}])
+        json!([{"name": "rule", "value": "heartbeat_lapsed", "is_regex": false, "is_equal": true},
+               {"name": "engine_id", "value": "cli-.*", "is_regex": true, "is_equal": true}])
     );
     assert!((7000.0..=7200.0).contains(&ends_in), "{ends_in}");
     let listed = run(&app, &["silence", "ls"]).await;
@@ -307,7 +307,8 @@ async fn alerts_ack_clear_status_and_silences(pool: PgPool) {
     .await;
     assert_eq!(bad.code, 2);
     assert!(
-        bad.stderr.contains("expected name=value or name=~regex"),
+        bad.stderr
+            .contains("expected name=value, name=~regex, name!=value or name!~regex"),
         "{bad:?}"
     );
     assert_eq!(run(&app, &["silence", "ls"]).await.stdout, "no silences\n");
