@@ -62,12 +62,12 @@ pub(super) fn spawn_alert_tasks(state: &AppState) {
         state.metrics.alerts.clone(),
     );
     state.tasks.spawn(dispatcher.run(state.shutdown.clone()));
-    // Posted alerts not re-sent by their end resolve (DESIGN §18).
+    // Posted alerts (DESIGN §18): buffered re-sends written, those past their end resolved.
     state.tasks.spawn(
         state
             .ops_alerts
             .clone()
-            .run_expiry(Duration::from_secs(1), state.shutdown.clone()),
+            .run_posted_upkeep(Duration::from_secs(1), state.shutdown.clone()),
     );
     if let Some(url) = state.config.database.redis_url.clone() {
         state.tasks.spawn(

@@ -61,8 +61,9 @@ fn component_of(labels: &BTreeMap<String, String>) -> String {
 
 impl OpsAlerts {
     /// Stores a batch of posted alerts: opens or refreshes the episodes of those still
-    /// firing, resolves those whose `endsAt` has passed, and announces what changed.
-    /// A fingerprint posted twice in one batch counts once (the last wins).
+    /// firing (a re-send of an episode known open is written within a second, see
+    /// `refresh`), resolves those whose `endsAt` has passed, and announces what
+    /// changed. A fingerprint posted twice in one batch counts once (the last wins).
     pub async fn ingest(
         &self,
         alerts: Vec<PostedAlert>,
@@ -80,82 +81,85 @@ impl OpsAlerts {
         let (ended, firing): (Vec<_>, Vec<_>) = by_fingerprint
             .into_iter()
             .partition(|(_, alert)| alert.ends_at.is_some_and(|end| end <= now));
-
-        let mut conn = self.db.acquire().await?;
-        let silences = self.silences_in_force(&mut conn, now).await?;
         let rows: Vec<PostedRow> = firing
             .into_iter()
-            .map(|(fingerprint, alert)| {
-                let starts_at = alert.starts_at.map_or(now, |start| start.min(now));
-                let ends_at = alert.ends_at.unwrap_or(now + timeout);
-                let rule = alert.labels.get("alertname").cloned().unwrap_or_default();
-                let severity = severity_of(&alert.labels);
-                let component = component_of(&alert.labels);
-                let silenced = silences.iter().any(|silence| {
-                    silence.silences(
-                        &Subject {
-                            rule: &rule,
-                            severity: severity.as_str(),
-                            component: &component,
-                            labels: &alert.labels,
-                        },
-                        now,
-                    )
-                });
-                let summary = alert.annotations.get("summary").cloned();
-                PostedRow {
-                    alert_id: uuid::Uuid::new_v4().to_string(),
-                    fingerprint,
-                    title: summary.clone().unwrap_or_else(|| rule.clone()),
-                    message: alert
-                        .annotations
-                        .get("description")
-                        .cloned()
-                        .or(summary)
-                        .unwrap_or_default(),
-                    rule,
-                    severity: severity.as_str(),
-                    component,
-                    labels: serde_json::to_value(&alert.labels).unwrap_or_default(),
-                    annotations: serde_json::to_value(&alert.annotations).unwrap_or_default(),
-                    generator_url: alert.generator_url,
-                    starts_at,
-                    ends_at,
-                    silenced,
-                }
-            })
+            .map(|(fingerprint, alert)| posted_row(fingerprint, alert, now, timeout))
             .collect();
-        let raised = if rows.is_empty() {
-            Vec::new()
-        } else {
-            ops_alerts::ingest(&mut conn, &rows).await?
+        let (buffered, direct) = self.refreshes.buffer_known(rows, now);
+        let mut outcome = Ingested {
+            refreshed: buffered,
+            ..Ingested::default()
         };
         let ended: Vec<(String, DateTime<Utc>)> = ended
             .into_iter()
             .filter_map(|(fingerprint, alert)| Some((fingerprint, alert.ends_at?)))
             .collect();
-        let resolved = if ended.is_empty() {
-            Vec::new()
-        } else {
-            ops_alerts::resolve_posted(&mut conn, &ended).await?
-        };
-        drop(conn);
-        let mut outcome = Ingested {
-            resolved: resolved.len(),
-            ..Ingested::default()
-        };
-        for raise in &raised {
-            if raise.opened {
-                outcome.opened += 1;
-                self.announce(&raise.row, "raised").await;
-            } else {
-                outcome.refreshed += 1;
+        if direct.is_empty() && ended.is_empty() {
+            return Ok(outcome);
+        }
+        let mut conn = self.db.acquire().await?;
+        if !direct.is_empty() {
+            let (opened, refreshed) = self.store_posted(&mut conn, &direct).await?;
+            outcome.opened += opened;
+            outcome.refreshed += refreshed;
+        }
+        if !ended.is_empty() {
+            let fingerprints: Vec<String> = ended.iter().map(|(f, _)| f.clone()).collect();
+            self.refreshes.forget(&fingerprints);
+            let resolved = ops_alerts::resolve_posted(&mut conn, &ended).await?;
+            drop(conn);
+            outcome.resolved = resolved.len();
+            for alert in &resolved {
+                self.announce(alert, "resolved").await;
             }
         }
-        for alert in &resolved {
-            self.announce(alert, "resolved").await;
-        }
         Ok(outcome)
+    }
+
+    /// Opens or refreshes the episodes of `rows` (distinct fingerprints, in order) in
+    /// one statement; marks the new ones a silence covers; remembers them open and
+    /// announces the new ones. Returns (opened, refreshed).
+    pub(super) async fn store_posted(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        rows: &[PostedRow],
+    ) -> Result<(usize, usize), sqlx::Error> {
+        let mut stored = ops_alerts::ingest(&mut *conn, rows).await?;
+        self.refreshes.remember(
+            stored
+                .iter()
+                .filter_map(|s| Some((s.fingerprint.as_str(), s.row.ends_at?))),
+        );
+        let opened = stored.iter().filter(|s| s.opened).count();
+        if opened > 0 {
+            let now = Utc::now();
+            let silences = self.silences_in_force(&mut *conn, now).await?;
+            let mut silenced = Vec::new();
+            for raised in stored.iter_mut().filter(|s| s.opened) {
+                let labels: BTreeMap<String, String> =
+                    serde_json::from_value(raised.row.labels.clone()).unwrap_or_default();
+                let subject = Subject {
+                    rule: &raised.row.rule,
+                    severity: &raised.row.severity,
+                    component: &raised.row.component,
+                    labels: &labels,
+                };
+                if silences
+                    .iter()
+                    .any(|silence| silence.silences(&subject, now))
+                {
+                    raised.row.silenced = true;
+                    silenced.push(raised.row.alert_id.clone());
+                }
+            }
+            if !silenced.is_empty() {
+                ops_alerts::set_silenced(&mut *conn, &silenced, true).await?;
+            }
+            for raised in stored.iter().filter(|s| s.opened) {
+                self.announce(&raised.row, "raised").await;
+            }
+        }
+        Ok((opened, stored.len() - opened))
     }
 
     /// Resolves the posted alerts not re-sent by their `ends_at`, on whichever replica
@@ -167,18 +171,36 @@ impl OpsAlerts {
         }
         Ok(resolved)
     }
+}
 
-    /// Resolves posted alerts past their end every `every`, until shutdown.
-    pub async fn run_expiry(self, every: Duration, shutdown: tokio_util::sync::CancellationToken) {
-        loop {
-            if let Err(error) = self.expire_ended().await {
-                tracing::warn!(%error, "resolving ended posted alerts failed");
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(every) => {}
-            }
-        }
+/// A posted alert as the row to store, received at `now`.
+fn posted_row(
+    fingerprint: String,
+    alert: PostedAlert,
+    now: DateTime<Utc>,
+    timeout: chrono::Duration,
+) -> PostedRow {
+    let rule = alert.labels.get("alertname").cloned().unwrap_or_default();
+    let summary = alert.annotations.get("summary").cloned();
+    PostedRow {
+        alert_id: uuid::Uuid::new_v4().to_string(),
+        fingerprint,
+        title: summary.clone().unwrap_or_else(|| rule.clone()),
+        message: alert
+            .annotations
+            .get("description")
+            .cloned()
+            .or(summary)
+            .unwrap_or_default(),
+        severity: severity_of(&alert.labels).as_str(),
+        component: component_of(&alert.labels),
+        labels: serde_json::to_value(&alert.labels).unwrap_or_default(),
+        annotations: serde_json::to_value(&alert.annotations).unwrap_or_default(),
+        generator_url: alert.generator_url,
+        starts_at: alert.starts_at.map_or(now, |start| start.min(now)),
+        ends_at: alert.ends_at.unwrap_or(now + timeout),
+        seen_at: now,
+        rule,
     }
 }
 

@@ -6,13 +6,16 @@
 //! An episode is one row per fingerprint (the rule and its sorted labels) while the rule
 //! keeps holding, on every replica (a partial unique index). A cleared episode is
 //! re-armed only once its rule has been seen not holding. A silenced alert is recorded
-//! and listed but not notified.
+//! and listed but not notified. Alerts posted from outside (Prometheus, through the
+//! Alertmanager API) are episodes like ours (`ingest`), their re-sends written behind
+//! (`refresh`), resolved by their `endsAt`.
 
 mod dispatch;
 pub mod filter_syntax;
 mod ingest;
 mod journal;
 mod notice;
+mod refresh;
 mod rules;
 mod silence;
 mod stream;
@@ -139,6 +142,8 @@ pub struct OpsAlerts {
     redis: Option<redis::aio::ConnectionManager>,
     events: Option<prometheus::IntCounterVec>,
     stream: EventStream,
+    /// Re-sends of posted alerts, written behind (shared by every clone).
+    refreshes: std::sync::Arc<refresh::Refreshes>,
 }
 
 impl std::fmt::Debug for OpsAlerts {
@@ -154,6 +159,7 @@ impl OpsAlerts {
             journal: None,
             redis: None,
             events: None,
+            refreshes: Default::default(),
             stream: EventStream::for_database(
                 db.connect_options().get_database().unwrap_or("default"),
             ),

@@ -67,6 +67,7 @@ pub struct NewAlert<'a> {
 struct Returned {
     #[sqlx(flatten)]
     row: AlertRow,
+    fingerprint: String,
     opened: bool,
 }
 
@@ -75,6 +76,7 @@ struct Returned {
 #[derive(Debug, Clone)]
 pub struct Raised {
     pub row: AlertRow,
+    pub fingerprint: String,
     pub opened: bool,
 }
 
@@ -82,6 +84,7 @@ impl From<Returned> for Raised {
     fn from(returned: Returned) -> Self {
         Self {
             row: returned.row,
+            fingerprint: returned.fingerprint,
             opened: returned.opened,
         }
     }
@@ -97,7 +100,7 @@ pub async fn raise(db: &mut PgConnection, alert: &NewAlert<'_>) -> Result<Raised
          ON CONFLICT (fingerprint) WHERE state = 'firing' OR (state = 'cleared' AND NOT rearmed)
          DO UPDATE SET last_seen_at = now(), message = EXCLUDED.message,
                        context = EXCLUDED.context
-         RETURNING {COLUMNS}, (xmax = 0) AS opened"
+         RETURNING {COLUMNS}, fingerprint, (xmax = 0) AS opened"
     );
     let returned: Returned = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(alert.alert_id)
@@ -130,7 +133,13 @@ pub struct PostedRow {
     pub generator_url: String,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
-    pub silenced: bool,
+    /// When it was received (its episode's `last_seen_at`).
+    pub seen_at: DateTime<Utc>,
+}
+
+/// One column of a batch of posted alerts, as an array parameter.
+fn column<T>(alerts: &[PostedRow], f: impl Fn(&PostedRow) -> T) -> Vec<T> {
+    alerts.iter().map(f).collect()
 }
 
 /// Stores a batch of posted alerts in one statement: each opens an episode for its
@@ -141,21 +150,19 @@ pub async fn ingest(
     db: &mut PgConnection,
     alerts: &[PostedRow],
 ) -> Result<Vec<Raised>, sqlx::Error> {
-    fn column<T>(alerts: &[PostedRow], f: impl Fn(&PostedRow) -> T) -> Vec<T> {
-        alerts.iter().map(f).collect()
-    }
     let sql = format!(
         "INSERT INTO ops_alerts (alert_id, fingerprint, rule, severity, title, message,
                                  component, labels, annotations, generator_url, started_at,
-                                 ends_at, silenced, state)
+                                 ends_at, last_seen_at, state)
          SELECT *, 'firing' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
                 $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::text[],
-                $11::timestamptz[], $12::timestamptz[], $13::bool[])
+                $11::timestamptz[], $12::timestamptz[], $13::timestamptz[])
          ON CONFLICT (fingerprint) WHERE state = 'firing' OR (state = 'cleared' AND NOT rearmed)
-         DO UPDATE SET last_seen_at = now(), ends_at = EXCLUDED.ends_at,
+         DO UPDATE SET last_seen_at = GREATEST(ops_alerts.last_seen_at, EXCLUDED.last_seen_at),
+                       ends_at = EXCLUDED.ends_at,
                        annotations = EXCLUDED.annotations, title = EXCLUDED.title,
                        message = EXCLUDED.message, generator_url = EXCLUDED.generator_url
-         RETURNING {COLUMNS}, (xmax = 0) AS opened"
+         RETURNING {COLUMNS}, fingerprint, (xmax = 0) AS opened"
     );
     let returned: Vec<Returned> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(column(alerts, |a| a.alert_id.clone()))
@@ -170,10 +177,62 @@ pub async fn ingest(
         .bind(column(alerts, |a| a.generator_url.clone()))
         .bind(column(alerts, |a| a.starts_at))
         .bind(column(alerts, |a| a.ends_at))
-        .bind(column(alerts, |a| a.silenced))
+        .bind(column(alerts, |a| a.seen_at))
         .fetch_all(db)
         .await?;
     Ok(returned.into_iter().map(Raised::from).collect())
+}
+
+/// Refreshes the open episodes of `alerts` (re-sends: `last_seen_at`, `ends_at`,
+/// annotations, title, message, generator URL), locking them in fingerprint order;
+/// returns the fingerprints refreshed. An alert whose episode has closed meanwhile is
+/// left out (the caller decides whether it opens a new one).
+pub async fn refresh_open(
+    db: &mut PgConnection,
+    alerts: &[PostedRow],
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH locked AS (
+             SELECT alert_id FROM ops_alerts
+              WHERE fingerprint = ANY($1)
+                AND (state = 'firing' OR (state = 'cleared' AND NOT rearmed))
+              ORDER BY fingerprint
+                FOR UPDATE)
+         UPDATE ops_alerts a
+            SET last_seen_at = GREATEST(a.last_seen_at, e.seen_at), ends_at = e.ends_at,
+                annotations = e.annotations, title = e.title, message = e.message,
+                generator_url = e.generator_url
+           FROM locked,
+                unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::jsonb[],
+                       $5::text[], $6::text[], $7::text[])
+                  AS e(fingerprint, seen_at, ends_at, annotations, title, message, generator_url)
+          WHERE a.alert_id = locked.alert_id AND a.fingerprint = e.fingerprint
+         RETURNING a.fingerprint",
+    )
+    .bind(column(alerts, |a| a.fingerprint.clone()))
+    .bind(column(alerts, |a| a.seen_at))
+    .bind(column(alerts, |a| a.ends_at))
+    .bind(column(alerts, |a| a.annotations.clone()))
+    .bind(column(alerts, |a| a.title.clone()))
+    .bind(column(alerts, |a| a.message.clone()))
+    .bind(column(alerts, |a| a.generator_url.clone()))
+    .fetch_all(db)
+    .await
+}
+
+/// When each of `fingerprints` last closed (resolved or cleared), if it ever did.
+pub async fn last_closed(
+    db: &mut PgConnection,
+    fingerprints: &[String],
+) -> Result<Vec<(String, DateTime<Utc>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT fingerprint, max(resolved_at) FROM ops_alerts
+          WHERE fingerprint = ANY($1) AND resolved_at IS NOT NULL
+          GROUP BY fingerprint",
+    )
+    .bind(fingerprints)
+    .fetch_all(db)
+    .await
 }
 
 /// Posted alerts whose `endsAt` has come: their firing episodes resolve (returned),

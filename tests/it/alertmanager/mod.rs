@@ -5,8 +5,10 @@
 mod amtool;
 mod api;
 mod prometheus;
+mod resends;
 
 use serde_json::Value;
+use sqlx::PgPool;
 
 use crate::support::{TEST_KEY, TestApp};
 
@@ -44,4 +46,23 @@ pub async fn am_at(
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body, got {text}"))
     };
     (status, body)
+}
+
+/// The states of `rule`'s episodes, oldest first, and their events in order.
+pub async fn episodes(pool: &PgPool, rule: &str) -> (Vec<String>, Vec<String>) {
+    let states: Vec<String> =
+        sqlx::query_scalar("SELECT state FROM ops_alerts WHERE rule = $1 ORDER BY started_at")
+            .bind(rule)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let events: Vec<String> = sqlx::query_scalar(
+        "SELECT e.event FROM ops_alert_events e JOIN ops_alerts a USING (alert_id)
+          WHERE a.rule = $1 ORDER BY e.id",
+    )
+    .bind(rule)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    (states, events)
 }
