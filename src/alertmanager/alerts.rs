@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::query::ListQuery;
-use crate::ops_alerts::{Silence, Subject, fingerprint};
+use crate::ops_alerts::{Silence, Subject, fingerprint, row_labels};
 use crate::storage::ops_alerts::AlertRow;
 
 /// `receiver`.
@@ -70,7 +70,7 @@ fn text_map(value: &Value) -> BTreeMap<String, String> {
 /// The labels Alertmanager's clients see for `row`: a posted alert's own (it has an
 /// `alertname`), ours with `alertname`, `severity` and `component` where missing.
 pub fn labels_of(row: &AlertRow) -> BTreeMap<String, String> {
-    let mut labels = text_map(&row.labels);
+    let mut labels = row_labels(row);
     if labels.contains_key("alertname") {
         return labels;
     }
@@ -95,13 +95,8 @@ pub fn gettable(
     resolve_timeout: chrono::Duration,
     now: DateTime<Utc>,
 ) -> GettableAlert {
-    let stored = text_map(&row.labels);
-    let subject = Subject {
-        rule: &row.rule,
-        severity: &row.severity,
-        component: &row.component,
-        labels: &stored,
-    };
+    let stored = row_labels(row);
+    let subject = Subject::of(row, &stored);
     let silenced_by: Vec<String> = silences
         .iter()
         .filter(|(_, silence)| silence.silences(&subject, now))

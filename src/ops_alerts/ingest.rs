@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{OpsAlerts, Severity, Subject, fingerprint};
+use super::{OpsAlerts, Severity, fingerprint};
 use crate::storage::ops_alerts::{self, AlertRow, PostedRow};
 
 /// One alert as posted, its times already read (`None`: not given).
@@ -132,28 +132,26 @@ impl OpsAlerts {
         );
         let opened = stored.iter().filter(|s| s.opened).count();
         if opened > 0 {
-            let now = Utc::now();
-            let silences = self.silences_in_force(&mut *conn, now).await?;
-            let mut silenced = Vec::new();
-            for raised in stored.iter_mut().filter(|s| s.opened) {
-                let labels: BTreeMap<String, String> =
-                    serde_json::from_value(raised.row.labels.clone()).unwrap_or_default();
-                let subject = Subject {
-                    rule: &raised.row.rule,
-                    severity: &raised.row.severity,
-                    component: &raised.row.component,
-                    labels: &labels,
-                };
-                if silences
-                    .iter()
-                    .any(|silence| silence.silences(&subject, now))
-                {
-                    raised.row.silenced = true;
-                    silenced.push(raised.row.alert_id.clone());
-                }
-            }
+            let new: Vec<AlertRow> = stored
+                .iter()
+                .filter(|s| s.opened)
+                .map(|s| s.row.clone())
+                .collect();
+            let covered = self.silenced_now(&mut *conn, &new).await?;
+            let silenced: Vec<String> = new
+                .iter()
+                .zip(&covered)
+                .filter(|(_, covered)| **covered)
+                .map(|(row, _)| row.alert_id.clone())
+                .collect();
             if !silenced.is_empty() {
                 ops_alerts::set_silenced(&mut *conn, &silenced, true).await?;
+            }
+            for raised in stored
+                .iter_mut()
+                .filter(|s| silenced.contains(&s.row.alert_id))
+            {
+                raised.row.silenced = true;
             }
             for raised in stored.iter().filter(|s| s.opened) {
                 self.announce(&raised.row, "raised").await;

@@ -33,6 +33,7 @@ pub use notice::NoticeKind;
 pub use rules::{PlatformStatus, RULES, rule_label};
 pub use silence::{
     Matcher, Silence, SilenceFields, Subject, check_not_everything, check_silence, parse_matchers,
+    row_labels,
 };
 pub use stream::{EVENTS_CHANNEL, EventStream, StreamEvent};
 
@@ -428,14 +429,8 @@ impl OpsAlerts {
         Ok(alerts
             .iter()
             .map(|alert| {
-                let labels: BTreeMap<String, String> =
-                    serde_json::from_value(alert.labels.clone()).unwrap_or_default();
-                let subject = Subject {
-                    rule: &alert.rule,
-                    severity: &alert.severity,
-                    component: &alert.component,
-                    labels: &labels,
-                };
+                let labels = row_labels(alert);
+                let subject = Subject::of(alert, &labels);
                 silences
                     .iter()
                     .any(|silence| silence.silences(&subject, now))

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::storage::ops_alerts::AlertRow;
 use crate::validation::ValidationError;
 
 /// Longest matcher value or pattern accepted.
@@ -89,7 +90,17 @@ pub struct Subject<'a> {
     pub labels: &'a BTreeMap<String, String>,
 }
 
-impl Subject<'_> {
+impl<'a> Subject<'a> {
+    /// A stored episode as a subject, its labels read by [`row_labels`].
+    pub fn of(row: &'a AlertRow, labels: &'a BTreeMap<String, String>) -> Self {
+        Self {
+            rule: &row.rule,
+            severity: &row.severity,
+            component: &row.component,
+            labels,
+        }
+    }
+
     fn field(&self, name: &str) -> Option<&str> {
         match name {
             "rule" => Some(self.rule),
@@ -107,6 +118,11 @@ impl Subject<'_> {
             label => self.labels.get(label).map(String::as_str),
         }
     }
+}
+
+/// A stored episode's labels (its text values).
+pub fn row_labels(row: &AlertRow) -> BTreeMap<String, String> {
+    serde_json::from_value(row.labels.clone()).unwrap_or_default()
 }
 
 /// A silence's matchers and period.

@@ -249,17 +249,14 @@ pub async fn resolve_posted(
     .bind(&fingerprints)
     .execute(&mut *db)
     .await?;
+    // The ended alerts' columns are named apart from the table's, so RETURNING reads
+    // the table's without a prefix.
     let sql = format!(
-        "UPDATE ops_alerts a SET state = 'resolved', ends_at = e.ends_at,
-                resolved_at = GREATEST(a.started_at, LEAST(now(), e.ends_at))
-           FROM unnest($1::text[], $2::timestamptz[]) AS e(fingerprint, ends_at)
-          WHERE a.fingerprint = e.fingerprint AND a.state = 'firing'
-         RETURNING {}",
-        COLUMNS
-            .split(',')
-            .map(|c| format!("a.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "UPDATE ops_alerts SET state = 'resolved', ends_at = e.ended_at,
+                resolved_at = GREATEST(started_at, LEAST(now(), e.ended_at))
+           FROM unnest($1::text[], $2::timestamptz[]) AS e(ended_fingerprint, ended_at)
+          WHERE fingerprint = e.ended_fingerprint AND state = 'firing'
+         RETURNING {COLUMNS}"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(&fingerprints)
